@@ -1,0 +1,154 @@
+"""Training and scoring with IsolationForest; no I/O.
+
+``train`` fits a model from a feature matrix; ``Detector`` wraps a loaded version and scores
+a batch in one call. Scores are exactly scikit-learn's ``decision_function`` (negative means
+anomalous).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.ensemble import IsolationForest
+
+from shared.errors import DimensionMismatchError, TrainingError
+from shared.forest import CompiledForest
+from shared.registry import LoadedModel
+from shared.schemas import ModelMeta, TelemetryRecord, TrainingParams
+from shared.settings import Settings
+
+Matrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ForestParams:
+    """The IsolationForest parameters a model is trained with."""
+
+    n_estimators: int = 100
+    max_samples: int | float | str = "auto"
+    contamination: float | str = "auto"
+    max_features: float = 1.0
+    random_state: int | None = None
+
+    @classmethod
+    def resolve(
+        cls, request: TrainingParams | None, settings: Settings | None = None
+    ) -> ForestParams:
+        """Request values first, then the settings' defaults, then scikit-learn's."""
+        base = (
+            cls()
+            if settings is None
+            else cls(
+                n_estimators=settings.iforest_n_estimators,
+                max_samples=settings.iforest_max_samples,
+                contamination=settings.iforest_contamination,
+                random_state=settings.iforest_random_state,
+            )
+        )
+        if request is None:
+            return base
+        chosen = {k: v for k, v in request.model_dump().items() if v is not None}
+        return cls(**{**base.as_dict(), **chosen})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n_estimators": self.n_estimators,
+            "max_samples": self.max_samples,
+            "contamination": self.contamination,
+            "max_features": self.max_features,
+            "random_state": self.random_state,
+        }
+
+
+def feature_matrix(records: Sequence[TelemetryRecord]) -> Matrix:
+    """Stack the records' feature vectors; :class:`TrainingError` if their lengths differ."""
+    if not records:
+        raise TrainingError("no records to train on", field="records")
+    width = len(records[0].feature_vector)
+    for position, record in enumerate(records):
+        if len(record.feature_vector) != width:
+            raise TrainingError(
+                f"records[{position}].feature_vector has {len(record.feature_vector)} values; "
+                f"records[0] has {width}: all records must share one dimension",
+                field=f"records.{position}.feature_vector",
+            )
+    return np.array([r.feature_vector for r in records], dtype=np.float64)
+
+
+def train(features: Matrix, params: ForestParams, *, min_records: int = 1) -> IsolationForest:
+    """Fit an IsolationForest on ``features`` (rows are records)."""
+    if features.ndim != 2 or features.shape[1] == 0:
+        raise TrainingError(
+            "training data must be a non-empty matrix of feature vectors", "records"
+        )
+    if features.shape[0] < min_records:
+        raise TrainingError(
+            f"{features.shape[0]} records is too few to train on; at least {min_records} are needed",
+            field="records",
+        )
+    if not np.isfinite(features).all():
+        raise TrainingError("training data holds NaN or infinite values", field="records")
+    max_samples = params.max_samples
+    if isinstance(max_samples, int) and max_samples > features.shape[0]:
+        raise TrainingError(
+            f"max_samples={max_samples} exceeds the {features.shape[0]} records given",
+            field="params.max_samples",
+        )
+    model = IsolationForest(
+        n_estimators=params.n_estimators,
+        max_samples=max_samples,
+        contamination=params.contamination,
+        max_features=params.max_features,
+        random_state=params.random_state,
+    )
+    with warnings.catch_warnings():
+        # scikit-learn warns when max_samples > n; the check above makes that unreachable.
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(features)
+    return model
+
+
+def training_warnings(record_count: int) -> list[str]:
+    """Advice for a caller whose training set is too small to mean much."""
+    if record_count < 3:
+        return [
+            f"trained on {record_count} record(s): IsolationForest needs more data to separate "
+            "anomalies, and this model will score every record 0 (not anomalous)"
+        ]
+    if record_count < 256:
+        return [f"trained on {record_count} records: fewer than 256 makes shallow trees"]
+    return []
+
+
+class Detector:
+    """A loaded model version ready to score batches, through its compiled forest."""
+
+    def __init__(self, meta: ModelMeta, estimator: IsolationForest) -> None:
+        self.meta = meta
+        self.estimator = estimator
+        self.version = meta.version
+        self.n_features = int(meta.n_features)
+        self.forest = CompiledForest.from_sklearn(estimator)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> Detector:
+        return cls(loaded.meta, loaded.estimator)
+
+    def check_width(self, width: int) -> None:
+        """:class:`DimensionMismatchError` unless ``width`` is the model's feature count."""
+        if width != self.n_features:
+            raise DimensionMismatchError(width, self.n_features)
+
+    def score(self, features: Matrix) -> Matrix:
+        """scikit-learn's ``decision_function`` of every row, in one call."""
+        if features.ndim != 2:
+            raise ValueError("features must be a 2-D matrix")
+        if features.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        self.check_width(features.shape[1])
+        return self.forest.decision_function(features)

@@ -1,0 +1,244 @@
+"""A compiled IsolationForest scorer that gives scikit-learn's scores, bit for bit.
+
+scikit-learn's ``decision_function`` dispatches each tree through joblib, so one row costs
+about as much as a thousand. ``CompiledForest`` flattens the fitted trees once per model
+load into a few arrays and walks them in one compiled loop (numba), or, where numba cannot
+be imported, with NumPy: every tree at once for small batches, each tree's own Cython
+``apply`` for large ones.
+
+Exactness rests on doing what scikit-learn does in the same order: rows are cast to
+float32 before comparing with the (float64) thresholds; each node's contribution is
+``(depth + c(n_node_samples)) - 1.0``; contributions are summed tree by tree in order; then
+``-(2 ** -(depths / (n_trees * c(max_samples)))) - offset_``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.ensemble import IsolationForest
+from sklearn.ensemble._iforest import _average_path_length
+
+Matrix = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+# numba caches compiled code beside the module by default; an image whose site-packages is
+# read-only needs another place, so pick a writable one unless the operator chose.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "vehicle-anomaly-numba")
+)
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is not installed
+    numba = None  # type: ignore[assignment]  # optional: the NumPy paths serve without it
+
+SMALL_BATCH = 32  # below this, the NumPy fallback walks all trees at once
+
+
+def _depths_python(
+    rows: npt.NDArray[np.float32],
+    feature: IntArray,
+    threshold: Matrix,
+    child: IntArray,
+    value: Matrix,
+    roots: IntArray,
+    depths: IntArray,
+    out: Matrix,
+) -> None:
+    # Tree by tree keeps one tree's nodes in cache; each row still sums its trees in order.
+    # Siblings are adjacent (right = left + 1) and a leaf points at itself with an infinite
+    # threshold, so every row takes exactly the tree's depth in steps, with no branch; four
+    # rows walk side by side so the processor overlaps their chains of dependent loads.
+    out[:] = 0.0
+    n = rows.shape[0]
+    for t in range(roots.shape[0]):
+        root = roots[t]
+        steps = depths[t]
+        i = 0
+        while i + 4 <= n:  # four independent walks side by side
+            a = b = c = d = root
+            for _ in range(steps):
+                a = child[a] + (rows[i, feature[a]] > threshold[a])
+                b = child[b] + (rows[i + 1, feature[b]] > threshold[b])
+                c = child[c] + (rows[i + 2, feature[c]] > threshold[c])
+                d = child[d] + (rows[i + 3, feature[d]] > threshold[d])
+            out[i] += value[a]
+            out[i + 1] += value[b]
+            out[i + 2] += value[c]
+            out[i + 3] += value[d]
+            i += 4
+        while i < n:
+            node = root
+            for _ in range(steps):
+                node = child[node] + (rows[i, feature[node]] > threshold[node])
+            out[i] += value[node]
+            i += 1
+
+
+_depths_compiled: Any = (
+    numba.njit(cache=True, nogil=True, boundscheck=False)(_depths_python) if numba else None
+)
+
+
+def _sibling_order(left: IntArray, right: IntArray) -> IntArray:
+    """Node ids in breadth-first order, each node's two children next to each other."""
+    order = [0]
+    for node in order:  # the list grows as it is walked
+        if left[node] != -1:
+            order.append(int(left[node]))
+            order.append(int(right[node]))
+    return np.asarray(order, dtype=np.intp)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledForest:
+    """The trees of a fitted ``IsolationForest`` as flat arrays, scored without scikit-learn."""
+
+    feature: IntArray  # per node: the column of the full feature vector it splits on
+    threshold: Matrix
+    child: IntArray  # per node: global index of the left child (right = left + 1); a leaf: itself
+    value: Matrix  # per node: (depth + c(n_node_samples)) - 1.0, used at leaves
+    roots: IntArray
+    sklearn_to_flat: IntArray  # scikit-learn's node id (plus the tree's base) -> flat index
+    denominator: float
+    offset: float
+    n_features: int
+    depths: IntArray  # per tree: its depth, the number of steps from root to any leaf
+    estimators: tuple[Any, ...]  # the fitted trees, for the per-tree ``apply`` path
+    estimator_features: tuple[IntArray, ...]
+    subsample_features: bool
+
+    @classmethod
+    def from_sklearn(cls, model: IsolationForest) -> CompiledForest:
+        """Flatten a fitted IsolationForest; call once per model load."""
+        features, thresholds, children, values, roots, renumbered = [], [], [], [], [], []
+        tree_depths: list[int] = []
+        base = 0
+        for tree, columns, path_lengths, average_lengths in zip(
+            model.estimators_,
+            model.estimators_features_,
+            model._decision_path_lengths,
+            model._average_path_length_per_tree,
+            strict=True,
+        ):
+            t = tree.tree_
+            order = _sibling_order(t.children_left, t.children_right)
+            new_index = np.empty_like(order)
+            new_index[order] = np.arange(order.shape[0])
+            left = t.children_left[order]
+            leaf = left == -1
+            columns = np.asarray(columns, dtype=np.intp)
+            features.append(
+                np.where(leaf, 0, columns[np.maximum(t.feature[order], 0)]).astype(np.intp)
+            )
+            thresholds.append(t.threshold[order].astype(np.float64))
+            own = np.arange(order.shape[0]) + base
+            children.append(
+                np.where(leaf, own, new_index[np.maximum(left, 0)] + base).astype(np.intp)
+            )
+            thresholds[-1][leaf] = np.inf
+            node_values = np.asarray(path_lengths, dtype=np.float64) + average_lengths - 1.0
+            values.append(node_values[order])
+            roots.append(base)
+            renumbered.append(new_index + base)
+            base += t.node_count
+            tree_depths.append(int(t.max_depth))
+        denominator = float(len(model.estimators_) * _average_path_length([model._max_samples])[0])
+        forest = cls(
+            feature=np.concatenate(features),
+            threshold=np.concatenate(thresholds),
+            child=np.concatenate(children),
+            value=np.concatenate(values),
+            roots=np.asarray(roots, dtype=np.intp),
+            sklearn_to_flat=np.concatenate(renumbered).astype(np.intp),
+            denominator=denominator,
+            offset=float(model.offset_),
+            n_features=int(model.n_features_in_),
+            depths=np.asarray(tree_depths, dtype=np.intp),
+            estimators=tuple(model.estimators_),
+            estimator_features=tuple(
+                np.asarray(f, dtype=np.intp) for f in model.estimators_features_
+            ),
+            subsample_features=int(model._max_features) != int(model.n_features_in_),
+        )
+        forest.decision_function(np.zeros((1, forest.n_features)))  # compile now, not on a record
+        return forest
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the numba kernel is in use (else the NumPy fallback)."""
+        return _depths_compiled is not None
+
+    def decision_function(self, X: npt.ArrayLike, *, engine: str | None = None) -> Matrix:
+        """scikit-learn's ``decision_function`` for the rows of ``X``.
+
+        ``engine`` forces a path (``"numba"``, ``"walk"``, ``"apply"``); by default the
+        fastest available one for the batch size is used.
+        """
+        rows = np.ascontiguousarray(X, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self.n_features:
+            raise ValueError(f"expected a matrix with {self.n_features} columns, got {rows.shape}")
+        chosen = engine or (
+            "numba" if self.compiled else ("walk" if rows.shape[0] < SMALL_BATCH else "apply")
+        )
+        if chosen == "numba":
+            if _depths_compiled is None:
+                raise RuntimeError("numba is not installed")
+            depths = np.empty(rows.shape[0], dtype=np.float64)
+            _depths_compiled(
+                rows,
+                self.feature,
+                self.threshold,
+                self.child,
+                self.value,
+                self.roots,
+                self.depths,
+                depths,
+            )
+        elif chosen == "walk":
+            depths = self._depths_walk(rows)
+        elif chosen == "apply":
+            depths = self._depths_apply(rows)
+        else:
+            raise ValueError(f"unknown engine {engine!r}")
+        return self._finish(depths)
+
+    def _finish(self, depths: Matrix) -> Matrix:
+        # The same expressions as IsolationForest._compute_score_samples and score_samples.
+        ratio = np.divide(
+            depths, self.denominator, out=np.ones_like(depths), where=self.denominator != 0
+        )
+        scores: Matrix = -(2 ** (-ratio)) - self.offset
+        return scores
+
+    def _depths_walk(self, rows: npt.NDArray[np.float32]) -> Matrix:
+        """All trees and rows at once, one level per step: cheap for a handful of rows."""
+        n = rows.shape[0]
+        nodes = np.broadcast_to(self.roots[:, None], (self.roots.shape[0], n)).copy()
+        row_index = np.broadcast_to(np.arange(n)[None, :], nodes.shape)
+        for _ in range(int(self.depths.max())):
+            nodes = self.child[nodes] + (
+                rows[row_index, self.feature[nodes]] > self.threshold[nodes]
+            )
+        contributions = self.value[nodes]
+        depths = np.zeros(n, dtype=np.float64)
+        for tree_values in contributions:  # tree by tree, as scikit-learn sums them
+            depths += tree_values
+        return depths
+
+    def _depths_apply(self, rows: npt.NDArray[np.float32]) -> Matrix:
+        """Each tree's own Cython ``apply``, without joblib's per-tree dispatch."""
+        depths = np.zeros(rows.shape[0], dtype=np.float64)
+        for tree, columns, root in zip(
+            self.estimators, self.estimator_features, self.roots, strict=True
+        ):
+            subset = rows[:, columns] if self.subsample_features else rows
+            leaves = tree.tree_.apply(np.ascontiguousarray(subset))
+            depths += self.value[self.sklearn_to_flat[leaves + root]]
+        return depths

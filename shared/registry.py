@@ -1,0 +1,335 @@
+"""The model registry: a directory of immutable versions and a ``LATEST`` pointer.
+
+    $MODEL_DIR/<version>/model.joblib   the fitted estimator (a pickle: verified before load)
+    $MODEL_DIR/<version>/meta.json      version, created_at, n_features, record_count, params,
+                                        sha256 of model.joblib, signature (HMAC-SHA256)
+    $MODEL_DIR/LATEST                   the active version's name
+
+Publishing writes into a temporary directory on the same volume, fsyncs, renames it into
+place and only then replaces ``LATEST`` with ``os.replace``: a reader sees a whole version
+or none. Publishers, activations and deletions hold an exclusive lock (``flock`` on
+``.lock``, plus a thread lock because NFS turns ``flock`` into per-process POSIX locks).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from shared.errors import (
+    ModelIntegrityError,
+    ModelInUseError,
+    ModelNotFoundError,
+    RegistryError,
+)
+from shared.schemas import ModelMeta
+
+MODEL_FILE = "model.joblib"
+META_FILE = "meta.json"
+LATEST_FILE = "LATEST"
+_VERSION_RE = re.compile(r"^(?P<base>[0-9]{14})(?:-(?P<n>[0-9]+))?$")
+_STALE_TEMP_SECONDS = 3600
+_thread_lock = threading.Lock()
+
+
+def version_sort_key(version: str) -> tuple[str, int]:
+    """Order versions by training time, then by their ``-2``, ``-3`` suffix."""
+    match = _VERSION_RE.match(version)
+    if match is None:
+        return (version, 0)
+    return (match.group("base"), int(match.group("n") or 1))
+
+
+def is_version_name(name: str) -> bool:
+    """Whether ``name`` has the form of a version (``YYYYMMDDHHMMSS`` with optional ``-N``)."""
+    return _VERSION_RE.match(name) is not None
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sign(payload: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of the canonical JSON of ``payload`` (without any ``signature`` key)."""
+    body = {k: v for k, v in payload.items() if k != "signature"}
+    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A verified, unpickled version."""
+
+    meta: ModelMeta
+    estimator: Any
+
+
+class ModelRegistry:
+    """Publish, list, verify, load, activate and delete model versions under ``root``."""
+
+    def __init__(
+        self, root: Path | str, *, signing_key: bytes | None = None, retention: int | None = None
+    ) -> None:
+        self.root = Path(root)
+        self.signing_key = signing_key
+        self.retention = retention
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def ensure_root(self) -> None:
+        """Create the registry directory if it does not exist."""
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def readable(self) -> bool:
+        """Whether the registry directory exists and can be listed."""
+        try:
+            os.listdir(self.root)
+        except OSError:
+            return False
+        return True
+
+    def active_version(self) -> str | None:
+        """The name in ``LATEST``, or ``None`` when no version was activated yet."""
+        try:
+            name = (self.root / LATEST_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def versions(self) -> list[str]:
+        """Every published version, oldest first."""
+        try:
+            names = [
+                entry.name
+                for entry in os.scandir(self.root)
+                if entry.is_dir()
+                and is_version_name(entry.name)
+                and (Path(entry.path) / META_FILE).exists()
+            ]
+        except FileNotFoundError:
+            return []
+        return sorted(names, key=version_sort_key)
+
+    def meta(self, version: str) -> ModelMeta:
+        """The metadata of ``version``; :class:`ModelNotFoundError` if there is none."""
+        return ModelMeta.model_validate(self._read_meta(version))
+
+    def list(self) -> list[ModelMeta]:
+        """The metadata of every version, oldest first."""
+        found = []
+        for version in self.versions():
+            with contextlib.suppress(ModelNotFoundError):
+                found.append(self.meta(version))
+        return found
+
+    def _read_meta(self, version: str) -> dict[str, Any]:
+        if not is_version_name(version):
+            raise ModelNotFoundError(f"model version {version!r} does not exist")
+        try:
+            raw = (self.root / version / META_FILE).read_bytes()
+        except FileNotFoundError as error:
+            raise ModelNotFoundError(f"model version {version!r} does not exist") from error
+        try:
+            payload: dict[str, Any] = json.loads(raw)
+        except ValueError as error:
+            raise ModelIntegrityError(
+                f"model version {version!r}: meta.json is not JSON"
+            ) from error
+        return payload
+
+    def verify(self, version: str) -> ModelMeta:
+        """Check the artifact's sha256 and, with a signing key, its signature; nothing is unpickled."""
+        payload = self._read_meta(version)
+        if self.signing_key is not None:
+            signature = payload.get("signature")
+            if not isinstance(signature, str):
+                raise ModelIntegrityError(
+                    f"model version {version!r} is not signed and MODEL_SIGNING_KEY is set"
+                )
+            if not hmac.compare_digest(signature, sign(payload, self.signing_key)):
+                raise ModelIntegrityError(f"model version {version!r} has an invalid signature")
+        path = self.root / version / MODEL_FILE
+        try:
+            actual = _sha256_file(path)
+        except FileNotFoundError as error:
+            raise ModelIntegrityError(f"model version {version!r} has no {MODEL_FILE}") from error
+        if not hmac.compare_digest(actual, str(payload.get("sha256", ""))):
+            raise ModelIntegrityError(
+                f"model version {version!r}: {MODEL_FILE} fails its sha256 check"
+            )
+        return ModelMeta.model_validate(payload)
+
+    def load(self, version: str | None = None) -> LoadedModel:
+        """Verify and unpickle ``version`` (default: the active one)."""
+        if version is None:
+            version = self.active_version()
+            if version is None:
+                raise ModelNotFoundError("no model has been trained yet")
+        meta = self.verify(version)
+        try:
+            estimator = joblib.load(self.root / version / MODEL_FILE)
+        except Exception as error:  # a verified but unreadable pickle: refuse it all the same
+            raise ModelIntegrityError(
+                f"model version {version!r} cannot be loaded: {error}"
+            ) from error
+        return LoadedModel(meta=meta, estimator=estimator)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.ensure_root()
+        with _thread_lock, (self.root / ".lock").open("a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _new_version_name(self, now: datetime) -> str:
+        base = now.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+        # Take the suffix after the highest this second has, so a name retention removed
+        # from the middle of a burst is not handed out again.
+        highest = max(
+            (n for b, n in map(version_sort_key, os.listdir(self.root)) if b == base), default=0
+        )
+        return base if highest == 0 else f"{base}-{highest + 1}"
+
+    def publish(
+        self,
+        estimator: Any,
+        *,
+        n_features: int,
+        record_count: int,
+        params: dict[str, Any],
+        activate: bool = True,
+        extra: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> ModelMeta:
+        """Write a new version atomically, optionally make it active, then apply retention."""
+        import sklearn
+
+        moment = now or datetime.now(UTC)
+        with self._locked():
+            version = self._new_version_name(moment)
+            temp = self.root / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+            temp.mkdir()
+            try:
+                model_path = temp / MODEL_FILE
+                joblib.dump(estimator, model_path)
+                _fsync_path(model_path)
+                payload: dict[str, Any] = {
+                    **(extra or {}),
+                    "version": version,
+                    "created_at": moment.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                    "n_features": n_features,
+                    "record_count": record_count,
+                    "params": params,
+                    "sha256": _sha256_file(model_path),
+                    "sklearn_version": sklearn.__version__,
+                }
+                if self.signing_key is not None:
+                    payload["signature"] = sign(payload, self.signing_key)
+                _write_file(temp / META_FILE, json.dumps(payload, indent=2).encode())
+                _fsync_path(temp)
+                os.rename(temp, self.root / version)
+            except BaseException:
+                shutil.rmtree(temp, ignore_errors=True)
+                raise
+            _fsync_path(self.root)
+            if activate:
+                self._point_latest(version)
+            self._prune_locked()
+        return ModelMeta.model_validate(payload)
+
+    def _point_latest(self, version: str) -> None:
+        temp = self.root / f".LATEST-{uuid.uuid4().hex[:8]}"
+        _write_file(temp, (version + "\n").encode())
+        os.replace(temp, self.root / LATEST_FILE)
+        _fsync_path(self.root)
+
+    def activate(self, version: str) -> ModelMeta:
+        """Make ``version`` the active one (a rollback when it is older); it must verify."""
+        with self._locked():
+            meta = self.verify(version)
+            self._point_latest(version)
+        return meta
+
+    def delete(self, version: str) -> None:
+        """Remove a version that is not the active one."""
+        with self._locked():
+            self._read_meta(version)
+            if version == self.active_version():
+                raise ModelInUseError(f"model version {version!r} is active and cannot be deleted")
+            self._remove(version)
+
+    def _remove(self, version: str) -> None:
+        trash = self.root / f".trash-{version}-{uuid.uuid4().hex[:8]}"
+        os.rename(self.root / version, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def prune(self) -> builtins.list[str]:
+        """Apply retention now; returns the versions removed."""
+        with self._locked():
+            return self._prune_locked()
+
+    def _prune_locked(self) -> builtins.list[str]:
+        cutoff = time.time() - _STALE_TEMP_SECONDS
+        for entry in os.scandir(self.root):
+            if entry.name.startswith((".tmp-", ".trash-", ".LATEST-")):
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        if entry.is_dir():
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
+        if self.retention is None:
+            return []
+        versions = self.versions()
+        active = self.active_version()
+        doomed = [v for v in versions[: max(0, len(versions) - self.retention)] if v != active]
+        for version in doomed:
+            try:
+                self._remove(version)
+            except OSError as error:
+                raise RegistryError(f"cannot remove old version {version!r}: {error}") from error
+        return doomed

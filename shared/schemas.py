@@ -1,0 +1,361 @@
+"""The wire formats of the contract: telemetry records, verdicts, dead letters, training.
+
+Two validators share one set of rules. The pydantic models serve the api (and its OpenAPI
+document); :func:`decode_batch` serves the worker's hot path, decoding a whole Kafka batch
+with msgspec into one feature matrix plus a list of dead-letter failures. Tests hold the two
+to the same verdict on the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.errors import InvalidRecordError
+
+MAX_FEATURES = 256
+VEHICLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+# RFC 3339 date-time with a mandatory zone (Z or +hh:mm); the calendar is checked on parse.
+TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+_TIMESTAMP_RE = re.compile(TIMESTAMP_PATTERN)
+
+
+class DeadLetterReason(StrEnum):
+    """The ``error`` header of a dead letter."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    SCHEMA = "schema"
+    NON_FINITE = "non_finite"
+    DIMENSION_MISMATCH = "dimension_mismatch"
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp with a zone; ``ValueError`` if it is not one."""
+    if not _TIMESTAMP_RE.match(value):
+        raise ValueError("must be an RFC 3339 date-time with a zone, e.g. 2024-01-15T10:00:00Z")
+    # Python 3.11's fromisoformat takes "Z" and a space separator, and checks the calendar.
+    return datetime.fromisoformat(value.upper().replace(" ", "T"))
+
+
+def _check_timestamp(value: str) -> str:
+    parse_timestamp(value)
+    return value
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- pydantic models (the api) -------------------------------------------------------------
+
+VehicleId = Annotated[str, StringConstraints(strict=True, pattern=VEHICLE_ID_PATTERN)]
+Timestamp = Annotated[
+    str,
+    StringConstraints(strict=True, pattern=TIMESTAMP_PATTERN),
+    AfterValidator(_check_timestamp),
+    Field(json_schema_extra={"format": "date-time"}),
+]
+Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+FeatureVector = Annotated[list[Feature], Field(min_length=1, max_length=MAX_FEATURES)]
+
+RECORD_EXAMPLE: dict[str, Any] = {
+    "vehicle_id": "VH-002",
+    "timestamp": "2024-01-15T10:05:00Z",
+    "feature_vector": [0.7, 0.2, 0.9, 0.5],
+}
+VERDICT_EXAMPLE: dict[str, Any] = {
+    "vehicle_id": "VH-002",
+    "timestamp": "2024-01-15T10:05:00Z",
+    "anomaly_score": -0.15,
+    "is_anomaly": True,
+    "model_version": "20240115100000",
+    "scored_at": "2024-01-15T10:05:00.120Z",
+}
+
+
+class TelemetryRecord(BaseModel):
+    """One telemetry record: the body of ``POST /score`` and a value on the raw topic."""
+
+    model_config = ConfigDict(frozen=True, json_schema_extra={"examples": [RECORD_EXAMPLE]})
+
+    vehicle_id: VehicleId = Field(description="1..64 letters, digits and -_.:")
+    timestamp: Timestamp = Field(description="RFC 3339 with a zone")
+    feature_vector: FeatureVector = Field(
+        description=f"1..{MAX_FEATURES} finite numbers, as many as the model was trained on"
+    )
+
+
+class SourceRef(BaseModel):
+    """Where a streamed record came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Verdict(BaseModel):
+    """The score of one record, published on the anomalies topic and answered by ``/score``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [VERDICT_EXAMPLE]})
+
+    vehicle_id: str
+    timestamp: str
+    anomaly_score: float = Field(
+        description="IsolationForest.decision_function; negative = anomalous"
+    )
+    is_anomaly: bool
+    model_version: str
+    scored_at: str
+    source: SourceRef | None = Field(None, description="absent for /score")
+
+
+class TrainingParams(BaseModel):
+    """IsolationForest parameters; a missing one falls back to the service's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_estimators: int | None = Field(None, ge=1, le=5000)
+    max_samples: (
+        Literal["auto"] | Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None
+    ) = None
+    contamination: Literal["auto"] | Annotated[float, Field(gt=0, le=0.5)] | None = None
+    max_features: Annotated[float, Field(gt=0, le=1)] | None = None
+    random_state: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+
+
+class TrainingRequest(BaseModel):
+    """The body of ``POST /ingest``: the seed's shape, with optional parameters."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "records": [
+                        {
+                            "vehicle_id": "VH-001",
+                            "timestamp": "2024-01-15T10:00:00Z",
+                            "feature_vector": [0.5, 0.3, 0.8, 1.2],
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    records: list[TelemetryRecord] = Field(min_length=1)
+    params: TrainingParams | None = None
+
+
+class ModelMeta(BaseModel):
+    """``meta.json`` of one registry version."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    version: str
+    created_at: datetime
+    n_features: int
+    record_count: int
+    params: dict[str, Any]
+    sha256: str
+    signature: str | None = None
+    sklearn_version: str | None = None
+
+
+class TrainingResponse(BaseModel):
+    """The answer of ``POST /ingest``: the seed's two fields plus the version's metadata."""
+
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "20240115100000",
+                    "record_count": 1,
+                    "created_at": "2024-01-15T10:00:00Z",
+                    "n_features": 4,
+                    "params": {"n_estimators": 100, "max_samples": "auto"},
+                    "sha256": "9f2c…",
+                    "signed": False,
+                    "active": True,
+                    "warnings": [],
+                }
+            ]
+        },
+    )
+
+    model_version: str
+    record_count: int
+    created_at: datetime
+    n_features: int
+    params: dict[str, Any]
+    sha256: str
+    signed: bool
+    active: bool
+    warnings: list[str] = Field(default_factory=list)
+
+
+# --- msgspec decoding (the worker's hot path) ------------------------------------------------
+
+
+class _RecordStruct(msgspec.Struct):
+    vehicle_id: Annotated[str, msgspec.Meta(pattern=VEHICLE_ID_PATTERN)]
+    timestamp: Annotated[str, msgspec.Meta(pattern=TIMESTAMP_PATTERN)]
+    feature_vector: Annotated[list[float], msgspec.Meta(min_length=1, max_length=MAX_FEATURES)]
+
+
+_decoder = msgspec.json.Decoder(_RecordStruct)
+_FIELD_RE = re.compile(r"(?:at `\$\.|required field `)([a-z_]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A record that goes to the dead-letter topic: its position in the batch and why."""
+
+    index: int
+    reason: DeadLetterReason
+    detail: str
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """The valid records of a batch as one matrix, and the failures with their positions."""
+
+    index: list[int] = field(default_factory=list)
+    vehicle_ids: list[str] = field(default_factory=list)
+    timestamps: list[str] = field(default_factory=list)
+    features: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty((0, 0)))
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def _classify_malformed(raw: bytes) -> tuple[DeadLetterReason, str]:
+    """Why msgspec refused to parse ``raw``: only runs on the failure path."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return (
+            DeadLetterReason.INVALID_UTF8,
+            f"value is not UTF-8: {error.reason} at byte {error.start}",
+        )
+    try:
+        loose = json.loads(text)  # accepts NaN and Infinity, which JSON itself does not
+    except ValueError as error:
+        return DeadLetterReason.INVALID_JSON, f"value is not JSON: {error}"
+    if _has_non_finite(loose):
+        return DeadLetterReason.NON_FINITE, "feature_vector: NaN and infinities are not allowed"
+    return DeadLetterReason.INVALID_JSON, "value is not valid JSON"
+
+
+def _check_one(raw: bytes | None, max_bytes: int) -> _RecordStruct | tuple[DeadLetterReason, str]:
+    if not raw:
+        return DeadLetterReason.EMPTY, "value is empty"
+    if len(raw) > max_bytes:
+        return DeadLetterReason.TOO_LARGE, f"value is {len(raw)} bytes; the limit is {max_bytes}"
+    try:
+        record = _decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        message = str(error)
+        if message.startswith("Number out of range"):
+            return DeadLetterReason.NON_FINITE, f"feature_vector: {message}"
+        match = _FIELD_RE.search(message)
+        prefix = f"{match.group(1)}: " if match else ""
+        return DeadLetterReason.SCHEMA, prefix + message
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return _classify_malformed(raw)
+    except Exception as error:  # a decoder surprise must dead-letter the record, not the batch
+        return DeadLetterReason.INVALID_JSON, f"value cannot be decoded: {error}"
+    try:
+        parse_timestamp(record.timestamp)
+    except ValueError as error:
+        return DeadLetterReason.SCHEMA, f"timestamp: {error}"
+    return record
+
+
+def decode_batch(
+    values: Sequence[bytes | None], n_features: int, *, max_bytes: int = 65_536
+) -> DecodedBatch:
+    """Decode a batch of raw Kafka values for a model of ``n_features`` features.
+
+    Every value ends either in the matrix (with its position in ``index``) or in
+    ``failures``; none is dropped.
+    """
+    batch = DecodedBatch()
+    rows: list[list[float]] = []
+    for position, raw in enumerate(values):
+        outcome = _check_one(raw, max_bytes)
+        if isinstance(outcome, tuple):
+            batch.failures.append(Failure(position, outcome[0], outcome[1]))
+            continue
+        if len(outcome.feature_vector) != n_features:
+            batch.failures.append(
+                Failure(
+                    position,
+                    DeadLetterReason.DIMENSION_MISMATCH,
+                    f"feature_vector has {len(outcome.feature_vector)} values; "
+                    f"the model expects {n_features}",
+                )
+            )
+            continue
+        batch.index.append(position)
+        batch.vehicle_ids.append(outcome.vehicle_id)
+        batch.timestamps.append(outcome.timestamp)
+        rows.append(outcome.feature_vector)
+    batch.features = np.array(rows, dtype=np.float64).reshape(len(rows), n_features)
+    return batch
+
+
+def decode_record(raw: bytes, *, max_bytes: int = 65_536) -> tuple[str, str, list[float]]:
+    """Decode one raw value, raising :class:`InvalidRecordError` with the dead-letter reason."""
+    outcome = _check_one(raw, max_bytes)
+    if isinstance(outcome, tuple):
+        raise InvalidRecordError(outcome[0].value, outcome[1])
+    return outcome.vehicle_id, outcome.timestamp, outcome.feature_vector
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_verdict(
+    vehicle_id: str,
+    timestamp: str,
+    score: float,
+    model_version: str,
+    scored_at: str,
+    source: tuple[str, int, int] | None = None,
+) -> bytes:
+    """The JSON bytes of one verdict, without building a pydantic model."""
+    body: dict[str, Any] = {
+        "vehicle_id": vehicle_id,
+        "timestamp": timestamp,
+        "anomaly_score": score,
+        "is_anomaly": score < 0,
+        "model_version": model_version,
+        "scored_at": scored_at,
+    }
+    if source is not None:
+        body["source"] = {"topic": source[0], "partition": source[1], "offset": source[2]}
+    return _encoder.encode(body)

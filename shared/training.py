@@ -1,0 +1,62 @@
+"""The training service: records in, a published registry version out. No HTTP, no Kafka."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.detector import ForestParams, Matrix, feature_matrix, train, training_warnings
+from shared.registry import ModelRegistry
+from shared.schemas import ModelMeta, TelemetryRecord, TrainingParams, TrainingResponse
+from shared.settings import Settings
+
+
+def reference_summary(features: Matrix) -> dict[str, list[float]]:
+    """Per-feature summary of the training data, kept in meta.json as the drift reference."""
+    quantiles = np.quantile(features, [0.05, 0.5, 0.95], axis=0)
+    return {
+        "mean": features.mean(axis=0).tolist(),
+        "std": features.std(axis=0).tolist(),
+        "min": features.min(axis=0).tolist(),
+        "max": features.max(axis=0).tolist(),
+        "p05": quantiles[0].tolist(),
+        "p50": quantiles[1].tolist(),
+        "p95": quantiles[2].tolist(),
+    }
+
+
+def train_version(
+    registry: ModelRegistry,
+    records: list[TelemetryRecord],
+    request_params: TrainingParams | None,
+    settings: Settings,
+    *,
+    activate: bool = True,
+) -> TrainingResponse:
+    """Train on ``records`` and publish the model as a new version (blocking: run it off the loop)."""
+    features = feature_matrix(records)
+    params = ForestParams.resolve(request_params, settings)
+    model = train(features, params, min_records=settings.min_training_records)
+    meta = registry.publish(
+        model,
+        n_features=features.shape[1],
+        record_count=features.shape[0],
+        params=params.as_dict(),
+        activate=activate,
+        extra={"reference": reference_summary(features)},
+    )
+    return response_for(meta, active=activate)
+
+
+def response_for(meta: ModelMeta, *, active: bool) -> TrainingResponse:
+    """The ``POST /ingest`` answer for a published version."""
+    return TrainingResponse(
+        model_version=meta.version,
+        record_count=meta.record_count,
+        created_at=meta.created_at,
+        n_features=meta.n_features,
+        params=meta.params,
+        sha256=meta.sha256,
+        signed=meta.signature is not None,
+        active=active,
+        warnings=training_warnings(meta.record_count),
+    )
