@@ -9,6 +9,7 @@ was already running is left running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -34,18 +35,29 @@ def check_prerequisites() -> None:
     """Name what is missing before starting anything."""
     java = shutil.which("java")
     if java is None:
-        fail("Java 17 or newer is needed for the local Kafka broker: install a JDK (e.g. apt-get install openjdk-17-jre-headless) or use Docker (docker compose up)")
+        fail(
+            "Java 17 or newer is needed for the local Kafka broker: install a JDK (e.g. apt-get install openjdk-17-jre-headless) or use Docker (docker compose up)"
+        )
     version = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     match = re.search(r'version "(\d+)', version)
     if match and int(match.group(1)) < 17:
         fail(f"Java 17 or newer is needed; found {match.group(0)}")
-    jars_cached = (Path(os.environ.get("KAFKA_LOCAL_HOME", VAR / "kafka")) / "lib" / ".kafka-local-complete").exists()
+    jars_cached = (
+        Path(os.environ.get("KAFKA_LOCAL_HOME", VAR / "kafka")) / "lib" / ".kafka-local-complete"
+    ).exists()
     if not jars_cached and shutil.which("mvn") is None:
-        fail("Maven (mvn) is needed once, to fetch the Kafka broker's jars from Maven Central: install it (e.g. apt-get install maven)")
+        fail(
+            "Maven (mvn) is needed once, to fetch the Kafka broker's jars from Maven Central: install it (e.g. apt-get install maven)"
+        )
 
 
 def broker_running(env: dict[str, str]) -> bool:
-    return subprocess.run([str(KAFKA_LOCAL), "status"], env=env, capture_output=True, check=False).returncode == 0
+    return (
+        subprocess.run(
+            [str(KAFKA_LOCAL), "status"], env=env, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
@@ -58,10 +70,8 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
         existing = set(await admin.list_topics())
         missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another runner was quicker
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 
@@ -87,7 +97,10 @@ def stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"make run: {name} did not stop in {STOP_GRACE_SECONDS} s; killing it", file=sys.stderr)
+            print(
+                f"make run: {name} did not stop in {STOP_GRACE_SECONDS} s; killing it",
+                file=sys.stderr,
+            )
             process.kill()
             process.wait()
 
@@ -112,8 +125,14 @@ def main() -> int:
         "API_KEYS": os.environ.get("API_KEYS", key),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
     }
-    topics = [service_env.get(n, d) for n, d in (
-        ("TELEMETRY_TOPIC", "telemetry.raw"), ("ANOMALY_TOPIC", "telemetry.anomalies"), ("DLQ_TOPIC", "telemetry.dlq"))]
+    topics = [
+        service_env.get(n, d)
+        for n, d in (
+            ("TELEMETRY_TOPIC", "telemetry.raw"),
+            ("ANOMALY_TOPIC", "telemetry.anomalies"),
+            ("DLQ_TOPIC", "telemetry.dlq"),
+        )
+    ]
     processes: dict[str, subprocess.Popen[bytes]] = {}
     interrupted = False
 
@@ -128,8 +147,9 @@ def main() -> int:
         asyncio.run(create_topics(bootstrap, topics, partitions=3))
         for name in ("api", "consumer"):
             # Own process groups: Ctrl-C reaches this runner only, which stops them in order.
-            processes[name] = subprocess.Popen([sys.executable, "-m", name], env=service_env, cwd=ROOT,
-                                               start_new_session=True)
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", name], env=service_env, cwd=ROOT, start_new_session=True
+            )
         api_port = service_env.get("API_PORT", "8000")
         print(
             f"\nmake run: the system is up\n"
@@ -144,7 +164,10 @@ def main() -> int:
         while not interrupted:
             for name, process in processes.items():
                 if process.poll() is not None:
-                    print(f"make run: {name} exited with status {process.returncode}; stopping", file=sys.stderr)
+                    print(
+                        f"make run: {name} exited with status {process.returncode}; stopping",
+                        file=sys.stderr,
+                    )
                     code = 1
                     interrupted = True
             time.sleep(0.2)

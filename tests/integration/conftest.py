@@ -1,0 +1,31 @@
+"""Fixtures for the tests that talk to a real Kafka broker; every test here is marked integration.
+
+``kafka_bootstrap`` is session-scoped: one broker serves the whole session. It is
+``KAFKA_BOOTSTRAP_SERVERS`` when set, else a testcontainers Kafka when Docker answers, else
+``scripts/kafka-local`` on free ports (stopped when the session ends); see ``broker.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.broker import kafka_broker
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A conftest hook sees every collected item, not only this directory's.
+    for item in items:
+        if item.path.resolve().is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The "host:port" of a Kafka broker shared by the whole test session."""
+    with kafka_broker(tmp_path_factory.mktemp("kafka")) as bootstrap:
+        yield bootstrap
