@@ -1,0 +1,1 @@
+"""The vehicle-anomaly command-line tool."""
