@@ -1,0 +1,1 @@
+"""The vehicle-anomaly CDK stacks (see ``deploy/README.md``)."""
