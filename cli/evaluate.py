@@ -1,0 +1,363 @@
+"""``vehicle-anomaly evaluate``: replay a labelled set through the running pipeline.
+
+1. Pin the current end of the verdict and dead-letter topics (only newer records matter).
+2. Wait (up to a minute) for the worker's consumer group to have members.
+3. Produce the labelled set to the raw topic (labels in ``x-label``/``x-injected`` headers) and
+   note where each record landed (partition, offset).
+4. Read verdicts and dead letters, matching them to our records by their source reference,
+   until the worker's group has committed past every record: the worker commits a record only
+   after its verdict (or dead letter) is acknowledged, so by then every verdict is on the topic.
+   A record with no verdict was scored normal (the worker publishes anomalies only by default).
+5. Compare with the labels: precision, recall, F1, the confusion matrix, recall per kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cli import kafkaio, ui
+from cli.config import Context
+from cli.errors import CliError
+from cli.metrics import Confusion
+from cli.simulate import _signals, fleet_config
+
+MEMBER_WAIT_SECONDS = 60.0
+COMMIT_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One labelled record to replay."""
+
+    record: dict[str, Any]
+    label: int
+    fault: str | None
+    episode: int | None = None
+
+    @property
+    def kind(self) -> str | None:
+        return self.fault.split(":", 1)[0] if self.fault else None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        headers = [("x-label", str(self.label).encode())]
+        if self.fault:
+            headers.append(("x-injected", self.fault.encode()))
+        return headers
+
+
+def labelled_items(args: argparse.Namespace) -> list[Item]:
+    if args.file:
+        from cli.readers import read_records
+
+        path = Path(args.file)
+        found = read_records(path, args.format)
+        for index, item in enumerate(found, start=1):
+            if item.label is None:
+                raise CliError(
+                    f"{path}: record {index} has no label (a label field of 1/0 is needed)"
+                )
+        return [Item(i.record, int(i.label or 0), i.fault) for i in found]
+    from shared.simulation import FleetSimulator
+
+    simulator = FleetSimulator(fleet_config(args, args.start or datetime.now(UTC)))
+    return [Item(r.to_record(), r.label, r.fault, r.episode) for r in simulator.take(args.count)]
+
+
+def run(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings
+    topics = {
+        "raw": args.topic or settings.telemetry_topic,
+        "anomalies": args.anomaly_topic or settings.anomaly_topic,
+        "dlq": args.dlq_topic or settings.dlq_topic,
+    }
+    group = args.group or settings.consumer_group
+    items = labelled_items(args)
+    result = asyncio.run(_evaluate(args, context, items, topics, group))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        _print(result)
+    return 0
+
+
+async def group_members(admin: Any, group: str) -> int | None:
+    """How many members the group has now (``None`` when the broker's answer is unexpected)."""
+    try:
+        answers = await admin.describe_consumer_groups([group])
+        groups = [g for answer in answers for g in answer.to_object()["groups"]]
+    except Exception:  # the check is a courtesy: never fail the evaluation on it
+        return None
+    return sum(len(g.get("members") or []) for g in groups if g.get("group") == group)
+
+
+async def committed(admin: Any, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    """The group's committed offsets (next offset to read) on ``topic``; -1 when none."""
+    from aiokafka import TopicPartition
+
+    tps = [TopicPartition(topic, p) for p in partitions]
+    offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+    found = {}
+    for tp in tps:
+        meta = offsets.get(tp)
+        found[tp.partition] = meta.offset if meta is not None and meta.offset is not None else -1
+    return found
+
+
+async def _evaluate(
+    args: argparse.Namespace,
+    context: Context,
+    items: list[Item],
+    topics: dict[str, str],
+    group: str,
+) -> dict[str, Any]:
+    from aiokafka import TopicPartition
+    from aiokafka.errors import KafkaError
+
+    began = time.monotonic()
+    deadline = began + args.timeout
+    stop = asyncio.Event()
+    async with (
+        kafkaio.admin(context) as admin,
+        kafkaio.consumer(context, auto_offset_reset="earliest") as consumer,
+        kafkaio.producer(context, linger_ms=20) as producer,
+    ):
+        signals = contextlib.ExitStack()
+        signals.enter_context(_signals(stop))
+        try:
+            read = [topics["anomalies"], topics["dlq"]]
+            found = await kafkaio.partitions_of(admin, read, context)
+            watched = [TopicPartition(t, p) for t in read for p in found[t]]
+            consumer.assign(watched)
+            await consumer.seek_to_end(*watched)
+            for tp in watched:  # resolve the positions now, before anything is produced
+                await consumer.position(tp)
+
+            with _phase(args, "waiting for the worker's group", None) as show:
+                wait_until = min(deadline, time.monotonic() + MEMBER_WAIT_SECONDS)
+                while (members := await group_members(admin, group)) == 0:
+                    if stop.is_set():
+                        raise CliError("interrupted before anything was produced", 130)
+                    if time.monotonic() > wait_until:
+                        raise CliError(
+                            f"the worker's consumer group {group!r} has no members: start the worker "
+                            "(python -m consumer, or make run) and make sure a model is active "
+                            "(vehicle-anomaly models list)"
+                        )
+                    show(0)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+                del members
+
+            await kafkaio.ensure_topic_for_producer(producer, topics["raw"], context)
+            where: dict[tuple[int, int], int] = {}
+            with _phase(args, f"producing to {topics['raw']}", len(items)) as show:
+                futures = []
+                for index, item in enumerate(items):
+                    futures.append(
+                        await producer.send(
+                            topics["raw"],
+                            value=json.dumps(item.record, separators=(",", ":")).encode(),
+                            key=str(item.record.get("vehicle_id", "")).encode(),
+                            headers=item.headers(),
+                        )
+                    )
+                    if index % 500 == 0:
+                        show(index)
+                for index, meta in enumerate(await asyncio.gather(*futures)):
+                    where[(meta.partition, meta.offset)] = index
+                show(len(items))
+            produced_at = time.monotonic()
+            last: dict[int, int] = {}
+            for partition, offset in where:
+                last[partition] = max(last.get(partition, -1), offset)
+
+            verdicts: dict[int, dict[str, Any]] = {}
+            dead: dict[int, str] = {}
+
+            def take(messages: list[Any]) -> None:
+                for message in messages:
+                    if message.topic == topics["anomalies"]:
+                        try:
+                            verdict = json.loads(message.value)
+                            source = verdict["source"]
+                            key = (int(source["partition"]), int(source["offset"]))
+                            if source["topic"] != topics["raw"]:
+                                continue
+                        except (TypeError, ValueError, KeyError):
+                            continue
+                        if key in where:
+                            verdicts[where[key]] = verdict
+                    else:
+                        headers = {
+                            k: bytes(v).decode("utf-8", "replace") for k, v in message.headers or ()
+                        }
+                        try:
+                            key = (int(headers["source_partition"]), int(headers["source_offset"]))
+                        except (KeyError, ValueError):
+                            continue
+                        if headers.get("source_topic") == topics["raw"] and key in where:
+                            dead[where[key]] = headers.get("error", "unknown")
+
+            scored = 0
+            next_check = 0.0
+            with _phase(args, "waiting for verdicts", len(items)) as show:
+                while True:
+                    if stop.is_set():
+                        raise CliError(
+                            f"interrupted after {scored:,} of {len(items):,} records were scored",
+                            130,
+                        )
+                    batches = await consumer.getmany(timeout_ms=300)
+                    take([m for batch in batches.values() for m in batch])
+                    now = time.monotonic()
+                    if now < next_check:
+                        continue
+                    next_check = now + COMMIT_POLL_SECONDS
+                    offsets = await committed(admin, group, topics["raw"], sorted(last))
+                    scored = sum(1 for (p, o) in where if o < offsets.get(p, -1))
+                    show(scored)
+                    if all(offsets.get(p, -1) > o for p, o in last.items()):
+                        break
+                    if now > deadline:
+                        raise CliError(
+                            f"the worker (group {group!r}) scored {scored:,} of {len(items):,} records "
+                            f"within {args.timeout:g} s: is it running with an active model? "
+                            "(raise --timeout for a slow worker)"
+                        )
+                # Every verdict is on the topic now: read up to the current ends.
+                ends = await consumer.end_offsets(watched)
+                while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                    if time.monotonic() > deadline + 30:
+                        raise CliError("timed out reading the last verdicts")
+                    batches = await consumer.getmany(timeout_ms=300)
+                    take([m for batch in batches.values() for m in batch])
+        except KafkaError as error:
+            raise CliError(
+                f"Kafka failed during the evaluation: {kafkaio.kafka_reason(error)}"
+            ) from None
+        finally:
+            signals.close()
+    return _result(
+        items,
+        verdicts,
+        dead,
+        topics,
+        group,
+        time.monotonic() - began,
+        time.monotonic() - produced_at,
+    )
+
+
+def _result(
+    items: list[Item],
+    verdicts: dict[int, dict[str, Any]],
+    dead: dict[int, str],
+    topics: dict[str, str],
+    group: str,
+    seconds: float,
+    scoring_seconds: float,
+) -> dict[str, Any]:
+    if len(dead) == len(items):
+        reasons = Counter(dead.values()).most_common(1)[0][0]
+        raise CliError(
+            f"all {len(items):,} records were dead-lettered ({reasons}) on {topics['dlq']!r}: "
+            "does the active model expect this many features?"
+        )
+    confusion = Confusion.of(
+        (item.label, bool(verdicts.get(i, {}).get("is_anomaly", False)), item.kind, item.episode)
+        for i, item in enumerate(items)
+        if i not in dead
+    )
+    versions = sorted({str(v.get("model_version")) for v in verdicts.values()})
+    return {
+        **confusion.as_dict(),
+        "produced": len(items),
+        "dead_lettered": dict(Counter(dead.values())),
+        "verdicts": len(verdicts),
+        "model_versions": versions,
+        "topic": topics["raw"],
+        "group": group,
+        "seconds": round(seconds, 2),
+        "scoring_seconds": round(scoring_seconds, 2),
+    }
+
+
+def _print(result: dict[str, Any]) -> None:
+    c = result["confusion"]
+    print(
+        f"evaluated {result['records']:,} records ({result['anomalies']:,} with injected faults) "
+        f"through {result['topic']} in {result['seconds']:.1f} s"
+    )
+    if result["model_versions"]:
+        print(f"model version(s) in the verdicts: {', '.join(result['model_versions'])}")
+    if result["dead_lettered"]:
+        counts = ", ".join(f"{k} {v}" for k, v in result["dead_lettered"].items())
+        print(f"dead-lettered and not counted: {counts}")
+    print()
+    print(
+        ui.table(
+            ["", "predicted anomaly", "predicted normal"],
+            [
+                ["actual anomaly", f"{c['tp']:,}", f"{c['fn']:,}"],
+                ["actual normal", f"{c['fp']:,}", f"{c['tn']:,}"],
+            ],
+            right=(1, 2),
+        )
+    )
+    print()
+    print(f"precision            {result['precision']:.3f}")
+    print(f"recall               {result['recall']:.3f}")
+    print(f"F1                   {result['f1']:.3f}")
+    print(f"false-positive rate  {result['false_positive_rate']:.3f}")
+    kinds = result["recall_by_kind"]
+    if kinds:
+        print(
+            "recall by kind:      "
+            + ", ".join(
+                f"{k} {v['recall']:.2f} ({v['caught']}/{v['injected']})" for k, v in kinds.items()
+            )
+        )
+    faults = result["faults_caught"]
+    if faults:
+        print(
+            "faults caught:       "
+            + ", ".join(f"{k} {v['caught']}/{v['injected']}" for k, v in faults.items())
+            + "  (caught: at least one of its records flagged)"
+        )
+
+
+@contextlib.contextmanager
+def _phase(args: argparse.Namespace, label: str, total: int | None) -> Iterator[Any]:
+    if args.quiet or not ui.is_tty():
+        yield lambda *_: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ui.stderr_console(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda done: progress.update(task, completed=done)
