@@ -1,1 +1,1 @@
-"""The vehicle-anomaly CDK stacks (see ``deploy/README.md``)."""
+"""The vehicle-anomaly CDK stacks (see ``the README's Deploy section``)."""
