@@ -42,7 +42,9 @@ def rate(score: Callable[[np.ndarray], object], rows: np.ndarray, seconds: float
 
 def bench_scoring(features: int, trees: int, seconds: float) -> list[dict[str, float]]:
     rng = np.random.default_rng(0)
-    model = IsolationForest(n_estimators=trees, random_state=0).fit(rng.normal(size=(10_000, features)))
+    model = IsolationForest(n_estimators=trees, random_state=0).fit(
+        rng.normal(size=(10_000, features))
+    )
     forest = CompiledForest.from_sklearn(model)
     rows_all = rng.normal(size=(max(BATCH_SIZES), features))
     results = []
@@ -51,22 +53,35 @@ def bench_scoring(features: int, trees: int, seconds: float) -> list[dict[str, f
         assert np.array_equal(forest.decision_function(rows), model.decision_function(rows))
         sklearn_rate = rate(model.decision_function, rows, seconds)
         compiled_rate = rate(forest.decision_function, rows, seconds)
-        results.append({"batch": size, "sklearn_rows_per_s": sklearn_rate,
-                        "compiled_rows_per_s": compiled_rate, "ratio": compiled_rate / sklearn_rate})
+        results.append(
+            {
+                "batch": size,
+                "sklearn_rows_per_s": sklearn_rate,
+                "compiled_rows_per_s": compiled_rate,
+                "ratio": compiled_rate / sklearn_rate,
+            }
+        )
     return results
 
 
 def bench_decoding(features: int, seconds: float) -> dict[str, float]:
     rng = np.random.default_rng(1)
     values = [
-        json.dumps({"vehicle_id": f"VH-{i % 500:03d}", "timestamp": "2024-01-15T10:00:00Z",
-                    "feature_vector": rng.normal(size=features).round(6).tolist()}).encode()
+        json.dumps(
+            {
+                "vehicle_id": f"VH-{i % 500:03d}",
+                "timestamp": "2024-01-15T10:00:00Z",
+                "feature_vector": rng.normal(size=features).round(6).tolist(),
+            }
+        ).encode()
         for i in range(1_000)
     ]
     adapter = TypeAdapter(list[TelemetryRecord])
 
     def with_pydantic(_: object) -> object:
-        return np.array([r.feature_vector for r in adapter.validate_json(b"[" + b",".join(values) + b"]")])
+        return np.array(
+            [r.feature_vector for r in adapter.validate_json(b"[" + b",".join(values) + b"]")]
+        )
 
     def with_msgspec(_: object) -> object:
         return decode_batch(values, features).features
@@ -74,12 +89,18 @@ def bench_decoding(features: int, seconds: float) -> dict[str, float]:
     marker = np.empty((len(values), 0))
     pydantic_rate = rate(with_pydantic, marker, seconds)
     msgspec_rate = rate(with_msgspec, marker, seconds)
-    return {"batch": len(values), "pydantic_records_per_s": pydantic_rate,
-            "msgspec_records_per_s": msgspec_rate, "ratio": msgspec_rate / pydantic_rate}
+    return {
+        "batch": len(values),
+        "pydantic_records_per_s": pydantic_rate,
+        "msgspec_records_per_s": msgspec_rate,
+        "ratio": msgspec_rate / pydantic_rate,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=1.0, help="timing window per measurement")
@@ -89,18 +110,25 @@ def main() -> None:
     print(f"IsolationForest, {args.features} features, {args.trees} trees (rows/s)")
     print(f"{'batch':>7} {'scikit-learn':>14} {'CompiledForest':>15} {'ratio':>8}")
     for row in scoring:
-        print(f"{row['batch']:>7} {row['sklearn_rows_per_s']:>14,.0f} {row['compiled_rows_per_s']:>15,.0f} "
-              f"{row['ratio']:>7.1f}x")
+        print(
+            f"{row['batch']:>7} {row['sklearn_rows_per_s']:>14,.0f} {row['compiled_rows_per_s']:>15,.0f} "
+            f"{row['ratio']:>7.1f}x"
+        )
     decoding = bench_decoding(args.features, args.seconds)
     print(f"\ndecoding a batch of {decoding['batch']} raw values (records/s)")
-    print(f"  pydantic {decoding['pydantic_records_per_s']:,.0f}   msgspec {decoding['msgspec_records_per_s']:,.0f}"
-          f"   ratio {decoding['ratio']:.1f}x")
+    print(
+        f"  pydantic {decoding['pydantic_records_per_s']:,.0f}   msgspec {decoding['msgspec_records_per_s']:,.0f}"
+        f"   ratio {decoding['ratio']:.1f}x"
+    )
 
     RESULTS.mkdir(exist_ok=True)
     out = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": __import__("os").cpu_count(),
+            "platform": platform.platform(),
+        },
         "model": {"features": args.features, "trees": args.trees},
         "scoring": scoring,
         "decoding": decoding,

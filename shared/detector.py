@@ -109,7 +109,12 @@ def train(features: Matrix, params: ForestParams, *, min_records: int = 1) -> Is
     with warnings.catch_warnings():
         # scikit-learn warns when max_samples > n; the check above makes that unreachable.
         warnings.simplefilter("ignore", UserWarning)
-        model.fit(features)
+        try:
+            model.fit(features)
+        except ValueError as error:  # e.g. a max_samples fraction that leaves no sample per tree
+            raise TrainingError(
+                f"cannot train with these parameters: {error}", field="params"
+            ) from error
     return model
 
 

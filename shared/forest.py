@@ -181,7 +181,8 @@ class CompiledForest:
         ``engine`` forces a path (``"numba"``, ``"walk"``, ``"apply"``); by default the
         fastest available one for the batch size is used.
         """
-        rows = np.ascontiguousarray(X, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 range becomes ±inf, as in scikit-learn
+            rows = np.ascontiguousarray(X, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix with {self.n_features} columns, got {rows.shape}")
         chosen = engine or (

@@ -17,7 +17,11 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colour codes
+}
 
 
 def _trace_ids() -> tuple[str | None, str | None]:
@@ -39,16 +43,17 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        trace_id, span_id = _trace_ids()
+        if not hasattr(record, "request_id"):  # logged before configure_logging installed the stamp
+            _stamp(record)
         body: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
             "service": self.service,
-            "request_id": request_id_var.get(),
-            "trace_id": trace_id,
-            "span_id": span_id,
+            "request_id": getattr(record, "request_id", None),
+            "trace_id": getattr(record, "trace_id", None),
+            "span_id": getattr(record, "span_id", None),
         }
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_") and key not in body:
@@ -63,11 +68,13 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         extras = {
-            k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")
+            k: v
+            for k, v in vars(record).items()
+            if k not in _RESERVED
+            and not k.startswith("_")
+            and v is not None
+            and k != "color_message"
         }
-        request_id = request_id_var.get()
-        if request_id:
-            extras["request_id"] = request_id
         tail = " ".join(f"{k}={v}" for k, v in extras.items())
         moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         line = f"{moment} {record.levelname:<7} {record.name}: {record.getMessage()}"
@@ -78,8 +85,23 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _stamped_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp the request and trace ids when a line is logged, not when it is formatted."""
+    return _stamp(_base_factory(*args, **kwargs))
+
+
+def _stamp(record: logging.LogRecord) -> logging.LogRecord:
+    record.request_id = request_id_var.get()
+    record.trace_id, record.span_id = _trace_ids()
+    return record
+
+
 def configure_logging(service: str, log_format: str = "json", level: str = "INFO") -> None:
     """Route every logger (uvicorn's and FastStream's included) through one formatter."""
+    logging.setLogRecordFactory(_stamped_record)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if log_format == "json" else ConsoleFormatter())
     root = logging.getLogger()

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import shutil
@@ -47,6 +48,7 @@ LATEST_FILE = "LATEST"
 _VERSION_RE = re.compile(r"^(?P<base>[0-9]{14})(?:-(?P<n>[0-9]+))?$")
 _STALE_TEMP_SECONDS = 3600
 _thread_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def version_sort_key(version: str) -> tuple[str, int]:
@@ -157,8 +159,13 @@ class ModelRegistry:
         """The metadata of every version, oldest first."""
         found = []
         for version in self.versions():
-            with contextlib.suppress(ModelNotFoundError):
+            try:
                 found.append(self.meta(version))
+            except (RegistryError, ValueError) as error:  # one unreadable version hides no other
+                log.warning(
+                    "skipping unreadable model version",
+                    extra={"version": version, "error": str(error)},
+                )
         return found
 
     def _read_meta(self, version: str) -> dict[str, Any]:
@@ -297,7 +304,8 @@ class ModelRegistry:
     def delete(self, version: str) -> None:
         """Remove a version that is not the active one."""
         with self._locked():
-            self._read_meta(version)
+            if not is_version_name(version) or not (self.root / version).is_dir():
+                raise ModelNotFoundError(f"model version {version!r} does not exist")
             if version == self.active_version():
                 raise ModelInUseError(f"model version {version!r} is active and cannot be deleted")
             self._remove(version)

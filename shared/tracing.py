@@ -40,12 +40,14 @@ def build_resource(service_name: str) -> Resource:
             "service.version": _version(),
         }
     )
-    if os.environ.get("ECS_CONTAINER_METADATA_URI_V4") or os.environ.get("ECS_CONTAINER_METADATA_URI"):
+    if os.environ.get("ECS_CONTAINER_METADATA_URI_V4") or os.environ.get(
+        "ECS_CONTAINER_METADATA_URI"
+    ):
         try:
             from opentelemetry.sdk.extension.aws.resource.ecs import AwsEcsResourceDetector
 
             resource = resource.merge(AwsEcsResourceDetector().detect())
-        except Exception as error:  # noqa: BLE001 - tracing must never stop a service
+        except Exception as error:  # tracing must never stop a service
             log.warning("ECS resource detection failed: %s", error)
     return resource
 

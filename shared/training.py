@@ -12,15 +12,21 @@ from shared.settings import Settings
 
 def reference_summary(features: Matrix) -> dict[str, list[float]]:
     """Per-feature summary of the training data, kept in meta.json as the drift reference."""
-    quantiles = np.quantile(features, [0.05, 0.5, 0.95], axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # values near float max overflow a mean
+        quantiles = np.quantile(features, [0.05, 0.5, 0.95], axis=0)
+        stats = {
+            "mean": features.mean(axis=0),
+            "std": features.std(axis=0),
+            "min": features.min(axis=0),
+            "max": features.max(axis=0),
+            "p05": quantiles[0],
+            "p50": quantiles[1],
+            "p95": quantiles[2],
+        }
+    limit = np.finfo(np.float64).max
+    # meta.json must stay standard JSON: no Infinity or NaN, whatever the data's range.
     return {
-        "mean": features.mean(axis=0).tolist(),
-        "std": features.std(axis=0).tolist(),
-        "min": features.min(axis=0).tolist(),
-        "max": features.max(axis=0).tolist(),
-        "p05": quantiles[0].tolist(),
-        "p50": quantiles[1].tolist(),
-        "p95": quantiles[2].tolist(),
+        k: np.nan_to_num(v, nan=0.0, posinf=limit, neginf=-limit).tolist() for k, v in stats.items()
     }
 
 

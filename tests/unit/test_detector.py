@@ -152,3 +152,10 @@ def test_train_version_publishes_with_reference_and_warnings(tmp_path: Path) -> 
 def test_no_warnings_for_a_proper_training_set() -> None:
     """A training set of 256 or more records carries no warning."""
     assert training_warnings(256) == []
+
+
+def test_parameters_scikit_learn_refuses_are_a_training_error() -> None:
+    """A max_samples fraction too small for the data is a TrainingError, not a crash."""
+    with pytest.raises(TrainingError, match="cannot train with these parameters") as caught:
+        train(np.random.default_rng(0).normal(size=(5, 2)), ForestParams(max_samples=0.1))
+    assert caught.value.field == "params"

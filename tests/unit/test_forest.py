@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_wine
 from sklearn.ensemble import IsolationForest
@@ -148,13 +148,16 @@ def test_property_any_forest_any_input(
     data = rng.normal(0, scale, size=(n_samples, n_features))
     if rng.random() < 0.3:
         data = np.round(data)  # ties and duplicate rows
-    model = fit(
-        data,
-        n_estimators=n_estimators,
-        max_features=max_features,
-        max_samples=max_samples,
-        random_state=seed,
-    )
+    try:
+        model = fit(
+            data,
+            n_estimators=n_estimators,
+            max_features=max_features,
+            max_samples=max_samples,
+            random_state=seed,
+        )
+    except ValueError:  # scikit-learn refuses some tiny subsamples; nothing to compare then
+        assume(False)
     forest = CompiledForest.from_sklearn(model)
     probe = rng.normal(0, scale * 2, size=(n_probe, n_features))
     expected = model.decision_function(probe)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import pytest
 from pydantic import ValidationError
 
 from shared.errors import InvalidRecordError
@@ -288,23 +288,37 @@ def test_training_params_accept_sklearn_forms() -> None:
 
 
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=8),
 )
-_ids = st.one_of(st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True), st.text(max_size=70), _scalars)
+_ids = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True), st.text(max_size=70), _scalars
+)
 _stamps = st.one_of(
     st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
     st.datetimes().map(lambda d: d.isoformat()),
     st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", fullmatch=True),
     _scalars,
 )
-_vectors = st.one_of(st.lists(st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-1000, 1000)),
-                              min_size=0, max_size=260), st.lists(_scalars, max_size=4), _scalars)
+_vectors = st.one_of(
+    st.lists(
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-1000, 1000)),
+        min_size=0,
+        max_size=260,
+    ),
+    st.lists(_scalars, max_size=4),
+    _scalars,
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(vehicle_id=_ids, timestamp=_stamps, feature_vector=_vectors)
-def test_property_both_validators_agree(vehicle_id: object, timestamp: object, feature_vector: object) -> None:
+def test_property_both_validators_agree(
+    vehicle_id: object, timestamp: object, feature_vector: object
+) -> None:
     """On arbitrary records, the Kafka decoder and the HTTP model accept and refuse alike."""
     body = {"vehicle_id": vehicle_id, "timestamp": timestamp, "feature_vector": feature_vector}
     text = json.dumps(body).encode()

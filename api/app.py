@@ -1,0 +1,119 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Building the app checks the configuration (no API key and auth not disabled: it refuses,
+with :class:`ConfigurationError`) and wires middleware and routes; the lifespan makes the
+registry directory and the shared services. Nothing is read or loaded at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.auth import API_KEY_HEADER, KeyRing
+from api.deps import rate_limited
+from api.errors import install_error_handlers
+from api.metrics import ApiMetrics
+from api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
+from api.openapi import install_openapi
+from api.routes import health, ingest, models, score
+from api.services import build_services
+from shared.schemas import TelemetryRecord, TrainingRequest
+from shared.settings import Settings, load_settings
+
+logger = logging.getLogger("api")
+
+DESCRIPTION = """\
+Trains IsolationForest models on vehicle telemetry (`POST /ingest`) and scores records
+(`POST /score`) against a model registry shared with the streaming worker.
+
+Every route but the probes, `/metrics` and these docs needs an API key: `X-API-Key: <key>`
+or `Authorization: Bearer <key>` (the **Authorize** button). Errors are
+`application/problem+json` (RFC 9457); every answer carries `X-Request-ID`.
+"""
+
+TAGS = [
+    {"name": "training", "description": "Train and publish model versions."},
+    {"name": "scoring", "description": "Score a record."},
+    {"name": "models", "description": "The model registry: inspect, roll back, delete."},
+    {"name": "health", "description": "Probes and metrics (no API key)."},
+]
+
+
+def _service_version() -> str:
+    try:
+        return package_version("vehicle-anomaly")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The api for ``settings`` (default: read from the environment)."""
+    settings = settings if settings is not None else load_settings()
+    keys = KeyRing.from_settings(settings)  # ConfigurationError without keys
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if keys.disabled:
+            logger.warning(
+                "AUTH_DISABLED=true: every route is open to anyone who can reach this port; "
+                "use it for a local demo only"
+            )
+        services = build_services(settings, metrics, keys)
+        app.state.services = services
+        logger.info(
+            "api started",
+            extra={
+                "model_dir": str(settings.model_dir),
+                "active_model": services.registry.active_version(),
+                "api_keys": len(keys),
+                "auth_disabled": keys.disabled,
+            },
+        )
+        yield
+        logger.info("api stopped")
+
+    app = FastAPI(
+        title="Vehicle anomaly api",
+        version=_service_version(),
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    app.state.keys = keys
+    app.state.metrics = metrics
+
+    protected = [Depends(rate_limited)]
+    app.include_router(ingest.router, dependencies=protected)
+    app.include_router(score.router, dependencies=protected)
+    app.include_router(models.router, dependencies=protected)
+    app.include_router(health.router)
+
+    install_error_handlers(app)
+    install_openapi(app, [TrainingRequest, TelemetryRecord])
+
+    # add_middleware wraps: the last one added is the outermost.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.ingest_max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "Location"],
+            max_age=600,
+        )
+    return app

@@ -1,0 +1,130 @@
+"""Reading a JSON request body into a contract model, with problem+json for every failure.
+
+The routes take their body through these dependencies instead of FastAPI's own body
+parameters so that a large ``/ingest`` batch is decoded and validated in a worker thread
+(the event loop keeps answering), the record count is checked before the records are
+validated, and every failure has a precise answer:
+
+* a ``Content-Type`` that is not JSON: 415 (no ``Content-Type`` at all is read as JSON);
+* an empty body: 422, ``field`` ``""``;
+* bytes that are not JSON (or not UTF-8, or nested absurdly deep): 400 with the position;
+* JSON that breaks the schema (``NaN`` and ``Infinity`` included): 422 naming each field.
+"""
+
+from __future__ import annotations
+
+import email.message
+import json
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from api.errors import (
+    MALFORMED_JSON,
+    TOO_MANY_RECORDS,
+    UNSUPPORTED_MEDIA_TYPE,
+    ProblemError,
+    field_errors,
+    validation_problem,
+)
+from api.schemas import FieldError
+from shared.schemas import TelemetryRecord, TrainingRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+# Bodies larger than this are decoded and validated in a worker thread.
+THREAD_THRESHOLD_BYTES = 64 * 1024
+
+
+def _check_content_type(request: Request) -> None:
+    value = request.headers.get("content-type")
+    if not value:
+        return
+    message = email.message.Message()
+    message["content-type"] = value
+    subtype = message.get_content_subtype()
+    if message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    ):
+        return
+    raise ProblemError(
+        415,
+        f"the body must be JSON (Content-Type: application/json), not {value[:100]!r}",
+        type_=UNSUPPORTED_MEDIA_TYPE,
+    )
+
+
+def _malformed(message: str, **where: int) -> ProblemError:
+    error = FieldError(field="", location="body", message=message, type="json_invalid", **where)
+    suffix = f" at line {where['line']} column {where['column']}" if "line" in where else ""
+    return ProblemError(
+        400, f"the body is not valid JSON: {message}{suffix}", type_=MALFORMED_JSON, errors=[error]
+    )
+
+
+def decode_json(raw: bytes) -> Any:
+    """Python's JSON decoder (it reads ``NaN``/``Infinity``, which validation then refuses)."""
+    if not raw.strip():
+        missing = FieldError(field="", message="a JSON body is required", type="missing")
+        raise validation_problem([missing])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        where = error.start
+        raise _malformed(f"invalid UTF-8 byte at position {where}", position=where) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _malformed(
+            error.msg, line=error.lineno, column=error.colno, position=error.pos
+        ) from None
+    except RecursionError:
+        raise _malformed("the JSON is nested too deeply") from None
+
+
+def validate(model: type[M], value: Any) -> M:
+    """``model`` from decoded JSON, or a 422 problem naming every field at fault."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        raise validation_problem(field_errors(error.errors(include_input=False))) from None
+
+
+def parse_training_request(raw: bytes, max_records: int) -> TrainingRequest:
+    """Decode, count, then validate an ``/ingest`` body (blocking: may run in a thread)."""
+    value = decode_json(raw)
+    records = value.get("records") if isinstance(value, dict) else None
+    if isinstance(records, list) and len(records) > max_records:
+        raise ProblemError(
+            413,
+            f"the batch has {len(records)} records; the limit is {max_records} per request "
+            "(INGEST_MAX_RECORDS): split it into smaller batches",
+            type_=TOO_MANY_RECORDS,
+        )
+    return validate(TrainingRequest, value)
+
+
+async def training_request_body(request: Request) -> TrainingRequest:
+    """Dependency: the ``/ingest`` body.
+
+    A large body is decoded in a worker thread that takes one of the training slots, so at
+    most that many batches are expanded into Python objects at once.
+    """
+    _check_content_type(request)
+    raw = await request.body()
+    limit = request.app.state.settings.ingest_max_records
+    if len(raw) > THREAD_THRESHOLD_BYTES:
+        slots = request.app.state.services.training_limiter
+        return await anyio.to_thread.run_sync(parse_training_request, raw, limit, limiter=slots)
+    return parse_training_request(raw, limit)
+
+
+async def telemetry_record_body(request: Request) -> TelemetryRecord:
+    """Dependency: the ``/score`` body."""
+    _check_content_type(request)
+    raw = await request.body()
+    if len(raw) > THREAD_THRESHOLD_BYTES:
+        return await anyio.to_thread.run_sync(lambda: validate(TelemetryRecord, decode_json(raw)))
+    return validate(TelemetryRecord, decode_json(raw))

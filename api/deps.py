@@ -1,0 +1,60 @@
+"""Dependencies of the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.auth import Principal, authenticate
+from api.body import telemetry_record_body, training_request_body
+from api.errors import RATE_LIMITED, ProblemError
+from api.services import ModelCache, Services
+from shared.registry import ModelRegistry
+from shared.schemas import TelemetryRecord, TrainingRequest
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_registry(services: ServicesDep) -> ModelRegistry:
+    return services.registry
+
+
+def get_models(services: ServicesDep) -> ModelCache:
+    return services.models
+
+
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+ModelCacheDep = Annotated[ModelCache, Depends(get_models)]
+CallerDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def rate_limited(request: Request, principal: CallerDep) -> Principal:
+    """The authenticated caller, after taking a token from its bucket (else 429).
+
+    Every protected router has this as its dependency. (FastAPI walks a dependency's whole
+    sub-tree each time it is named, cached or not, so the hot routes name it only there.)
+    """
+    services: Services = request.app.state.services
+    wait = services.limiter.acquire(principal.identity)
+    if wait > 0:
+        seconds = services.limiter.retry_after(wait)
+        raise ProblemError(
+            429,
+            f"rate limit of {services.settings.rate_limit_per_second:g} requests/s "
+            f"(burst {services.settings.rate_limit_burst}) reached; retry in {seconds} s",
+            type_=RATE_LIMITED,
+            headers={"Retry-After": str(seconds)},
+        )
+    return principal
+
+
+AuthorizedCaller = Annotated[Principal, Depends(rate_limited)]
+TrainingBody = Annotated[TrainingRequest, Depends(training_request_body)]
+RecordBody = Annotated[TelemetryRecord, Depends(telemetry_record_body)]

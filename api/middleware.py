@@ -1,0 +1,183 @@
+"""Pure ASGI middleware (no ``BaseHTTPMiddleware``: it would break context variables).
+
+* :class:`RequestContextMiddleware`: request id (``X-Request-ID`` in and out, and
+  ``shared.observability.request_id_var`` for logs), one access log line, the HTTP metrics,
+  and the last-resort 500 problem for an unhandled exception (logged with its traceback).
+* :class:`BodySizeLimitMiddleware`: refuses a body over the limit with 413, from its
+  ``Content-Length`` before reading anything, or while counting the bytes of a chunked one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PAYLOAD_TOO_LARGE, ProblemError, internal_error_response, problem_response
+from api.metrics import UNMATCHED_ROUTE, ApiMetrics
+from shared.observability import request_id_var
+
+access_logger = logging.getLogger("api.access")
+error_logger = logging.getLogger("api.error")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The caller's ``X-Request-ID`` when it is safe to log and echo, else a new uuid4 hex."""
+    for name, value in headers:
+        if name.lower() == b"x-request-id":
+            try:
+                text = value.decode("ascii")
+            except UnicodeDecodeError:
+                break
+            if _REQUEST_ID_RE.match(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Request id, access log, metrics and the 500 fallback, for every HTTP request."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_from(scope.get("headers", []))
+        token = request_id_var.set(request_id)
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        self.metrics.in_progress.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            error_logger.exception(
+                "unhandled exception", extra={"method": scope["method"], "path": scope["path"]}
+            )
+            if not response_started:
+                response = internal_error_response(scope["path"])
+                await response(scope, receive, send_wrapper)
+            status = 500
+        finally:
+            self.metrics.in_progress.dec()
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            labels = (scope["method"], route, str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.request_duration.labels(*labels).observe(elapsed)
+            access_logger.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra=_access_fields(scope, status, elapsed),
+            )
+            request_id_var.reset(token)
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else UNMATCHED_ROUTE
+
+
+def _access_fields(scope: Scope, status: int, elapsed: float) -> dict[str, Any]:
+    client = scope.get("client")
+    state = scope.get("state") or {}
+    principal = state.get("principal") if isinstance(state, dict) else None
+    return {
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+        "client": client[0] if client else None,
+        "caller": getattr(principal, "identity", None),
+    }
+
+
+class _BodyTooLarge(ProblemError):
+    def __init__(self, limit: int, detail: str) -> None:
+        super().__init__(413, detail, type_=PAYLOAD_TOO_LARGE)
+        self.limit = limit
+
+
+class BodySizeLimitMiddleware:
+    """413 for a request body over ``max_bytes``, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, size: str) -> _BodyTooLarge:
+        return _BodyTooLarge(
+            self.max_bytes,
+            f"the request body is {size}; the limit is {self.max_bytes} bytes "
+            "(INGEST_MAX_BODY_BYTES): split the batch into smaller requests",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send, self._too_large(f"{declared} bytes"))
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large(f"over {self.max_bytes} bytes")
+            return message
+
+        # A route reading the body raises _BodyTooLarge from counting_receive; the problem
+        # handler answers it like any ProblemError. This catches it if a route did not.
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge as error:
+            await self._refuse(scope, receive, send, error)
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, error: ProblemError
+    ) -> None:
+        response = problem_response(
+            None, error.status, error.detail, type_=error.type, path=scope["path"]
+        )
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

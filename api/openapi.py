@@ -1,0 +1,115 @@
+"""OpenAPI helpers: documented problem responses, request bodies, and the extra components.
+
+The routes read their bodies through dependencies (see ``api.body``), so their request
+bodies are declared here, with the contract's models added to ``components.schemas``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from api.schemas import PROBLEM_EXAMPLE, PROBLEM_MEDIA_TYPE, Problem
+
+REF = "#/components/schemas/"
+
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON (the position is in `errors`).",
+    401: "No API key, or not a valid one.",
+    404: "No such resource.",
+    409: "The request conflicts with the registry's state.",
+    413: "The body or the batch is too large.",
+    415: "The body is not JSON.",
+    422: "The request breaks the schema; `errors` names each field at fault.",
+    429: "Rate limit reached; retry after `Retry-After` seconds.",
+    503: "The model registry cannot be used.",
+}
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The accepted schemes: Bearer and APIKey.",
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying (an integer, at least 1).",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entries for these problem statuses."""
+    found: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        example = {**PROBLEM_EXAMPLE, "status": status}
+        if status != 422:
+            example = {
+                "type": "about:blank",
+                "title": _DESCRIPTIONS[status].split(";")[0],
+                "status": status,
+                "detail": _DESCRIPTIONS[status],
+                "instance": "/score",
+            }
+        entry: dict[str, Any] = {
+            "description": _DESCRIPTIONS[status],
+            "content": {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF + "Problem"}, "example": example}
+            },
+        }
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        found[status] = entry
+    return found
+
+
+AUTH_PROBLEMS = (401, 429)
+BODY_PROBLEMS = (400, 413, 415, 422)
+
+
+def json_body(model: type[BaseModel], examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``openapi_extra`` declaring a required JSON body of ``model``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": REF + model.__name__},
+                    "examples": examples,
+                }
+            },
+        }
+    }
+
+
+def install_openapi(app: FastAPI, extra_models: list[type[BaseModel]]) -> None:
+    """Make ``app.openapi()`` include ``extra_models`` (and their definitions) as components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        models: list[type[BaseModel]] = [Problem, *extra_models]
+        for model in models:
+            definition = model.model_json_schema(ref_template=REF + "{model}", mode="validation")
+            for name, sub in definition.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components.setdefault(model.__name__, definition)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""The api's routers: the protected ones (``ingest``, ``score``, ``models``) and ``health``."""

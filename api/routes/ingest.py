@@ -1,0 +1,134 @@
+"""``POST /ingest``: train a model version on a batch of records."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import AuthorizedCaller, ServicesDep, TrainingBody
+from api.openapi import AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
+from shared.errors import TrainingError
+from shared.schemas import TrainingRequest, TrainingResponse
+from shared.training import train_version
+
+logger = logging.getLogger("api.ingest")
+
+router = APIRouter(tags=["training"])
+
+SEED_EXAMPLE = {
+    "records": [
+        {
+            "vehicle_id": "VH-001",
+            "timestamp": "2024-01-15T10:00:00Z",
+            "feature_vector": [0.5, 0.3, 0.8, 1.2],
+        }
+    ]
+}
+PARAMS_EXAMPLE = {
+    "records": [
+        {"vehicle_id": "VH-001", "timestamp": "2024-01-15T10:00:00Z", "feature_vector": [0.5, 0.3]},
+        {"vehicle_id": "VH-001", "timestamp": "2024-01-15T10:01:00Z", "feature_vector": [0.6, 0.2]},
+        {"vehicle_id": "VH-003", "timestamp": "2024-01-15T10:01:30Z", "feature_vector": [0.4, 0.4]},
+    ],
+    "params": {"n_estimators": 200, "contamination": 0.05, "random_state": 42},
+}
+RESPONSE_EXAMPLE = {
+    "model_version": "20240115100000",
+    "record_count": 1,
+    "created_at": "2024-01-15T10:00:00Z",
+    "n_features": 4,
+    "params": {
+        "n_estimators": 100,
+        "max_samples": "auto",
+        "contamination": "auto",
+        "max_features": 1.0,
+        "random_state": None,
+    },
+    "sha256": "9f2c5b1e0d4a7c3b8e6f1a2d5c7b9e0f3a4d6c8b1e2f5a7c9d0b3e6f8a1c4d7e",
+    "signed": False,
+    "active": True,
+    "warnings": [
+        "trained on 1 record(s): IsolationForest needs more data to separate anomalies, "
+        "and this model will score every record 0 (not anomalous)"
+    ],
+}
+
+
+@router.post(
+    "/ingest",
+    summary="Train a model version",
+    description=(
+        "Fits an IsolationForest on the records (all of one dimension) and publishes it as a "
+        "new registry version, made active unless `activate=false`. Answers **201** with the "
+        "version (also in `Location`). Training runs in a worker thread; at most two run at "
+        "once, others wait. Limits: `INGEST_MAX_RECORDS` records (413), "
+        "`INGEST_MAX_BODY_BYTES` bytes (413), at least `MIN_TRAINING_RECORDS` records (422)."
+    ),
+    status_code=201,
+    response_model=TrainingResponse,
+    responses={
+        201: {
+            "description": "The version was published.",
+            "headers": {
+                "Location": {"description": "/models/{version}", "schema": {"type": "string"}}
+            },
+            "content": {"application/json": {"example": RESPONSE_EXAMPLE}},
+        },
+        **problem_responses(*AUTH_PROBLEMS, *BODY_PROBLEMS, 503),
+    },
+    openapi_extra=json_body(
+        TrainingRequest,
+        {
+            "seed": {"summary": "The seed's example: one record", "value": SEED_EXAMPLE},
+            "with_params": {"summary": "Several records and parameters", "value": PARAMS_EXAMPLE},
+        },
+    ),
+)
+async def ingest(
+    caller: AuthorizedCaller,
+    body: TrainingBody,
+    services: ServicesDep,
+    activate: Annotated[bool, Query(description="make the new version the active one")] = True,
+) -> Response:
+    metrics = services.metrics
+
+    def train() -> tuple[TrainingResponse, float]:
+        started = time.perf_counter()  # after waiting for a training slot
+        response = train_version(
+            services.registry, body.records, body.params, services.settings, activate=activate
+        )
+        return response, time.perf_counter() - started
+
+    try:
+        result, elapsed = await anyio.to_thread.run_sync(train, limiter=services.training_limiter)
+    except TrainingError:
+        metrics.trainings.labels("rejected").inc()
+        raise
+    except Exception:
+        metrics.trainings.labels("failed").inc()
+        raise
+    metrics.trainings.labels("published").inc()
+    metrics.training_duration.observe(elapsed)
+    metrics.training_records.observe(result.record_count)
+    metrics.trained_records.inc(result.record_count)
+    logger.info(
+        "model version published",
+        extra={
+            "model_version": result.model_version,
+            "record_count": result.record_count,
+            "n_features": result.n_features,
+            "active": result.active,
+            "training_ms": round(elapsed * 1000, 1),
+            "caller": caller.identity,
+        },
+    )
+    return JSONResponse(
+        result.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/models/{result.model_version}"},
+    )

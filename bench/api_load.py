@@ -1,0 +1,340 @@
+"""Load benchmark of ``POST /score`` against a bare FastAPI route, both served by uvicorn.
+
+Starts ``python -m api`` (one uvicorn worker, a temporary model registry, a model trained on
+5,000 records of 8 features) and a trivial FastAPI app with one POST route answering a
+constant JSON (served by uvicorn the same way), then drives each on loopback with a closed
+loop of a fixed number of connections for a fixed time: ``wrk`` when it is installed, else an
+asyncio + httpx client. The api's ``GET /healthz`` is measured too, to tell its middleware's
+cost from the scoring's. Writes ``bench/results/api.json`` and prints a table.
+
+    .venv/bin/python bench/api_load.py [--duration 10] [--connections 8] [--client auto|wrk|python]
+
+Bounded: each run lasts ``--duration`` seconds (at most 60) and the Python client also stops
+at ``--max-requests``; the servers are stopped (by pid) when it ends. Traffic goes to
+127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+from fastapi import FastAPI
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "api.json"
+API_KEY = "bench-key"
+RECORD = {
+    "vehicle_id": "VH-002",
+    "timestamp": "2024-01-15T10:05:00Z",
+    "feature_vector": [0.7, 0.2, 0.9, 0.5, 0.1, 0.3, 0.6, 0.4],
+}
+CONSTANT = {"vehicle_id": "VH-002", "anomaly_score": 0.1, "is_anomaly": False}
+
+# The trivial app: what FastAPI + uvicorn cost on their own.
+bare_app = FastAPI()
+
+
+@bare_app.post("/score")
+async def bare_score() -> dict[str, Any]:
+    return CONSTANT
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not answer within 60 s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def _serve(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[None]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_until_up(probe, process, log)
+        yield
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextmanager
+def api_server(tmp: Path) -> Iterator[str]:
+    """``python -m api`` with a trained model; yields its base URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "API_KEYS": API_KEY,
+        "MODEL_DIR": str(tmp / "models"),
+        "RATE_LIMIT_PER_SECOND": "1000000000",
+        "RATE_LIMIT_BURST": "1000000000",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",  # as deployed: one access line per request (to a file here)
+    }
+    base = f"http://127.0.0.1:{port}"
+    with _serve([sys.executable, "-m", "api"], env, base + "/healthz", tmp / "api.log"):
+        rows = np.random.default_rng(0).normal(size=(5_000, 8)).round(6).tolist()
+        batch = {
+            "records": [
+                {
+                    "vehicle_id": f"VH-{i % 50}",
+                    "timestamp": "2024-01-15T10:00:00Z",
+                    "feature_vector": r,
+                }
+                for i, r in enumerate(rows)
+            ],
+            "params": {"random_state": 0},
+        }
+        trained = httpx.post(
+            base + "/ingest", json=batch, headers={"X-API-Key": API_KEY}, timeout=120
+        )
+        trained.raise_for_status()
+        yield base
+
+
+@contextmanager
+def bare_server(tmp: Path) -> Iterator[str]:
+    """The trivial app under uvicorn, configured like ``python -m api``; yields its base URL."""
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log", "--no-server-header", "api_load:bare_app",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with _serve(command, dict(os.environ), base + "/score", tmp / "bare.log"):
+        yield base
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+_WRK_POST = """
+wrk.method = "POST"
+wrk.body = [[%(body)s]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%(key)s"
+"""
+_WRK_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "RESULT {\\"requests\\": %d, \\"duration_us\\": %d, \\"errors\\": %d, " ..
+    "\\"p50_us\\": %d, \\"p99_us\\": %d, \\"mean_us\\": %f}\\n",
+    summary.requests, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.status + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def run_wrk(url: str, duration: float, connections: int, tmp: Path, post: bool) -> dict[str, Any]:
+    script = tmp / "load.lua"
+    head = _WRK_POST % {"body": json.dumps(RECORD), "key": API_KEY} if post else ""
+    script.write_text(head + _WRK_DONE)
+    threads = max(1, min(2, connections))
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s",
+        "-s", str(script), url,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=duration + 60, check=True
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    raw = json.loads(line.removeprefix("RESULT "))
+    seconds = raw["duration_us"] / 1e6
+    return {
+        "requests": raw["requests"],
+        "errors": raw["errors"],
+        "seconds": round(seconds, 3),
+        "requests_per_second": round(raw["requests"] / seconds, 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 3),
+        "p99_ms": round(raw["p99_us"] / 1000, 3),
+        "mean_ms": round(raw["mean_us"] / 1000, 3),
+    }
+
+
+def _raw_request(url: str, post: bool) -> tuple[str, int, bytes]:
+    """The bytes of one keep-alive HTTP/1.1 request to ``url``, and where to send them."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    if post:
+        body = json.dumps(RECORD).encode()
+        head = (
+            f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return host, port, head.encode() + body
+    return host, port, f"GET {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+
+
+async def _python_load(
+    url: str, duration: float, connections: int, max_requests: int, post: bool
+) -> dict[str, Any]:
+    """A closed loop over ``connections`` keep-alive connections (plain asyncio streams: an
+    HTTP client library would cost more than the server being measured)."""
+    host, port, request = _raw_request(url, post)
+    latencies: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    stop_at = started + duration
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while time.perf_counter() < stop_at and len(latencies) + errors < max_requests:
+                sent = time.perf_counter()
+                writer.write(request)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                if head[9:10] == b"2":  # "HTTP/1.1 2xx"
+                    latencies.append(time.perf_counter() - sent)
+                else:
+                    errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    seconds = time.perf_counter() - started
+    ordered = np.array(sorted(latencies)) * 1000
+    return {
+        "requests": len(latencies) + errors,
+        "errors": errors,
+        "seconds": round(seconds, 3),
+        "requests_per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(float(np.percentile(ordered, 50)), 3) if len(ordered) else None,
+        "p99_ms": round(float(np.percentile(ordered, 99)), 3) if len(ordered) else None,
+        "mean_ms": round(float(ordered.mean()), 3) if len(ordered) else None,
+    }
+
+
+def run_python(
+    url: str, duration: float, connections: int, max_requests: int, post: bool
+) -> dict[str, Any]:
+    return asyncio.run(_python_load(url, duration, connections, max_requests, post))
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def measure(
+    url: str, args: argparse.Namespace, client: str, tmp: Path, *, post: bool = True
+) -> dict[str, Any]:
+    warmup = min(2.0, args.duration)
+    if client == "wrk":
+        run_wrk(url, warmup, args.connections, tmp, post)
+        return run_wrk(url, args.duration, args.connections, tmp, post)
+    run_python(url, warmup, args.connections, args.max_requests, post)
+    return run_python(url, args.duration, args.connections, args.max_requests, post)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per target (<= 60)")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="Python client cap")
+    parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    args.duration = min(max(args.duration, 1.0), 60.0)
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    elif client == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install wrk), use --client python")
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="api-bench-") as scratch:
+        tmp = Path(scratch)
+        with bare_server(tmp) as base:
+            results["bare_fastapi"] = measure(base + "/score", args, client, tmp)
+        with api_server(tmp) as base:
+            results["api_score"] = measure(base + "/score", args, client, tmp)
+            # the same server's cheapest route: what its middleware costs without scoring
+            results["api_healthz"] = measure(base + "/healthz", args, client, tmp, post=False)
+
+    report = {
+        "benchmark": "POST /score vs a bare FastAPI POST route, uvicorn, one worker, loopback",
+        "targets": {
+            "bare_fastapi": "trivial FastAPI app, POST returning a constant JSON",
+            "api_score": "python -m api, POST /score with an API key (auth, rate limit, "
+            "validation, LATEST read, IsolationForest decision_function in a thread, log line)",
+            "api_healthz": "python -m api, GET /healthz (request id, metrics, access log only)",
+        },
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "client": client,
+        "connections": args.connections,
+        "duration_seconds": args.duration,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "model": {"records": 5_000, "features": 8, "n_estimators": 100},
+        "results": results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"client={client} connections={args.connections} duration={args.duration:g}s per target")
+    print(f"{'target':<14} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'requests':>9} {'errors':>7}")
+    for name, row in results.items():
+        print(
+            f"{name:<14} {row['requests_per_second']:>10.1f} {row['p50_ms']:>9.2f} "
+            f"{row['p99_ms']:>9.2f} {row['requests']:>9d} {row['errors']:>7d}"
+        )
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

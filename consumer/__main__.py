@@ -1,0 +1,56 @@
+"""``python -m consumer``: run the scoring worker and its health endpoints on CONSUMER_PORT.
+
+The same app also runs under FastStream's CLI::
+
+    faststream run consumer.app:create_app --factory --host 0.0.0.0 --port 8001
+
+(that needs the ``faststream[cli]`` extra, not installed by default).
+
+A bad setting prints one line naming the variable to stderr and exits with status 2.
+SIGTERM (or Ctrl-C) shuts down gracefully: see :mod:`consumer.app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from shared.errors import ConfigurationError
+
+
+def main() -> int:
+    from consumer.options import load_options
+    from shared.settings import load_settings
+
+    try:
+        settings = load_settings()
+        options = load_options()
+    except ConfigurationError as error:
+        print(f"consumer: {error}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from consumer.app import create_app  # imports FastStream, which installs its own handlers
+    from shared.observability import configure_logging
+
+    configure_logging("consumer", settings.log_format, settings.log_level)
+
+    try:
+        app = create_app(settings, options)
+    except ConfigurationError as error:  # e.g. AWS_REGION missing for MSK IAM
+        print(f"consumer: {error}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        app,
+        host="0.0.0.0",  # noqa: S104  (health checks reach the container from outside)
+        port=settings.consumer_port,
+        log_config=None,  # keep configure_logging's handlers
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

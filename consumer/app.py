@@ -1,0 +1,306 @@
+"""The scoring worker as an ASGI application (FastStream's ``AsgiFastStream``).
+
+    python -m consumer                                   # uvicorn on CONSUMER_PORT
+    faststream run consumer.app:create_app --factory --host 0.0.0.0 --port 8001
+
+(FastStream's CLI needs the ``faststream[cli]`` extra, which the project does not install;
+``python -m consumer`` is the supported entry point.)
+
+Start-up: the broker connects (readiness needs it), the plain producer starts, and a model
+watcher polls the registry. The telemetry subscriber does not exist until a model has
+loaded: only then is it created and started (a FastStream dynamic subscriber), so a worker
+without a model joins no group and commits nothing. Shutdown (SIGTERM): the watcher stops,
+the subscriber waits up to ``CONSUMER_GRACEFUL_TIMEOUT_SECONDS`` for the batch in hand and
+otherwise cancels it uncommitted, then the producer flushes and closes.
+
+HTTP on the same port: ``/healthz`` (alive), ``/health/ready`` (200 or 503), ``/health``
+(details), ``/metrics`` (Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from faststream.params import NoCast
+
+from consumer.handlers import (
+    BatchHandler,
+    RebalanceListener,
+    decode_raw_batch,
+    parse_raw_batch,
+)
+from consumer.metrics import WorkerMetrics
+from consumer.models import ModelWatcher
+from consumer.options import WorkerOptions, load_options
+from consumer.processor import BatchProcessor
+from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
+from consumer.state import WorkerState
+from shared.kafka import broker_options, client_options
+from shared.registry import ModelRegistry
+from shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+log = logging.getLogger("consumer.app")
+
+PRODUCER_MAX_REQUEST_BYTES = 8 * 1024 * 1024  # the broker's own limit is the one that counts
+# aiokafka's default 16 KiB batches cost ~25 % of throughput with 500-record input batches.
+PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+PING_TIMEOUT_SECONDS = 2.0
+
+
+def producer_options(options: WorkerOptions) -> dict[str, Any]:
+    """Producer settings for verdicts and dead letters (both publishers use the same)."""
+    return {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": options.linger_ms,
+        "max_request_size": PRODUCER_MAX_REQUEST_BYTES,
+        "max_batch_size": PRODUCER_MAX_BATCH_BYTES,
+    }
+
+
+def _json(body: dict[str, Any], status: int = 200) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(body, default=str).encode(),
+        status_code=status,
+        headers={"content-type": "application/json"},
+    )
+
+
+class Worker:
+    """Owns the broker, the producer, the model watcher and the batch handler."""
+
+    def __init__(self, settings: Settings, options: WorkerOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.state = WorkerState()
+        self.metrics = WorkerMetrics()
+        self.registry = ModelRegistry(
+            settings.model_dir, signing_key=settings.signing_key, retention=None
+        )
+        self.broker = KafkaBroker(
+            **broker_options(settings),
+            **producer_options(options),
+            graceful_timeout=options.graceful_timeout_seconds,
+            allow_auto_create_topics=False,
+            logger=logging.getLogger("consumer.faststream"),  # through configure_logging's handler
+            log_level=logging.DEBUG,  # FastStream's per-batch "Received"/"Processed" lines
+        )
+        self.producer: AIOKafkaProducer | None = None
+        self.sink: Sink = FastStreamSink(self.broker)
+        self.processor = BatchProcessor(
+            anomaly_topic=settings.anomaly_topic,
+            dlq_topic=settings.dlq_topic,
+            publish_all=settings.publish_all_verdicts,
+            max_record_bytes=settings.max_record_bytes,
+        )
+        self.handler = BatchHandler(
+            self.processor,
+            self.sink,
+            self.state,
+            self.metrics,
+            retry_backoff_max=options.retry_backoff_max_seconds,
+            debug_delay=options.debug_batch_delay_seconds,
+        )
+        self.watcher = ModelWatcher(
+            self.registry,
+            self.state,
+            self.metrics,
+            settings.model_poll_seconds,
+            on_model=self.start_consuming,
+        )
+        self.subscriber: BatchSubscriber | None = None
+        self.consuming_since: float | None = None
+        self._start_lock = asyncio.Lock()
+        self.app = AsgiFastStream(
+            self.broker,
+            asgi_routes=[
+                ("/healthz", get(self.healthz, include_in_schema=False)),
+                ("/health/ready", get(self.ready, include_in_schema=False)),
+                ("/health", get(self.health, include_in_schema=False)),
+                ("/metrics", get(self.metrics_route, include_in_schema=False)),
+            ],
+            after_startup=[self.after_startup],
+            on_shutdown=[self.on_shutdown],
+            after_shutdown=[self.after_shutdown],
+            logger=logging.getLogger("consumer.faststream"),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def after_startup(self) -> None:
+        """Broker connected: start the verdict producer and the model watcher."""
+        if self.options.publisher == "aiokafka":
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(
+                **client_options(self.settings),
+                **producer_options(self.options),
+            )
+            await producer.start()
+            self.producer = producer
+            self.handler.sink = self.sink = AiokafkaSink(producer)
+        log.info(
+            "worker started; waiting for a model before consuming",
+            extra={"publisher": self.options.publisher, "model_dir": str(self.settings.model_dir)},
+        )
+        self.watcher.start()
+
+    async def start_consuming(self) -> None:
+        """Create and start the telemetry subscriber (once: after the first model loads)."""
+        async with self._start_lock:
+            if self.subscriber is not None:
+                return
+            settings = self.settings
+            subscriber = self.broker.subscriber(
+                settings.telemetry_topic,
+                batch=True,
+                max_records=settings.batch_max_records,
+                batch_timeout_ms=settings.batch_timeout_ms,
+                group_id=settings.consumer_group,
+                auto_offset_reset="earliest",
+                ack_policy=AckPolicy.MANUAL,
+                parser=parse_raw_batch,
+                decoder=decode_raw_batch,
+                listener=RebalanceListener(self.handler, self.options.rebalance_wait_seconds),
+                session_timeout_ms=self.options.session_timeout_ms,
+                heartbeat_interval_ms=max(100, self.options.session_timeout_ms // 3),
+                persistent=False,
+                include_in_schema=False,
+            )
+            handler = self.handler
+
+            @subscriber
+            async def score_telemetry(records: NoCast[tuple[Any, ...]]) -> None:
+                consumer = subscriber.consumer
+                if consumer is None:  # stopped between fetch and call: leave it uncommitted
+                    return
+                await handler.handle(records, consumer)
+
+            try:
+                await subscriber.start()
+            except BaseException:
+                await subscriber.stop()
+                raise
+            self.subscriber = subscriber
+            self.state.consuming = True
+            self.consuming_since = time.monotonic()
+            log.info(
+                "consuming",
+                extra={
+                    "topic": settings.telemetry_topic,
+                    "group": settings.consumer_group,
+                    "model_version": self.state.model_version,
+                },
+            )
+
+    async def on_shutdown(self) -> None:
+        """Before the broker stops: no more model swaps or subscriber starts."""
+        await self.watcher.stop()
+
+    async def after_shutdown(self) -> None:
+        """After the subscriber stopped (batch finished or abandoned): close the producer."""
+        self.state.consuming = False
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await producer.stop()
+
+    # -- health ----------------------------------------------------------------------------
+
+    def _consumer(self) -> AIOKafkaConsumer | None:
+        return self.subscriber.consumer if self.subscriber is not None else None
+
+    async def _partitions(self) -> dict[str, dict[str, int | None]]:
+        consumer = self._consumer()
+        if consumer is None:
+            return {}
+        found: dict[str, dict[str, int | None]] = {}
+        for tp in sorted(consumer.assignment()):
+            highwater = consumer.highwater(tp)
+            try:
+                position: int | None = await asyncio.wait_for(consumer.position(tp), 0.5)
+            except Exception:
+                position = None
+            lag = highwater - position if highwater is not None and position is not None else None
+            found[f"{tp.topic}-{tp.partition}"] = {
+                "position": position,
+                "highwater": highwater,
+                "lag": lag,
+            }
+        return found
+
+    async def readiness(self) -> tuple[bool, list[str], dict[str, Any]]:
+        """Ready: broker reachable, a model loaded, consuming, and progressing (or idle)."""
+        reasons: list[str] = []
+        if not self.broker.running or not await self.broker.ping(PING_TIMEOUT_SECONDS):
+            reasons.append("broker not connected")
+        if self.state.detector is None:
+            reasons.append("no model loaded")
+        partitions = await self._partitions()
+        if not self.state.consuming:
+            reasons.append("not consuming")
+        stall = self.options.stall_seconds
+        now = time.monotonic()
+        if self.state.batch_started_monotonic is not None:
+            held = now - self.state.batch_started_monotonic
+            if held > stall:
+                reasons.append(f"a batch has been in hand for {held:.0f}s")
+        lagging = any((p["lag"] or 0) > 0 for p in partitions.values())
+        if lagging and self.state.consuming:
+            since = max(filter(None, (self.state.last_batch_monotonic, self.consuming_since)))
+            if now - since > stall:
+                reasons.append(f"records waiting and no batch committed for {now - since:.0f}s")
+        ready = not reasons
+        self.metrics.ready.set(1 if ready else 0)
+        return ready, reasons, partitions
+
+    async def healthz(self, scope: Any) -> AsgiResponse:
+        return _json({"status": "alive"})
+
+    async def ready(self, scope: Any) -> AsgiResponse:
+        ready, reasons, _ = await self.readiness()
+        return _json(
+            {"ready": ready, "reasons": reasons, "model_version": self.state.model_version},
+            200 if ready else 503,
+        )
+
+    async def health(self, scope: Any) -> AsgiResponse:
+        ready, reasons, partitions = await self.readiness()
+        return _json(
+            {
+                "ready": ready,
+                "reasons": reasons,
+                "broker_running": self.broker.running,
+                "publisher": self.options.publisher,
+                **self.state.summary(),
+                "assigned_partitions": sorted(partitions),
+                "partitions": partitions,
+                "telemetry_topic": self.settings.telemetry_topic,
+                "consumer_group": self.settings.consumer_group,
+            }
+        )
+
+    async def metrics_route(self, scope: Any) -> AsgiResponse:
+        return AsgiResponse(
+            self.metrics.render(), headers={"content-type": self.metrics.content_type}
+        )
+
+
+def create_app(
+    settings: Settings | None = None, options: WorkerOptions | None = None
+) -> AsgiFastStream:
+    """Build the worker's ASGI app; nothing connects until its lifespan starts."""
+    worker = Worker(settings or load_settings(), options or load_options())
+    app = worker.app
+    app.worker = worker  # type: ignore[attr-defined]  # for tests and the benchmark
+    return app

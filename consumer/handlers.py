@@ -1,0 +1,234 @@
+"""The batch handling: decode → score in one call → publish concurrently → confirm all → commit.
+
+:class:`BatchHandler` is the thin I/O shell around :class:`consumer.processor.BatchProcessor`.
+Its guarantees, which the integration tests check against a real broker:
+
+* an offset is committed only after every verdict and dead letter of the records before it
+  was acknowledged by the broker (``acks=all``); the commit names explicit offsets, only
+  for the partitions the batch came from and that this member still owns;
+* a batch that cannot be published is rewound (``seek`` to its first offset per partition)
+  and retried after a back-off, so no record is skipped; a record that cannot be decoded
+  never fails a batch (it becomes a dead letter);
+* a cancelled batch (SIGTERM past the graceful timeout) commits nothing;
+* a commit refused after a rebalance (``CommitFailedError``/``IllegalStateError``) is
+  logged: the new owner gets the records again (at least once).
+
+The FastStream glue at the bottom hands the handler aiokafka's raw ``ConsumerRecord``
+tuple, with neither FastStream's parser (which decodes headers as UTF-8) nor its JSON decoder
+touching a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
+
+from consumer.metrics import WorkerMetrics
+from consumer.processor import BatchOutcome, BatchProcessor, RecordLike, offset_bounds
+from consumer.publishing import PublishError, Sink, publish_confirmed
+from consumer.state import WorkerState
+from shared.schemas import format_timestamp
+
+log = logging.getLogger("consumer.handlers")
+
+
+class ConsumerLike(Protocol):
+    """The part of ``AIOKafkaConsumer`` the handler uses."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+
+class BatchHandler:
+    """Processes, publishes and commits one batch at a time."""
+
+    def __init__(
+        self,
+        processor: BatchProcessor,
+        sink: Sink,
+        state: WorkerState,
+        metrics: WorkerMetrics,
+        *,
+        retry_backoff_max: float = 5.0,
+        debug_delay: float = 0.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.processor = processor
+        self.sink = sink
+        self.state = state
+        self.metrics = metrics
+        self.retry_backoff_max = retry_backoff_max
+        self.debug_delay = debug_delay
+        self.clock = clock
+        self.sleep = sleep
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._consecutive_failures = 0
+
+    async def handle(self, records: Sequence[RecordLike], consumer: ConsumerLike) -> bool:
+        """Handle one batch; ``True`` when it was published and its offsets committed."""
+        if not records:
+            return True
+        started = time.monotonic()
+        self.state.batch_started_monotonic = started
+        self.idle.clear()
+        try:
+            return await self._handle(records, consumer, started)
+        except asyncio.CancelledError:
+            log.warning(
+                "batch abandoned at shutdown; its offsets are not committed",
+                extra={"records": len(records)},
+            )
+            raise
+        finally:
+            self.state.batch_started_monotonic = None
+            self.idle.set()
+
+    async def _handle(
+        self, records: Sequence[RecordLike], consumer: ConsumerLike, started: float
+    ) -> bool:
+        detector = self.state.detector
+        if detector is None:  # cannot happen: consumption starts after the first model loads
+            await self._fail(records, consumer, RuntimeError("no model loaded"))
+            return False
+        self.metrics.records_consumed.inc(len(records))
+        try:
+            outcome = self.processor.process(records, detector, format_timestamp(self.clock()))
+            if self.debug_delay:
+                await asyncio.sleep(self.debug_delay)
+            await publish_confirmed(self.sink, outcome.messages)
+        except (PublishError, KafkaError) as error:
+            await self._fail(records, consumer, error)
+            return False
+        except Exception as error:  # a bug or a broken model: retry rather than skip
+            log.exception("batch processing failed")
+            await self._fail(records, consumer, error)
+            return False
+        await self._commit(consumer, outcome)
+        self._succeeded(outcome, started)
+        return True
+
+    async def _commit(self, consumer: ConsumerLike, outcome: BatchOutcome) -> None:
+        wanted = {
+            TopicPartition(topic, partition): offset
+            for (topic, partition), offset in outcome.next_offsets.items()
+        }
+        owned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in wanted.items() if tp in owned}
+        lost = sorted(str(tp) for tp in wanted if tp not in owned)
+        if lost:
+            log.warning(
+                "partitions were revoked while their batch was in hand; their records "
+                "will be redelivered to the new owner",
+                extra={"partitions": lost},
+            )
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as error:
+            self.state.commit_failures += 1
+            self.metrics.commit_failures.inc()
+            log.warning(
+                "offset commit refused (group rebalanced); the records will be redelivered",
+                extra={"error": repr(error)},
+            )
+
+    def _succeeded(self, outcome: BatchOutcome, started: float) -> None:
+        self._consecutive_failures = 0
+        state, metrics = self.state, self.metrics
+        published_anomalies = sum(1 for m in outcome.verdicts if m.is_anomaly)
+        published_normal = len(outcome.verdicts) - published_anomalies
+        state.batches += 1
+        state.records += outcome.records
+        state.scored += outcome.scored
+        state.anomalies += outcome.anomalies
+        state.verdicts_published += published_anomalies + published_normal
+        state.dead_letters.update(outcome.dead_letters)
+        state.last_batch_at = time.time()
+        state.last_batch_monotonic = time.monotonic()
+        metrics.batches.inc()
+        metrics.batch_size.observe(outcome.records)
+        metrics.batch_seconds.observe(state.last_batch_monotonic - started)
+        metrics.verdicts_published.labels("anomaly").inc(published_anomalies)
+        metrics.verdicts_published.labels("normal").inc(published_normal)
+        metrics.records_scored.labels("anomaly").inc(outcome.anomalies)
+        metrics.records_scored.labels("normal").inc(outcome.scored - outcome.anomalies)
+        for reason, count in outcome.dead_letters.items():
+            metrics.dead_letters.labels(reason).inc(count)
+
+    async def _fail(
+        self, records: Sequence[RecordLike], consumer: ConsumerLike, error: BaseException
+    ) -> None:
+        """Rewind every partition of the batch to its first record, then back off."""
+        self._consecutive_failures += 1
+        self.state.batch_failures += 1
+        self.metrics.batch_failures.inc()
+        first, _ = offset_bounds(records)
+        for (topic, partition), offset in first.items():
+            # A partition revoked meanwhile is skipped: its new owner starts from the commit.
+            with contextlib.suppress(IllegalStateError):
+                consumer.seek(TopicPartition(topic, partition), offset)
+        delay = min(self.retry_backoff_max, 0.1 * 2 ** min(self._consecutive_failures, 10))
+        log.error(
+            "batch not published; rewound to retry it",
+            extra={"error": repr(error), "records": len(records), "retry_in_seconds": delay},
+        )
+        await self.sleep(delay)
+
+
+class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    """Lets the batch in hand finish (and commit) before its partitions are given away."""
+
+    def __init__(self, handler: BatchHandler, wait_seconds: float) -> None:
+        self.handler = handler
+        self.wait_seconds = wait_seconds
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked or self.handler.idle.is_set():
+            return
+        try:
+            await asyncio.wait_for(self.handler.idle.wait(), self.wait_seconds)
+        except TimeoutError:
+            log.warning(
+                "rebalance did not wait longer for the batch in hand; it will not be committed",
+                extra={"waited_seconds": self.wait_seconds},
+            )
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.debug("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
+
+
+# --- FastStream glue ----------------------------------------------------------------------
+
+
+async def parse_raw_batch(records: tuple[Any, ...]) -> KafkaMessage:
+    """A batch parser that touches neither values nor headers (they may not be UTF-8)."""
+    first, last = records[0], records[-1]
+    return KafkaMessage(
+        body=b"",
+        raw_message=records,
+        message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
+        correlation_id=f"{first.topic}-{first.partition}-{first.offset}",
+        consumer=FAKE_CONSUMER,  # offsets are committed by BatchHandler, never by FastStream
+    )
+
+
+async def decode_raw_batch(message: KafkaMessage) -> tuple[Any, ...]:
+    """The handler's body: the raw ``ConsumerRecord`` tuple, not JSON-decoded."""
+    records: tuple[Any, ...] = message.raw_message
+    return records

@@ -1,0 +1,121 @@
+"""Hot reload: poll the registry, load a new version off the event loop, swap it in.
+
+The swap replaces one reference (:attr:`WorkerState.detector`); a batch reads it once when it
+starts, so a batch is scored by one version and a new version takes effect between batches.
+A version that fails to load (bad checksum or signature, unreadable pickle, wrong shape) is
+logged, counted and remembered: it is not retried until ``LATEST`` names another version, and
+the model already loaded keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from consumer.metrics import WorkerMetrics
+from consumer.state import WorkerState
+from shared.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from shared.detector import Detector
+
+log = logging.getLogger("consumer.models")
+
+
+def load_detector(registry: ModelRegistry, version: str) -> Detector:
+    """Verify, unpickle and smoke-test ``version`` (blocking: run it in a thread).
+
+    scikit-learn (and the compiled scorer) are imported here, on the first load, so that the
+    worker's HTTP endpoints are up before those heavy imports finish.
+    """
+    from shared.detector import Detector
+
+    loaded = registry.load(version)
+    detector = Detector.from_loaded(loaded)
+    expected = getattr(detector.estimator, "n_features_in_", detector.n_features)
+    if int(expected) != detector.n_features:
+        raise ValueError(
+            f"model version {version!r}: meta.json says {detector.n_features} features, "
+            f"the estimator was fitted on {expected}"
+        )
+    detector.score(np.zeros((1, detector.n_features)))  # fails now rather than on a batch
+    return detector
+
+
+class ModelWatcher:
+    """Polls ``registry.active_version()`` and keeps ``state.detector`` on the newest version."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        state: WorkerState,
+        metrics: WorkerMetrics,
+        poll_seconds: float,
+        on_model: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.state = state
+        self.metrics = metrics
+        self.poll_seconds = poll_seconds
+        self.on_model = on_model
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self) -> bool:
+        """One poll; ``True`` when a new version was swapped in."""
+        try:
+            version = await asyncio.to_thread(self.registry.active_version)
+        except OSError as error:
+            log.warning("cannot read the model registry", extra={"error": repr(error)})
+            return False
+        state = self.state
+        if version is None or version == state.model_version or version == state.failed_version:
+            return False
+        try:
+            detector = await asyncio.to_thread(load_detector, self.registry, version)
+        except Exception as error:
+            state.failed_version = version
+            state.last_model_error = f"{version}: {error}"
+            self.metrics.model_reload_failures.inc()
+            log.error(
+                "model version failed to load; keeping the current one",
+                extra={"version": version, "error": str(error), "serving": state.model_version},
+            )
+            return False
+        previous = state.model_version
+        state.detector = detector
+        state.failed_version = None
+        state.last_model_error = None
+        self.metrics.model_reloads.inc()
+        self.metrics.model_loaded.set(1)
+        log.info(
+            "model version loaded",
+            extra={"version": version, "previous": previous, "n_features": detector.n_features},
+        )
+        return True
+
+    async def run(self) -> None:
+        """Poll forever; after each poll with a model loaded, call ``on_model``."""
+        while True:
+            await self.check()
+            if self.state.detector is not None and self.on_model is not None:
+                try:
+                    await self.on_model()
+                except Exception:
+                    log.exception("could not start consuming; retrying at the next poll")
+            await asyncio.sleep(self.poll_seconds)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="model-watcher")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,57 @@
+"""Worker-only knobs that are not part of the shared contract (``CONSUMER_*`` variables).
+
+They tune shutdown, readiness and the publishing client; the contract's variables stay in
+:class:`shared.settings.Settings`. ``CONSUMER_DEBUG_BATCH_DELAY_SECONDS`` exists for tests
+only: it holds every batch that long before publishing, so a signal can land mid-batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+
+class WorkerOptions(BaseSettings):
+    """``CONSUMER_<FIELD>`` environment variables (and ``.env``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONSUMER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # How long SIGTERM waits for the batch in hand before abandoning it (uncommitted).
+    graceful_timeout_seconds: float = Field(15.0, ge=0, le=600)
+    # Readiness turns false when a batch runs this long, or records wait this long unprocessed.
+    stall_seconds: float = Field(60.0, gt=0, le=3600)
+    # The client that publishes verdicts and dead letters: a plain aiokafka producer (faster,
+    # see bench/pipeline.py) or FastStream's broker.publish.
+    publisher: Literal["aiokafka", "faststream"] = "aiokafka"
+    linger_ms: int = Field(5, ge=0, le=1000)
+    # Upper bound of the back-off after a batch that could not be published (it is retried).
+    retry_backoff_max_seconds: float = Field(5.0, gt=0, le=300)
+    # How long a rebalance waits for the batch in hand to finish and commit.
+    rebalance_wait_seconds: float = Field(10.0, ge=0, le=300)
+    # The group session: a worker that dies without leaving is replaced after this long.
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    # Test-only: hold each batch this long before publishing it.
+    debug_batch_delay_seconds: float = Field(0.0, ge=0, le=600)
+
+
+def load_options(**overrides: Any) -> WorkerOptions:
+    """Read the options, raising :class:`ConfigurationError` that names each bad variable."""
+    try:
+        return WorkerOptions(**overrides)
+    except ValidationError as error:
+        parts = [
+            f"CONSUMER_{'_'.join(str(p) for p in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        ]
+        raise ConfigurationError("invalid configuration: " + "; ".join(parts)) from error

@@ -1,0 +1,202 @@
+"""The worker's pure core: a batch of raw Kafka records in, the messages to publish out.
+
+No I/O here. :class:`BatchProcessor` decodes a batch with :func:`shared.schemas.decode_batch`,
+scores every valid record in one ``decision_function`` call and builds, in input order,
+one verdict per scored record (anomalies only unless ``publish_all``) and one dead letter per
+invalid record. :mod:`consumer.handlers` sends them and commits.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from shared.schemas import DeadLetterReason, decode_batch, encode_verdict
+
+if TYPE_CHECKING:
+    from shared.detector import Detector  # imports scikit-learn: only when a model loads
+
+# The dead-letter headers of the contract (values are bytes).
+HEADER_ERROR = "error"
+HEADER_ERROR_DETAIL = "error_detail"
+HEADER_SOURCE_TOPIC = "source_topic"
+HEADER_SOURCE_PARTITION = "source_partition"
+HEADER_SOURCE_OFFSET = "source_offset"
+# Added only when the record had neither key nor value: Kafka cannot carry that pair again,
+# so the dead letter's value is b"" and this header says the original value was null.
+HEADER_VALUE_NULL = "value_null"
+MAX_DETAIL_CHARS = 1_000
+
+
+class RecordLike(Protocol):
+    """What the processor reads from a record: aiokafka's ``ConsumerRecord`` fits."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+class Kind(StrEnum):
+    VERDICT = "verdict"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to publish: a verdict or a dead letter, with the record it answers."""
+
+    kind: Kind
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    reason: DeadLetterReason | None = None
+    is_anomaly: bool | None = None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Everything one batch produces, and the offsets to commit once it is published."""
+
+    model_version: str
+    messages: list[Outgoing] = field(default_factory=list)
+    records: int = 0
+    scored: int = 0
+    anomalies: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    # (topic, partition) -> the offset after the batch's last record there
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # (topic, partition) -> the batch's first offset there (where to rewind on failure)
+    first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def verdicts(self) -> list[Outgoing]:
+        return [m for m in self.messages if m.kind is Kind.VERDICT]
+
+    @property
+    def dead_letter_messages(self) -> list[Outgoing]:
+        return [m for m in self.messages if m.kind is Kind.DEAD_LETTER]
+
+
+def offset_bounds(
+    records: Sequence[RecordLike],
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """Per partition: the first offset of ``records`` and the offset after the last one."""
+    first: dict[tuple[str, int], int] = {}
+    after: dict[tuple[str, int], int] = {}
+    for record in records:
+        where = (record.topic, record.partition)
+        if where not in first or record.offset < first[where]:
+            first[where] = record.offset
+        if record.offset + 1 > after.get(where, -1):
+            after[where] = record.offset + 1
+    return first, after
+
+
+def dead_letter(
+    record: RecordLike, dlq_topic: str, reason: DeadLetterReason, detail: str
+) -> Outgoing:
+    """The dead letter of ``record``: its original key and value, and why, in the headers."""
+    headers: list[tuple[str, bytes]] = [
+        (HEADER_ERROR, reason.value.encode()),
+        (HEADER_ERROR_DETAIL, detail[:MAX_DETAIL_CHARS].encode("utf-8", "replace")),
+        (HEADER_SOURCE_TOPIC, record.topic.encode()),
+        (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+        (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+    ]
+    value = record.value
+    if value is None and record.key is None:
+        value = b""
+        headers.append((HEADER_VALUE_NULL, b"true"))
+    return Outgoing(
+        kind=Kind.DEAD_LETTER,
+        topic=dlq_topic,
+        key=record.key,
+        value=value,
+        headers=tuple(headers),
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        reason=reason,
+    )
+
+
+class BatchProcessor:
+    """Turns a batch of raw records into verdicts and dead letters; holds no state."""
+
+    def __init__(
+        self,
+        *,
+        anomaly_topic: str,
+        dlq_topic: str,
+        publish_all: bool = False,
+        max_record_bytes: int = 65_536,
+    ) -> None:
+        self.anomaly_topic = anomaly_topic
+        self.dlq_topic = dlq_topic
+        self.publish_all = publish_all
+        self.max_record_bytes = max_record_bytes
+
+    def process(
+        self, records: Sequence[RecordLike], detector: Detector, scored_at: str
+    ) -> BatchOutcome:
+        """Decode, score in one call, and build the outgoing messages in input order."""
+        outcome = BatchOutcome(model_version=detector.version, records=len(records))
+        outcome.first_offsets, outcome.next_offsets = offset_bounds(records)
+        if not records:
+            return outcome
+        decoded = decode_batch(
+            [r.value for r in records], detector.n_features, max_bytes=self.max_record_bytes
+        )
+        scores = detector.score(decoded.features)
+        outcome.scored = len(decoded.index)
+
+        slots: list[Outgoing | None] = [None] * len(records)
+        version = detector.version
+        for row, position in enumerate(decoded.index):
+            score = float(scores[row])
+            anomalous = score < 0
+            if anomalous:
+                outcome.anomalies += 1
+            if not (anomalous or self.publish_all):
+                continue
+            record = records[position]
+            vehicle_id = decoded.vehicle_ids[row]
+            slots[position] = Outgoing(
+                kind=Kind.VERDICT,
+                topic=self.anomaly_topic,
+                key=vehicle_id.encode(),
+                value=encode_verdict(
+                    vehicle_id,
+                    decoded.timestamps[row],
+                    score,
+                    version,
+                    scored_at,
+                    (record.topic, record.partition, record.offset),
+                ),
+                headers=(),
+                source_topic=record.topic,
+                source_partition=record.partition,
+                source_offset=record.offset,
+                is_anomaly=anomalous,
+            )
+        for failure in decoded.failures:
+            slots[failure.index] = dead_letter(
+                records[failure.index], self.dlq_topic, failure.reason, failure.detail
+            )
+            outcome.dead_letters[failure.reason.value] += 1
+        outcome.messages = [m for m in slots if m is not None]
+        return outcome

@@ -1,0 +1,117 @@
+"""Test doubles for the worker's core: records, a detector, a sink and a consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from aiokafka import TopicPartition
+from sklearn.ensemble import IsolationForest
+
+from consumer.processor import Outgoing
+from shared.detector import Detector
+from shared.schemas import ModelMeta
+
+TOPIC = "telemetry.raw"
+N_FEATURES = 4
+
+
+@dataclass(frozen=True)
+class Rec:
+    """A stand-in for aiokafka's ConsumerRecord."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def valid_value(vehicle: str = "VH-1", features: list[float] | None = None) -> bytes:
+    return json.dumps(
+        {
+            "vehicle_id": vehicle,
+            "timestamp": "2024-01-15T10:00:00Z",
+            "feature_vector": features if features is not None else [0.1, 0.2, 0.3, 0.4],
+        }
+    ).encode()
+
+
+def records(values: list[bytes | None], partition: int = 0, start: int = 0) -> list[Rec]:
+    return [
+        Rec(TOPIC, partition, start + i, f"k{i}".encode(), value) for i, value in enumerate(values)
+    ]
+
+
+def make_detector(version: str = "20240115100000", seed: int = 0) -> Detector:
+    rng = np.random.default_rng(seed)
+    model = IsolationForest(n_estimators=20, random_state=seed).fit(
+        rng.normal(size=(256, N_FEATURES))
+    )
+    meta = ModelMeta(
+        version=version,
+        created_at=datetime(2024, 1, 15, tzinfo=UTC),
+        n_features=N_FEATURES,
+        record_count=256,
+        params={},
+        sha256="0" * 64,
+    )
+    return Detector(meta, model)
+
+
+class FakeSink:
+    """Records what is sent; ``fail_on`` makes the broker refuse chosen messages."""
+
+    def __init__(self, fail_on: Any = None, raise_on_send: Any = None) -> None:
+        self.sent: list[Outgoing] = []
+        self.fail_on = fail_on or (lambda message: None)
+        self.raise_on_send = raise_on_send or (lambda message: None)
+        self.gate: asyncio.Event | None = None
+
+    async def send(self, message: Outgoing) -> Awaitable[Any]:
+        error = self.raise_on_send(message)
+        if error is not None:
+            raise error
+        self.sent.append(message)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failure = self.fail_on(message)
+        gate = self.gate
+
+        async def settle() -> None:
+            if gate is not None:
+                await gate.wait()
+            if failure is not None:
+                future.set_exception(failure)
+            else:
+                future.set_result("ack")
+
+        asyncio.get_running_loop().create_task(settle())
+        return future
+
+
+@dataclass
+class FakeConsumer:
+    """The consumer calls the handler makes: assignment, commit, seek."""
+
+    assigned: set[TopicPartition] = field(
+        default_factory=lambda: {TopicPartition(TOPIC, p) for p in range(3)}
+    )
+    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+    seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
+    commit_error: BaseException | None = None
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.commit_error is not None:
+            raise self.commit_error
+        self.commits.append(dict(offsets))
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))

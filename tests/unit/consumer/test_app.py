@@ -1,0 +1,90 @@
+"""The app factory and entry point, without a broker: routes, readiness, configuration errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from consumer.app import create_app
+from consumer.options import load_options
+from shared.errors import ConfigurationError
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers="127.0.0.1:1",
+        model_dir=tmp_path,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+async def get(app: object, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+        return await client.get(path)
+
+
+async def test_create_app_connects_nothing_and_is_not_ready(tmp_path: Path) -> None:
+    """A fresh app answers /healthz, and /health/ready says 503 with its reasons."""
+    app = create_app(settings(tmp_path), load_options())
+    alive = await get(app, "/healthz")
+    assert alive.status_code == 200
+    ready = await get(app, "/health/ready")
+    assert ready.status_code == 503
+    reasons = ready.json()["reasons"]
+    assert "no model loaded" in reasons
+    assert "broker not connected" in reasons
+    details = (await get(app, "/health")).json()
+    assert details["model_version"] is None
+    assert details["batches_processed"] == 0
+    assert details["assigned_partitions"] == []
+
+
+async def test_metrics_are_prometheus_text_with_conventional_names(tmp_path: Path) -> None:
+    """/metrics exposes the worker's counters with _total suffixes and the batch histogram."""
+    app = create_app(settings(tmp_path), load_options())
+    response = await get(app, "/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for name in (
+        "anomaly_worker_records_consumed_total",
+        'anomaly_worker_verdicts_published_total{outcome="anomaly"}',
+        'anomaly_worker_dead_letters_total{reason="invalid_json"}',
+        "anomaly_worker_batch_size_bucket",
+        "anomaly_worker_model_reloads_total",
+        "anomaly_worker_model_reload_failures_total",
+    ):
+        assert name in text
+
+
+def test_bad_option_names_the_variable() -> None:
+    """An invalid CONSUMER_* value raises ConfigurationError naming it."""
+    with pytest.raises(ConfigurationError, match="CONSUMER_PUBLISHER"):
+        load_options(publisher="carrier-pigeon")
+
+
+def test_entry_point_exits_2_with_one_line_on_bad_settings(tmp_path: Path) -> None:
+    """python -m consumer with a bad variable prints one line naming it and exits 2."""
+    env = {**os.environ, "BATCH_MAX_RECORDS": "0", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "consumer"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "BATCH_MAX_RECORDS" in lines[0]

@@ -1,0 +1,90 @@
+"""Hot reload: new versions are loaded off the loop and swapped; bad ones are skipped once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from consumer.metrics import WorkerMetrics
+from consumer.models import ModelWatcher
+from consumer.state import WorkerState
+from shared.registry import MODEL_FILE, ModelRegistry
+
+
+def publish(registry: ModelRegistry, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    model = IsolationForest(n_estimators=5, random_state=seed).fit(rng.normal(size=(64, 3)))
+    return registry.publish(model, n_features=3, record_count=64, params={}).version
+
+
+class CountingRegistry(ModelRegistry):
+    loads = 0
+
+    def load(self, version: str | None = None):  # type: ignore[no-untyped-def]
+        self.loads += 1
+        return super().load(version)
+
+
+async def test_no_model_then_first_model_then_swap(tmp_path: Path) -> None:
+    """Nothing to load leaves the detector empty; each new LATEST is swapped in."""
+    registry = ModelRegistry(tmp_path)
+    state, metrics = WorkerState(), WorkerMetrics()
+    calls: list[str | None] = []
+
+    async def on_model() -> None:
+        calls.append(state.model_version)
+
+    watcher = ModelWatcher(registry, state, metrics, 0.01, on_model=on_model)
+    assert not await watcher.check()
+    assert state.detector is None
+    first = publish(registry)
+    assert await watcher.check()
+    assert state.model_version == first
+    assert not await watcher.check()  # same version: nothing to do
+    second = publish(registry, seed=1)
+    assert await watcher.check()
+    assert state.model_version == second
+    assert metrics.model_reloads._value.get() == 2
+
+
+async def test_a_broken_version_is_skipped_and_not_retried(tmp_path: Path) -> None:
+    """A version failing its checksum keeps the old model and is not reloaded every poll."""
+    registry = CountingRegistry(tmp_path)
+    state, metrics = WorkerState(), WorkerMetrics()
+    watcher = ModelWatcher(registry, state, metrics, 0.01)
+    good = publish(registry)
+    assert await watcher.check()
+    bad = publish(registry, seed=1)
+    (tmp_path / bad / MODEL_FILE).write_bytes(b"tampered")
+    loads_before = registry.loads
+    assert not await watcher.check()
+    assert not await watcher.check()
+    assert registry.loads == loads_before + 1
+    assert state.model_version == good
+    assert state.failed_version == bad
+    assert metrics.model_reload_failures._value.get() == 1
+    newer = publish(registry, seed=2)
+    assert await watcher.check()
+    assert state.model_version == newer
+    assert state.failed_version is None
+
+
+async def test_run_calls_on_model_and_stops(tmp_path: Path) -> None:
+    """The polling task starts consumption once a model is there, and stops cleanly."""
+    import asyncio
+
+    registry = ModelRegistry(tmp_path)
+    publish(registry)
+    state = WorkerState()
+    started = asyncio.Event()
+
+    async def on_model() -> None:
+        started.set()
+
+    watcher = ModelWatcher(registry, state, WorkerMetrics(), 0.01, on_model=on_model)
+    watcher.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await watcher.stop()
+    assert state.detector is not None
