@@ -55,3 +55,7 @@ run: $(STAMP) ## start the whole system locally: Kafka broker, api and worker (C
 clean: ## remove the virtual environment and local state (models, broker data)
 	-scripts/kafka-local stop
 	rm -rf $(VENV) $(TOOLS) var
+
+bench: $(STAMP) ## the benchmarks: scoring, then the pipeline through a real broker (bench/results/)
+	$(PY) -m bench.scoring
+	$(PY) -m bench.pipeline
