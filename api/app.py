@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -26,6 +27,10 @@ from api.routes import health, ingest, models, score
 from api.services import build_services
 from shared.schemas import TelemetryRecord, TrainingRequest
 from shared.settings import Settings, load_settings
+from shared.tracing import API_SERVICE, tracer_provider
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger("api")
 
@@ -53,11 +58,20 @@ def _service_version() -> str:
         return "0.0.0"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The api for ``settings`` (default: read from the environment)."""
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """The api for ``settings`` (default: read from the environment).
+
+    Tracing (a SERVER span per request, a ``train model`` child per training) is on when
+    spans go somewhere: ``span_exporter`` (tests) or ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+    """
     settings = settings if settings is not None else load_settings()
     keys = KeyRing.from_settings(settings)  # ConfigurationError without keys
     metrics = ApiMetrics()
+    provider = None
+    if span_exporter is not None or settings.otel_exporter_otlp_endpoint:
+        provider = tracer_provider(API_SERVICE, settings, exporter=span_exporter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         yield
         logger.info("api stopped")
+        if provider is not None:
+            provider.shutdown()  # flushes the spans still batched for OTLP
 
     app = FastAPI(
         title="Vehicle anomaly api",
@@ -94,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = metrics
+    app.state.tracer = provider.get_tracer("api") if provider is not None else None
 
     protected = [Depends(rate_limited)]
     app.include_router(ingest.router, dependencies=protected)
@@ -115,5 +132,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER, "Retry-After", "Location"],
             max_age=600,
+        )
+    if provider is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # Outermost: the server span covers the request middleware, so its access line
+        # and the route's logs carry the trace id.
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=provider, excluded_urls="healthz,health/ready,metrics"
         )
     return app

@@ -270,6 +270,7 @@ async def worker_throughput(
 ) -> dict[str, Any]:
     """Records/s between the first and the last committed batch (process start-up excluded)."""
     name = "-".join(f"{k}={v}" for k, v in extra.items()).lower().replace("_", "")
+    name = "".join(c if c.isalnum() or c in "=-." else "_" for c in name)
     worker = Worker(bootstrap, topics, model_dir, workdir / f"worker-{name}.log", **extra).start()
     try:
         first = await worker.wait_for(lambda h: h["records"] > 0, 120)

@@ -20,6 +20,7 @@ HTTP on the same port: ``/healthz`` (alive), ``/health/ready`` (200 or 503), ``/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -42,13 +43,17 @@ from consumer.options import WorkerOptions, load_options
 from consumer.processor import BatchProcessor
 from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
+from consumer.tracing import MessageTracing, parse_traced_batch
 from shared.kafka import broker_options, client_options
 from shared.registry import ModelRegistry
 from shared.settings import Settings, load_settings
+from shared.tracing import CONSUMER_SERVICE, tracer_provider
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from faststream.kafka.subscriber.usecase import BatchSubscriber
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("consumer.app")
 
@@ -80,11 +85,36 @@ def _json(body: dict[str, Any], status: int = 200) -> AsgiResponse:
 class Worker:
     """Owns the broker, the producer, the model watcher and the batch handler."""
 
-    def __init__(self, settings: Settings, options: WorkerOptions) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        options: WorkerOptions,
+        *,
+        span_exporter: SpanExporter | None = None,
+    ) -> None:
         self.settings = settings
         self.options = options
         self.state = WorkerState()
         self.metrics = WorkerMetrics()
+        # Tracing is on when spans go somewhere: an injected exporter (tests, the benchmark)
+        # or OTEL_EXPORTER_OTLP_ENDPOINT; CONSUMER_TELEMETRY=false turns it and FastStream's
+        # own Prometheus middleware off.
+        self.tracer_provider: TracerProvider | None = None
+        middlewares: list[Any] = []
+        if options.telemetry:
+            from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+
+            middlewares.append(
+                KafkaPrometheusMiddleware(registry=self.metrics.registry, app_name="anomaly_worker")
+            )
+            if span_exporter is not None or settings.otel_exporter_otlp_endpoint:
+                from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+                self.tracer_provider = tracer_provider(
+                    CONSUMER_SERVICE, settings, exporter=span_exporter
+                )
+                middlewares.append(KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider))
+        self.middlewares: tuple[Any, ...] = tuple(middlewares)
         self.registry = ModelRegistry(
             settings.model_dir, signing_key=settings.signing_key, retention=None
         )
@@ -95,6 +125,7 @@ class Worker:
             allow_auto_create_topics=False,
             logger=logging.getLogger("consumer.faststream"),  # through configure_logging's handler
             log_level=logging.DEBUG,  # FastStream's per-batch "Received"/"Processed" lines
+            middlewares=self.middlewares,
         )
         self.producer: AIOKafkaProducer | None = None
         self.sink: Sink = FastStreamSink(self.broker)
@@ -111,7 +142,14 @@ class Worker:
             self.metrics,
             retry_backoff_max=options.retry_backoff_max_seconds,
             debug_delay=options.debug_batch_delay_seconds,
+            tracing=(
+                MessageTracing(self.tracer_provider.get_tracer("consumer"))
+                if self.tracer_provider is not None
+                else None
+            ),
+            after_batch=self.update_lag,
         )
+        self._lag_task: asyncio.Task[None] | None = None
         self.watcher = ModelWatcher(
             self.registry,
             self.state,
@@ -129,6 +167,7 @@ class Worker:
                 ("/health/ready", get(self.ready, include_in_schema=False)),
                 ("/health", get(self.health, include_in_schema=False)),
                 ("/metrics", get(self.metrics_route, include_in_schema=False)),
+                ("/asyncapi.json", get(self.asyncapi_route, include_in_schema=False)),
             ],
             after_startup=[self.after_startup],
             on_shutdown=[self.on_shutdown],
@@ -155,6 +194,27 @@ class Worker:
             extra={"publisher": self.options.publisher, "model_dir": str(self.settings.model_dir)},
         )
         self.watcher.start()
+        self._lag_task = asyncio.create_task(self._poll_lag(), name="lag-poller")
+
+    async def _poll_lag(self) -> None:
+        """Keep the lag gauges fresh while no batch arrives (an idle or stuck consumer)."""
+        while True:
+            await asyncio.sleep(self.options.lag_poll_seconds)
+            try:
+                await self.update_lag()
+            except Exception as error:  # metrics must never stop the worker
+                log.debug("lag update failed", extra={"error": repr(error)})
+
+    async def update_lag(self) -> None:
+        """Per assigned partition: high watermark minus the consumer's position."""
+        partitions = await self._partitions()
+        lags: dict[tuple[str, int], int] = {}
+        for name, found in partitions.items():
+            lag = found["lag"]
+            if lag is not None:
+                topic, _, partition = name.rpartition("-")
+                lags[(topic, int(partition))] = lag
+        self.metrics.set_lag(lags)
 
     async def start_consuming(self) -> None:
         """Create and start the telemetry subscriber (once: after the first model loads)."""
@@ -170,7 +230,7 @@ class Worker:
                 group_id=settings.consumer_group,
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.MANUAL,
-                parser=parse_raw_batch,
+                parser=parse_traced_batch if self.tracer_provider is not None else parse_raw_batch,
                 decoder=decode_raw_batch,
                 listener=RebalanceListener(self.handler, self.options.rebalance_wait_seconds),
                 session_timeout_ms=self.options.session_timeout_ms,
@@ -207,6 +267,11 @@ class Worker:
     async def on_shutdown(self) -> None:
         """Before the broker stops: no more model swaps or subscriber starts."""
         await self.watcher.stop()
+        task, self._lag_task = self._lag_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def after_shutdown(self) -> None:
         """After the subscriber stopped (batch finished or abandoned): close the producer."""
@@ -214,6 +279,8 @@ class Worker:
         producer, self.producer = self.producer, None
         if producer is not None:
             await producer.stop()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()  # flushes the spans still batched for OTLP
 
     # -- health ----------------------------------------------------------------------------
 
@@ -295,12 +362,27 @@ class Worker:
             self.metrics.render(), headers={"content-type": self.metrics.content_type}
         )
 
+    async def asyncapi_route(self, scope: Any) -> AsgiResponse:
+        """The AsyncAPI document of this worker's topics and messages (docs/asyncapi.json)."""
+        from consumer.asyncapi import document
+
+        return _json(document(self.settings))
+
 
 def create_app(
-    settings: Settings | None = None, options: WorkerOptions | None = None
+    settings: Settings | None = None,
+    options: WorkerOptions | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
 ) -> AsgiFastStream:
-    """Build the worker's ASGI app; nothing connects until its lifespan starts."""
-    worker = Worker(settings or load_settings(), options or load_options())
+    """Build the worker's ASGI app; nothing connects until its lifespan starts.
+
+    ``span_exporter`` (tests, benchmarks) receives the spans; without it they go to OTLP
+    when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and tracing is off otherwise.
+    """
+    worker = Worker(
+        settings or load_settings(), options or load_options(), span_exporter=span_exporter
+    )
     app = worker.app
     app.worker = worker  # type: ignore[attr-defined]  # for tests and the benchmark
     return app

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,9 +34,16 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 
 from consumer.metrics import WorkerMetrics
-from consumer.processor import BatchOutcome, BatchProcessor, RecordLike, offset_bounds
+from consumer.processor import (
+    BatchOutcome,
+    BatchProcessor,
+    Outgoing,
+    RecordLike,
+    offset_bounds,
+)
 from consumer.publishing import PublishError, Sink, publish_confirmed
 from consumer.state import WorkerState
+from consumer.tracing import MessageTracing, end_spans
 from shared.schemas import format_timestamp
 
 log = logging.getLogger("consumer.handlers")
@@ -66,6 +73,8 @@ class BatchHandler:
         debug_delay: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Any] = asyncio.sleep,
+        tracing: MessageTracing | None = None,
+        after_batch: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.processor = processor
         self.sink = sink
@@ -75,6 +84,8 @@ class BatchHandler:
         self.debug_delay = debug_delay
         self.clock = clock
         self.sleep = sleep
+        self.tracing = tracing
+        self.after_batch = after_batch
         self.idle = asyncio.Event()
         self.idle.set()
         self._consecutive_failures = 0
@@ -87,7 +98,13 @@ class BatchHandler:
         self.state.batch_started_monotonic = started
         self.idle.clear()
         try:
-            return await self._handle(records, consumer, started)
+            handled = await self._handle(records, consumer, started)
+            if self.after_batch is not None:
+                try:
+                    await self.after_batch()  # e.g. the lag gauges: never fails a batch
+                except Exception as error:
+                    log.debug("after-batch hook failed", extra={"error": repr(error)})
+            return handled
         except asyncio.CancelledError:
             log.warning(
                 "batch abandoned at shutdown; its offsets are not committed",
@@ -107,20 +124,49 @@ class BatchHandler:
             return False
         self.metrics.records_consumed.inc(len(records))
         try:
+            scoring_started = time.perf_counter()
             outcome = self.processor.process(records, detector, format_timestamp(self.clock()))
+            self.metrics.scoring_seconds.observe(time.perf_counter() - scoring_started)
             if self.debug_delay:
                 await asyncio.sleep(self.debug_delay)
-            await publish_confirmed(self.sink, outcome.messages)
+            await self._publish(records, outcome.messages)
         except (PublishError, KafkaError) as error:
             await self._fail(records, consumer, error)
             return False
         except Exception as error:  # a bug or a broken model: retry rather than skip
-            log.exception("batch processing failed")
+            first = records[0]
+            log.exception(
+                "batch processing failed",
+                extra={"topic": first.topic, "partition": first.partition, "offset": first.offset},
+            )
             await self._fail(records, consumer, error)
             return False
+        acknowledged = time.time()
         await self._commit(consumer, outcome)
         self._succeeded(outcome, started)
+        self.metrics.observe_many(
+            self.metrics.end_to_end_seconds,
+            (
+                acknowledged - timestamp / 1000
+                for timestamp in (getattr(r, "timestamp", None) for r in records)
+                if timestamp is not None
+            ),
+        )
+        self.metrics.observe_many(self.metrics.anomaly_score, outcome.scores)
         return True
+
+    async def _publish(self, records: Sequence[Any], messages: Sequence[Outgoing]) -> None:
+        """Publish and confirm; with tracing, the messages carry the trace context onward."""
+        if self.tracing is None:
+            await publish_confirmed(self.sink, messages)
+            return
+        traced, spans = self.tracing.instrument(records, messages)
+        try:
+            await publish_confirmed(self.sink, traced)
+        except BaseException as error:
+            end_spans(spans, error)
+            raise
+        end_spans(spans)
 
     async def _commit(self, consumer: ConsumerLike, outcome: BatchOutcome) -> None:
         wanted = {
@@ -170,6 +216,17 @@ class BatchHandler:
         metrics.records_scored.labels("normal").inc(outcome.scored - outcome.anomalies)
         for reason, count in outcome.dead_letters.items():
             metrics.dead_letters.labels(reason).inc(count)
+        for message in outcome.dead_letter_messages:
+            log.warning(
+                "record dead-lettered",
+                extra={
+                    "reason": message.reason.value if message.reason else None,
+                    "topic": message.source_topic,
+                    "partition": message.source_partition,
+                    "offset": message.source_offset,
+                    "dlq_topic": message.topic,
+                },
+            )
 
     async def _fail(
         self, records: Sequence[RecordLike], consumer: ConsumerLike, error: BaseException
@@ -184,9 +241,18 @@ class BatchHandler:
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(TopicPartition(topic, partition), offset)
         delay = min(self.retry_backoff_max, 0.1 * 2 ** min(self._consecutive_failures, 10))
+        (topic, partition), offset = min(first.items())
         log.error(
             "batch not published; rewound to retry it",
-            extra={"error": repr(error), "records": len(records), "retry_in_seconds": delay},
+            extra={
+                "error": repr(error),
+                "records": len(records),
+                "retry_in_seconds": delay,
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "first_offsets": {f"{t}-{p}": o for (t, p), o in sorted(first.items())},
+            },
         )
         await self.sleep(delay)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.schemas import DeadLetterReason
@@ -10,6 +15,10 @@ from shared.schemas import DeadLetterReason
 PREFIX = "anomaly_worker"
 BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SCORING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# decision_function scores: below 0 is an anomaly; IsolationForest's lie in about [-0.5, 0.5].
+SCORE_BUCKETS = (-0.3, -0.2, -0.15, -0.1, -0.05, -0.025, 0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
 class WorkerMetrics:
@@ -19,6 +28,8 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._model_created: float | None = None
+        self._lag_labels: set[tuple[str, str]] = set()
         r = self.registry
         self.records_consumed = Counter(
             f"{PREFIX}_records_consumed", "Telemetry records taken from Kafka", registry=r
@@ -53,7 +64,51 @@ class WorkerMetrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            f"{PREFIX}_batch_size", "Records per batch", buckets=BATCH_SIZE_BUCKETS, registry=r
+            f"{PREFIX}_batch_size_records",
+            "Records per batch",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.scoring_seconds = Histogram(
+            f"{PREFIX}_scoring_duration_seconds",
+            "Time to decode and score one batch (one decision_function call)",
+            buckets=SCORING_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            f"{PREFIX}_end_to_end_latency_seconds",
+            "From a record's Kafka timestamp to its batch's verdicts acknowledged by the broker",
+            buckets=END_TO_END_BUCKETS,
+            registry=r,
+        )
+        self.anomaly_score = Histogram(
+            f"{PREFIX}_anomaly_score",
+            "decision_function score of each scored record (below 0: anomalous)",
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Info(f"{PREFIX}_model", "The model version being served", registry=r)
+        self.model_created_timestamp = Gauge(
+            f"{PREFIX}_model_created_timestamp_seconds",
+            "Unix time the served model version was trained",
+            registry=r,
+        )
+        self.model_age_seconds = Gauge(
+            f"{PREFIX}_model_age_seconds",
+            "Seconds since the served model version was trained",
+            registry=r,
+        )
+        self.model_age_seconds.set_function(self._model_age)
+        self.model_contamination = Gauge(
+            f"{PREFIX}_model_contamination_ratio",
+            "The served model's contamination parameter (NaN when it is 'auto')",
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            f"{PREFIX}_consumer_lag_records",
+            "Records between the consumer's position and the partition's high watermark",
+            ["topic", "partition"],
+            registry=r,
         )
         self.batch_seconds = Histogram(
             f"{PREFIX}_batch_duration_seconds",
@@ -74,6 +129,49 @@ class WorkerMetrics:
             self.records_scored.labels(outcome)
         for reason in DeadLetterReason:
             self.dead_letters.labels(reason.value)
+
+    def _model_age(self) -> float:
+        created = self._model_created
+        return max(0.0, time.time() - created) if created is not None else 0.0
+
+    def model_swapped(self, version: str, created_at: datetime, params: dict[str, object]) -> None:
+        """Record the served version: info labels, creation time, contamination."""
+        contamination = params.get("contamination")
+        self.model_info.info({"version": version, "contamination": str(contamination or "auto")})
+        self._model_created = created_at.timestamp()
+        self.model_created_timestamp.set(self._model_created)
+        self.model_loaded.set(1)
+        if isinstance(contamination, int | float):
+            self.model_contamination.set(float(contamination))
+        else:
+            self.model_contamination.set(float("nan"))
+
+    def observe_many(self, histogram: Histogram, values: Iterable[float]) -> None:
+        """Observe a batch's values at once: one increment per bucket, not one call per value.
+
+        prometheus_client has no bulk observe, and calling ``observe`` per record cost about
+        a sixth of the worker's CPU (profiled). This adds the same counts to the same buckets
+        (a value goes to the first bound it does not exceed) and the same sum.
+        """
+        data = np.fromiter(values, dtype=np.float64)
+        data = data[~np.isnan(data)]
+        if data.size == 0:
+            return
+        bounds = histogram._upper_bounds  # private: the bounds observe() itself walks
+        counts = np.bincount(np.searchsorted(bounds, data, side="left"), minlength=len(bounds))
+        for bucket, count in zip(histogram._buckets, counts.tolist(), strict=True):
+            if count:
+                bucket.inc(count)
+        histogram._sum.inc(float(data.sum()))
+
+    def set_lag(self, lags: dict[tuple[str, int], int]) -> None:
+        """Replace the per-partition lag gauges with ``lags`` (partitions no longer owned go)."""
+        wanted = {(topic, str(partition)): lag for (topic, partition), lag in lags.items()}
+        for labels in list(self._lag_labels - set(wanted)):
+            self.consumer_lag.remove(*labels)
+        for labels, lag in wanted.items():
+            self.consumer_lag.labels(*labels).set(lag)
+        self._lag_labels = set(wanted)
 
     def render(self) -> bytes:
         """The text exposition format."""

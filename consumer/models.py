@@ -91,7 +91,7 @@ class ModelWatcher:
         state.failed_version = None
         state.last_model_error = None
         self.metrics.model_reloads.inc()
-        self.metrics.model_loaded.set(1)
+        self.metrics.model_swapped(version, detector.meta.created_at, dict(detector.meta.params))
         log.info(
             "model version loaded",
             extra={"version": version, "previous": previous, "n_features": detector.n_features},

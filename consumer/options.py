@@ -41,6 +41,11 @@ class WorkerOptions(BaseSettings):
     rebalance_wait_seconds: float = Field(10.0, ge=0, le=300)
     # The group session: a worker that dies without leaving is replaced after this long.
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    # FastStream's Prometheus and OpenTelemetry middlewares (tracing also needs an exporter:
+    # OTEL_EXPORTER_OTLP_ENDPOINT). The worker's own metrics are always on.
+    telemetry: bool = True
+    # How often the consumer-lag gauges are refreshed when no batch arrives.
+    lag_poll_seconds: float = Field(5.0, gt=0, le=300)
     # Test-only: hold each batch this long before publishing it.
     debug_batch_delay_seconds: float = Field(0.0, ge=0, le=600)
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.schemas import DeadLetterReason, decode_batch, encode_verdict
 
@@ -77,6 +77,8 @@ class BatchOutcome:
     scored: int = 0
     anomalies: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
+    # the decision_function score of each scored record (for the score histogram)
+    scores: Any = ()
     # (topic, partition) -> the offset after the batch's last record there
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     # (topic, partition) -> the batch's first offset there (where to rewind on failure)
@@ -163,6 +165,7 @@ class BatchProcessor:
         )
         scores = detector.score(decoded.features)
         outcome.scored = len(decoded.index)
+        outcome.scores = scores
 
         slots: list[Outgoing | None] = [None] * len(records)
         version = detector.version

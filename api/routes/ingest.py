@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import AuthorizedCaller, ServicesDep, TrainingBody
@@ -90,6 +91,7 @@ RESPONSE_EXAMPLE = {
     ),
 )
 async def ingest(
+    request: Request,
     caller: AuthorizedCaller,
     body: TrainingBody,
     services: ServicesDep,
@@ -104,14 +106,29 @@ async def ingest(
         )
         return response, time.perf_counter() - started
 
-    try:
-        result, elapsed = await anyio.to_thread.run_sync(train, limiter=services.training_limiter)
-    except TrainingError:
-        metrics.trainings.labels("rejected").inc()
-        raise
-    except Exception:
-        metrics.trainings.labels("failed").inc()
-        raise
+    tracer = getattr(request.app.state, "tracer", None)
+    span_scope: Any = (
+        tracer.start_as_current_span(
+            "train model",
+            attributes={"training.records": len(body.records), "training.activate": activate},
+        )
+        if tracer is not None
+        else contextlib.nullcontext()
+    )
+    with span_scope as span:
+        try:
+            result, elapsed = await anyio.to_thread.run_sync(
+                train, limiter=services.training_limiter
+            )
+        except TrainingError:
+            metrics.trainings.labels("rejected").inc()
+            raise
+        except Exception:
+            metrics.trainings.labels("failed").inc()
+            raise
+        if span is not None:
+            span.set_attribute("model.version", result.model_version)
+            span.set_attribute("training.duration_ms", round(elapsed * 1000, 1))
     metrics.trainings.labels("published").inc()
     metrics.training_duration.observe(elapsed)
     metrics.training_records.observe(result.record_count)

@@ -384,12 +384,18 @@ def expected_offsets(metas: Iterable[Any]) -> set[tuple[int, int]]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, **options: Any) -> AsyncIterator[Any]:
+async def running_worker(
+    settings: Settings, *, span_exporter: Any = None, **options: Any
+) -> AsyncIterator[Any]:
     """Run the worker app's lifespan in this event loop; yields its :class:`Worker`."""
     from consumer.app import create_app
     from consumer.options import WorkerOptions
 
-    app = create_app(settings, WorkerOptions(_env_file=None, **options))  # type: ignore[call-arg]
+    app = create_app(
+        settings,
+        WorkerOptions(_env_file=None, **options),  # type: ignore[call-arg]
+        span_exporter=span_exporter,
+    )
     async with app.start_lifespan_context():
         yield app.worker  # type: ignore[attr-defined]
 

@@ -59,7 +59,7 @@ async def test_metrics_are_prometheus_text_with_conventional_names(tmp_path: Pat
         "anomaly_worker_records_consumed_total",
         'anomaly_worker_verdicts_published_total{outcome="anomaly"}',
         'anomaly_worker_dead_letters_total{reason="invalid_json"}',
-        "anomaly_worker_batch_size_bucket",
+        "anomaly_worker_batch_size_records_bucket",
         "anomaly_worker_model_reloads_total",
         "anomaly_worker_model_reload_failures_total",
     ):
@@ -88,3 +88,52 @@ def test_entry_point_exits_2_with_one_line_on_bad_settings(tmp_path: Path) -> No
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "BATCH_MAX_RECORDS" in lines[0]
+
+
+def test_bulk_observe_equals_one_observe_per_value() -> None:
+    """observe_many leaves a histogram exactly as observing each value in turn would."""
+    import numpy as np
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from consumer.metrics import WorkerMetrics
+
+    values = [
+        *np.random.default_rng(0).normal(0, 3, size=500).tolist(),
+        0.005,
+        0.0,
+        1e9,
+        float("inf"),
+    ]
+    one, bulk = CollectorRegistry(), CollectorRegistry()
+    buckets = (-1.0, 0.0, 0.005, 0.5, 2.0)
+    slow = Histogram("h", "x", registry=one, buckets=buckets)
+    fast = Histogram("h", "x", registry=bulk, buckets=buckets)
+    for value in values:
+        slow.observe(value)
+    WorkerMetrics.observe_many(None, fast, values)  # type: ignore[arg-type]  # self is unused
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (sample.name, sample.labels.get("le", "")): sample.value
+            for metric in registry.collect()
+            for sample in metric.samples
+            if not sample.name.endswith("_created")
+        }
+
+    expected, got = samples(one), samples(bulk)
+    assert got == expected  # every bucket and the count (no _sum series: a bucket is negative)
+    assert fast._sum.get() == slow._sum.get() == float("inf")  # the inf value dominates both
+    finite = [v for v in values if v != float("inf")]
+    fast_finite = Histogram("f", "x", registry=CollectorRegistry(), buckets=buckets)
+    WorkerMetrics.observe_many(None, fast_finite, finite)  # type: ignore[arg-type]
+    assert fast_finite._sum.get() == pytest.approx(sum(finite), rel=1e-12)
+
+
+async def test_worker_serves_its_asyncapi_document(tmp_path: Path) -> None:
+    """/asyncapi.json answers the generated document with the configured topics."""
+    app = create_app(settings(tmp_path), load_options())
+    response = await get(app, "/asyncapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    assert spec["asyncapi"].startswith("3.")
+    assert {c["address"] for c in spec["channels"].values()} >= {"telemetry.raw"}
