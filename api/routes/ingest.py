@@ -12,7 +12,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import AuthorizedCaller, ServicesDep, TrainingBody
-from api.openapi import AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
+from api.openapi import (
+    AUTH_PROBLEMS,
+    BODY_PROBLEMS,
+    VERSION_EXAMPLE,
+    json_body,
+    problem_responses,
+)
 from shared.errors import TrainingError
 from shared.schemas import TrainingRequest, TrainingResponse
 from shared.training import train_version
@@ -41,16 +47,7 @@ PARAMS_EXAMPLE = {
 RESPONSE_EXAMPLE = {
     "model_version": "20240115100000",
     "record_count": 1,
-    "created_at": "2024-01-15T10:00:00Z",
-    "n_features": 4,
-    "params": {
-        "n_estimators": 100,
-        "max_samples": "auto",
-        "contamination": "auto",
-        "max_features": 1.0,
-        "random_state": None,
-    },
-    "sha256": "9f2c5b1e0d4a7c3b8e6f1a2d5c7b9e0f3a4d6c8b1e2f5a7c9d0b3e6f8a1c4d7e",
+    **VERSION_EXAMPLE,
     "signed": False,
     "active": True,
     "warnings": [

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import ValidationError
 
 from api.deps import AuthorizedCaller, ModelCacheDep, RegistryDep
-from api.openapi import AUTH_PROBLEMS, problem_responses
+from api.openapi import AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
 from api.schemas import ModelInfo, ModelList
 from shared.errors import ModelIntegrityError, ModelNotFoundError
 from shared.registry import version_sort_key
@@ -24,17 +24,8 @@ VersionPath = Annotated[str, Path(description="a version name, e.g. 202401151000
 
 META_EXAMPLE: dict[str, Any] = {
     "version": "20240115100000",
-    "created_at": "2024-01-15T10:00:00Z",
-    "n_features": 4,
+    **VERSION_EXAMPLE,
     "record_count": 5000,
-    "params": {
-        "n_estimators": 100,
-        "max_samples": "auto",
-        "contamination": "auto",
-        "max_features": 1.0,
-        "random_state": None,
-    },
-    "sha256": "9f2c5b1e0d4a7c3b8e6f1a2d5c7b9e0f3a4d6c8b1e2f5a7c9d0b3e6f8a1c4d7e",
     "signature": None,
     "sklearn_version": "1.5.2",
     "active": True,
