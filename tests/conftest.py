@@ -6,9 +6,11 @@ tests never start one; the Kafka client helpers live in ``tests/integration/kafk
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,22 @@ def model_dir(tmp_path: Path) -> Path:
     path = tmp_path / "models"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Every log line of the test, formatted by the services' JSON formatter."""
+    from shared.observability import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("test"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.broker import kafka_broker
+from tests.integration.kafka_helpers import create_topics
+from tests.integration.worker_helpers import Topics
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,3 +31,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The "host:port" of a Kafka broker shared by the whole test session."""
     with kafka_broker(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str, unique_topic: Callable[..., str]) -> Topics:
+    """A worker's raw, anomalies and dead-letter topics (3 partitions each) and its group."""
+    made = Topics(
+        unique_topic("raw"), unique_topic("anomalies"), unique_topic("dlq"), unique_topic("group")
+    )
+    await create_topics(kafka_bootstrap, made.all, partitions=3)
+    return made

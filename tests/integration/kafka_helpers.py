@@ -41,7 +41,8 @@ def _encode(payload: Payload) -> bytes | None:
     return payload.encode() if isinstance(payload, str) else payload
 
 
-def _record(message: Any) -> Record:
+def to_record(message: Any) -> Record:
+    """A consumed aiokafka message as a :class:`Record`."""
     return Record(
         topic=message.topic,
         partition=message.partition,
@@ -195,7 +196,7 @@ async def poll_records(
             break
         batches = await consumer.getmany(timeout_ms=max(1, int(min(left, 0.5) * 1000)))
         for messages in batches.values():
-            records.extend(_record(message) for message in messages)
+            records.extend(to_record(message) for message in messages)
     return records
 
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.observability import JsonFormatter
-from tests.integration.kafka_helpers import create_topics, produce
+from tests.integration.kafka_helpers import produce
 from tests.integration.worker_helpers import (
     Topics,
     asgi_get,
@@ -35,32 +31,6 @@ PARENT_SPAN_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
 POISON_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 POISON_TRACEPARENT = f"00-{POISON_TRACE_ID}-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-async def topics(kafka_bootstrap: str, unique_topic: Callable[..., str]) -> Topics:
-    made = Topics(
-        unique_topic("raw"), unique_topic("anomalies"), unique_topic("dlq"), unique_topic("group")
-    )
-    await create_topics(kafka_bootstrap, made.all, partitions=3)
-    return made
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """Every log line of the test, formatted by the services' JSON formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("consumer"))
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from shared.registry import MODEL_FILE, ModelRegistry
-from tests.integration.kafka_helpers import create_topics, produce
+from tests.integration.kafka_helpers import produce
 from tests.integration.worker_helpers import (
     Topics,
     asgi_get,
@@ -29,15 +27,6 @@ from tests.integration.worker_helpers import (
 )
 
 TS = "2024-01-15T10:00:00Z"
-
-
-@pytest.fixture
-async def topics(kafka_bootstrap: str, unique_topic: Callable[..., str]) -> Topics:
-    made = Topics(
-        unique_topic("raw"), unique_topic("anomalies"), unique_topic("dlq"), unique_topic("group")
-    )
-    await create_topics(kafka_bootstrap, made.all, partitions=3)
-    return made
 
 
 def scores_of(model: Any, values: list[bytes]) -> np.ndarray:

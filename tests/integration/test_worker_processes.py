@@ -6,13 +6,10 @@ import asyncio
 import random
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.integration.kafka_helpers import create_topics, produce
+from tests.integration.kafka_helpers import produce
 from tests.integration.worker_helpers import (
     Outputs,
     Topics,
@@ -24,15 +21,6 @@ from tests.integration.worker_helpers import (
     stopping,
     telemetry,
 )
-
-
-@pytest.fixture
-async def topics(kafka_bootstrap: str, unique_topic: Callable[..., str]) -> Topics:
-    made = Topics(
-        unique_topic("raw"), unique_topic("anomalies"), unique_topic("dlq"), unique_topic("group")
-    )
-    await create_topics(kafka_bootstrap, made.all, partitions=3)
-    return made
 
 
 def end_offsets(metas: list[Any]) -> dict[int, int]:

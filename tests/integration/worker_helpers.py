@@ -31,7 +31,7 @@ from sklearn.ensemble import IsolationForest
 from shared.registry import ModelRegistry
 from shared.settings import Settings
 from tests.integration.broker import free_ports
-from tests.integration.kafka_helpers import Record
+from tests.integration.kafka_helpers import Record, to_record
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_FEATURES = 4
@@ -329,18 +329,7 @@ async def collect_outputs(
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():
                 for message in messages:
-                    outputs.add(
-                        Record(
-                            topic=message.topic,
-                            partition=message.partition,
-                            offset=message.offset,
-                            key=message.key,
-                            value=message.value,
-                            headers=tuple((k, bytes(v)) for k, v in message.headers),
-                            timestamp=message.timestamp,
-                        ),
-                        topics.anomalies,
-                    )
+                    outputs.add(to_record(message), topics.anomalies)
     finally:
         await consumer.stop()
     return outputs
