@@ -56,6 +56,7 @@ clean: ## remove the virtual environment and local state (models, broker data)
 	-scripts/kafka-local stop
 	rm -rf $(VENV) $(TOOLS) var
 
-bench: $(STAMP) ## the benchmarks: scoring, then the pipeline through a real broker (bench/results/)
+bench: $(STAMP) ## the benchmarks: scoring, the pipeline through a real broker, insight costs (bench/results/)
 	$(PY) -m bench.scoring
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.insight

@@ -23,10 +23,11 @@ from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
 from api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
-from api.routes import health, ingest, models, score
+from api.routes import health, ingest, jobs, models, score
 from api.services import build_services
 from shared.schemas import TelemetryRecord, TrainingRequest
 from shared.settings import Settings, load_settings
+from shared.topic_training import TopicTrainingRequest
 from shared.tracing import API_SERVICE, tracer_provider
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ TAGS = [
     {"name": "training", "description": "Train and publish model versions."},
     {"name": "scoring", "description": "Score a record."},
     {"name": "models", "description": "The model registry: inspect, roll back, delete."},
+    {"name": "jobs", "description": "Background jobs (training from the topic): their reports."},
     {"name": "health", "description": "Probes and metrics (no API key)."},
 ]
 
@@ -82,6 +84,7 @@ def create_app(
             )
         services = build_services(settings, metrics, keys)
         app.state.services = services
+        app.state.jobs = jobs.TopicJobs(services)
         logger.info(
             "api started",
             extra={
@@ -92,6 +95,7 @@ def create_app(
             },
         )
         yield
+        await app.state.jobs.shutdown()  # a job still reading ends failed (job-interrupted)
         logger.info("api stopped")
         if provider is not None:
             provider.shutdown()  # flushes the spans still batched for OTLP
@@ -116,10 +120,11 @@ def create_app(
     app.include_router(ingest.router, dependencies=protected)
     app.include_router(score.router, dependencies=protected)
     app.include_router(models.router, dependencies=protected)
+    app.include_router(jobs.router, dependencies=protected)
     app.include_router(health.router)
 
     install_error_handlers(app)
-    install_openapi(app, [TrainingRequest, TelemetryRecord])
+    install_openapi(app, [TrainingRequest, TelemetryRecord, TopicTrainingRequest])
 
     # add_middleware wraps: the last one added is the outermost.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.ingest_max_body_bytes)

@@ -47,6 +47,8 @@ MODEL_NOT_FOUND = TYPE_PREFIX + "model-not-found"
 NO_ACTIVE_MODEL = TYPE_PREFIX + "no-active-model"
 MODEL_IN_USE = TYPE_PREFIX + "model-in-use"
 MODEL_INTEGRITY = TYPE_PREFIX + "model-integrity"
+NO_DRIFT_REFERENCE = TYPE_PREFIX + "no-drift-reference"
+NOT_CANDIDATE = TYPE_PREFIX + "not-candidate"
 REGISTRY_UNAVAILABLE = TYPE_PREFIX + "registry-unavailable"
 INTERNAL = TYPE_PREFIX + "internal-error"
 

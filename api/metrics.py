@@ -98,6 +98,33 @@ class ApiMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        # Training from the topic (POST /ingest/from-topic), this replica's jobs.
+        self.topic_jobs = Counter(
+            "topic_jobs",
+            "Topic training jobs finished, by outcome (succeeded, failed).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.topic_jobs_running = Gauge(
+            "topic_jobs_running",
+            "Topic training jobs running now.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.topic_job_duration = Histogram(
+            "topic_job_duration_seconds",
+            "A topic training job's start to its end (reading, decoding, fitting, publishing).",
+            namespace=NAMESPACE,
+            buckets=(*_TRAINING_BUCKETS, 600.0, 1800.0, 3600.0),
+            registry=r,
+        )
+        self.topic_job_records = Counter(
+            "topic_job_records",
+            "Raw records read by topic training jobs.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The text exposition format."""

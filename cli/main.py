@@ -314,17 +314,55 @@ examples:
   vehicle-anomaly evaluate --file labelled.jsonl
 """
 
+EXPLAIN_EPILOG = """\
+An anomalous verdict carries its attribution: the features that drove it, ranked by their
+share of the record's isolation. Each gets a bar as long as its share, the record's value and
+where the value lies against the training data's typical range (its 5th to 95th percentile):
+↑ above, ↓ below, or within it. Features are named when the model was trained with names
+(`train --simulated`, `simulate --train` and `train --features` give them), else `feature N`.
+A normal verdict has no attribution. Verdicts: JSON lines as `tail --json` prints them, one
+JSON object, or a JSON list, from FILE or stdin (-); --record scores telemetry records
+through the api (POST /score) and explains the answers; --from-topic reads the anomalies
+topic (ANOMALY_TOPIC) without a consumer group, as tail does.
+
+examples:
+  vehicle-anomaly tail --json | vehicle-anomaly explain       explain verdicts as they arrive
+  vehicle-anomaly explain verdict.json                        one verdict, or JSON lines
+  vehicle-anomaly explain --record record.json                score a record through the api
+  vehicle-anomaly explain --from-topic --last 5 --vehicle VH-002
+  vehicle-anomaly explain --from-topic --json | jq '.[0].name'
+"""
+
+SHADOW_EPILOG = """\
+A candidate is a version the workers score beside the active one without publishing its
+verdicts: `train --no-activate` makes the new version the candidate, `models shadow VERSION`
+chooses one, `models unshadow VERSION` stops it. The report: each model's anomalies and
+anomaly rate, the verdicts that would flip each way, agreement, the rank correlation of the
+two models' scores (Spearman, over the workers' latest score pairs), how many workers' figures
+were merged and whether they are stale. --promote activates the candidate afterwards, after a
+confirmation on the terminal (or at once with --yes).
+
+examples:
+  vehicle-anomaly shadow                                the current candidate
+  vehicle-anomaly shadow 20240116090000 --against 20240115100000
+  vehicle-anomaly shadow --json | jq .agreement
+  vehicle-anomaly shadow --promote                      show, ask, then activate it
+"""
+
 MODELS_EPILOG = """\
 examples:
-  vehicle-anomaly models list
+  vehicle-anomaly models list                           ROLE: active, or candidate (shadow)
   vehicle-anomaly models activate 20240115100000        roll back (or forward)
   vehicle-anomaly models delete 20240114090000          the active version cannot be deleted
+  vehicle-anomaly models shadow 20240116090000          score it in shadow (the candidate)
+  vehicle-anomaly models unshadow 20240116090000        stop scoring it in shadow
 """
 
 MAIN_EPILOG = """\
 quick start (after `make run` in another terminal):
   vehicle-anomaly simulate --train      train on a simulated fleet, then stream it
   vehicle-anomaly tail                  watch the verdicts
+  vehicle-anomaly explain --from-topic  why the latest anomaly is one
   vehicle-anomaly evaluate              precision and recall against injected faults
 
 Each command has --help with examples.
@@ -495,7 +533,95 @@ def build_parser() -> Parser:
     _fleet_options(evaluate, count_default=10_000)
     evaluate.set_defaults(run="cli.evaluate:run")
 
-    models = command("models", "list, activate or delete model versions", MODELS_EPILOG)
+    explain = command(
+        "explain", "show which features made a verdict anomalous, as bars", EXPLAIN_EPILOG
+    )
+    source = explain.add_mutually_exclusive_group()
+    source.add_argument(
+        "verdicts",
+        nargs="?",
+        metavar="FILE",
+        help="verdicts as JSON (JSON lines, an object or a list); - for stdin (the default "
+        "when stdin is not a terminal)",
+    )
+    source.add_argument(
+        "--record",
+        metavar="FILE",
+        help="telemetry records (JSON, - for stdin) to score through the api and explain",
+    )
+    source.add_argument(
+        "--from-topic",
+        action="store_true",
+        help="the latest anomalous verdicts on the anomalies topic",
+    )
+    explain.add_argument("--vehicle", metavar="ID", help="only the verdicts of this vehicle")
+    explain.add_argument(
+        "--model",
+        metavar="VERSION",
+        help="--record: score with this version (default: the active one)",
+    )
+    topic_options = explain.add_argument_group("with --from-topic")
+    topic_options.add_argument(
+        "--last", type=positive_int, metavar="N", help="the latest N anomalous verdicts (default 1)"
+    )
+    topic_options.add_argument(
+        "--topic",
+        metavar="NAME",
+        help="anomalies topic (env ANOMALY_TOPIC; default telemetry.anomalies)",
+    )
+    topic_options.add_argument(
+        "--scan",
+        type=positive_int,
+        metavar="N",
+        help="look at most N verdicts back on each partition (default 10000)",
+    )
+    topic_options.add_argument(
+        "--timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="give up reading after this long (default 30)",
+    )
+    explain.add_argument(
+        "--width",
+        type=positive_int,
+        default=30,
+        metavar="N",
+        help="a 100%% share's bar length, in characters (default 30)",
+    )
+    explain.add_argument(
+        "--json",
+        action="store_true",
+        help="print each verdict's attribution as received, one JSON list a line (null for a "
+        "verdict without one)",
+    )
+    explain.set_defaults(run="cli.explain:run")
+
+    shadow = command(
+        "shadow", "compare a shadow candidate's verdicts with the active model's", SHADOW_EPILOG
+    )
+    shadow.add_argument(
+        "version",
+        nargs="?",
+        metavar="VERSION",
+        help="the candidate (default: the registry's current candidate)",
+    )
+    shadow.add_argument(
+        "--against",
+        metavar="VERSION",
+        help="the active version it was compared with (default: the active one now)",
+    )
+    shadow.add_argument("--json", action="store_true", help="print the api's report as JSON")
+    shadow.add_argument(
+        "--promote",
+        action="store_true",
+        help="then make the candidate the active model (asks first; see --yes)",
+    )
+    shadow.add_argument(
+        "-y", "--yes", action="store_true", help="with --promote: do not ask, promote"
+    )
+    shadow.set_defaults(run="cli.shadow:run")
+
+    models = command("models", "list, activate, delete or shadow model versions", MODELS_EPILOG)
     actions = models.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     listing = actions.add_parser(
         "list", help="every version, newest first", formatter_class=Formatter
@@ -512,6 +638,18 @@ def build_parser() -> Parser:
     )
     delete.add_argument("version", metavar="VERSION")
     _global_options(delete, suppress=True)
+    start_shadow = actions.add_parser(
+        "shadow",
+        help="make VERSION the shadow candidate: the workers score it beside the active one",
+        formatter_class=Formatter,
+    )
+    start_shadow.add_argument("version", metavar="VERSION")
+    _global_options(start_shadow, suppress=True)
+    stop_shadow = actions.add_parser(
+        "unshadow", help="stop scoring VERSION in shadow", formatter_class=Formatter
+    )
+    stop_shadow.add_argument("version", metavar="VERSION")
+    _global_options(stop_shadow, suppress=True)
     models.set_defaults(run="cli.models:run")
     return parser
 
@@ -533,9 +671,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: simulate, train, tail, evaluate or models")
+        parser.error("choose a command: simulate, train, tail, evaluate, explain, shadow or models")
     if args.command == "models" and args.action is None:
-        parser.error("models needs an action: list, activate VERSION or delete VERSION")
+        parser.error(
+            "models needs an action: list, activate VERSION, delete VERSION, "
+            "shadow VERSION or unshadow VERSION"
+        )
     from cli.kafkaio import quiet_kafka_logs
 
     quiet_kafka_logs(args.verbose)

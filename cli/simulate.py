@@ -69,10 +69,14 @@ def train_on_history(
 ) -> dict[str, Any]:
     """POST /ingest a clean history of the fleet; the api's answer."""
     from cli.apiclient import ApiClient
-    from shared.simulation import training_history
+    from shared.simulation import FEATURES, training_history
 
     history = training_history(vehicles, count, seed=seed, end=end, days=HISTORY_DAYS)
-    body = {"records": [r.to_record() for r in history], "params": params}
+    body = {
+        "records": [r.to_record() for r in history],
+        "params": params,
+        "feature_names": list(FEATURES),  # explained verdicts name the sensors
+    }
     client = ApiClient(context)
     with ui.spinner(f"training a model on {count:,} simulated records", enabled=not quiet):
         answer = client.request(

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
         params = chosen_params(args)
         if params:
             body["params"] = params
+        if args.features:
+            body["feature_names"] = list(args.features)  # explained verdicts name them
         with ui.spinner(f"training a model on {len(records):,} records", enabled=not args.quiet):
             answer = ApiClient(context).request(
                 "POST",
@@ -61,7 +63,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.json:
         print(json.dumps(answer, sort_keys=True))
         return 0
-    state = "active" if answer.get("active") else "not active (activate it with `models activate`)"
+    state = (
+        "active"
+        if answer.get("active")
+        else "not active: the shadow candidate (`vehicle-anomaly shadow` compares it with the "
+        "active model)"
+    )
     print(answer["model_version"])
     print(
         f"trained on {source}: {answer.get('n_features', '?')} features, "

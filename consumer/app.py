@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -29,22 +30,25 @@ from typing import TYPE_CHECKING, Any
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
-from faststream.params import NoCast
 
 from consumer.handlers import (
     BatchHandler,
+    RawBatch,
     RebalanceListener,
     decode_raw_batch,
+    graceful_hold,
     parse_raw_batch,
 )
+from consumer.insight import Insight
 from consumer.metrics import WorkerMetrics
 from consumer.models import ModelWatcher
-from consumer.options import WorkerOptions, load_options
+from consumer.options import WorkerOptions, load_options, producer_linger_ms
 from consumer.processor import BatchProcessor
 from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
 from consumer.tracing import MessageTracing, parse_traced_batch
 from shared.kafka import broker_options, client_options
+from shared.observations import ObservationStore, worker_id
 from shared.registry import ModelRegistry
 from shared.settings import Settings, load_settings
 from shared.tracing import CONSUMER_SERVICE, tracer_provider
@@ -68,7 +72,7 @@ def producer_options(options: WorkerOptions) -> dict[str, Any]:
     return {
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": options.linger_ms,
+        "linger_ms": producer_linger_ms(options),
         "max_request_size": PRODUCER_MAX_REQUEST_BYTES,
         "max_batch_size": PRODUCER_MAX_BATCH_BYTES,
     }
@@ -129,11 +133,20 @@ class Worker:
         )
         self.producer: AIOKafkaProducer | None = None
         self.sink: Sink = FastStreamSink(self.broker)
+        self.insight = Insight(
+            self.state,
+            self.metrics,
+            settings,
+            ObservationStore(settings.model_dir),
+            worker_id(),
+        )
         self.processor = BatchProcessor(
             anomaly_topic=settings.anomaly_topic,
             dlq_topic=settings.dlq_topic,
             publish_all=settings.publish_all_verdicts,
             max_record_bytes=settings.max_record_bytes,
+            attribution_top_k=settings.attribution_top_k,
+            insight=self.insight,
         )
         self.handler = BatchHandler(
             self.processor,
@@ -148,6 +161,7 @@ class Worker:
                 else None
             ),
             after_batch=self.update_lag,
+            background_commit=options.background_commit,
         )
         self._lag_task: asyncio.Task[None] | None = None
         self.watcher = ModelWatcher(
@@ -194,6 +208,7 @@ class Worker:
             extra={"publisher": self.options.publisher, "model_dir": str(self.settings.model_dir)},
         )
         self.watcher.start()
+        self.insight.start()
         self._lag_task = asyncio.create_task(self._poll_lag(), name="lag-poller")
 
     async def _poll_lag(self) -> None:
@@ -241,12 +256,19 @@ class Worker:
             handler = self.handler
 
             @subscriber
-            async def score_telemetry(records: NoCast[tuple[Any, ...]]) -> None:
+            async def score_telemetry(records: RawBatch) -> None:
                 consumer = subscriber.consumer
                 if consumer is None:  # stopped between fetch and call: leave it uncommitted
                     return
-                await handler.handle(records, consumer)
+                # The subscriber's lock: a graceful stop waits for the background commit too.
+                await handler.handle(records, consumer, hold=graceful_hold(subscriber))
 
+            if self.options.gc_freeze:
+                # Everything alive now (the libraries, the model) lives as long as the process:
+                # out of the collector's sight, a full collection takes milliseconds, not a
+                # tenth of a second that every record in flight would wait.
+                gc.collect()
+                gc.freeze()
             try:
                 await subscriber.start()
             except BaseException:
@@ -276,6 +298,7 @@ class Worker:
     async def after_shutdown(self) -> None:
         """After the subscriber stopped (batch finished or abandoned): close the producer."""
         self.state.consuming = False
+        await self.insight.stop()  # writes the last drift and shadow figures
         producer, self.producer = self.producer, None
         if producer is not None:
             await producer.stop()

@@ -6,6 +6,13 @@ Its guarantees, which the integration tests check against a real broker:
 * an offset is committed only after every verdict and dead letter of the records before it
   was acknowledged by the broker (``acks=all``); the commit names explicit offsets, only
   for the partitions the batch came from and that this member still owns;
+* by default (``CONSUMER_BACKGROUND_COMMIT``) the commit runs in the background: once a
+  batch's outputs are acknowledged its offsets are handed to one committer task and the next
+  batch starts at once. One commit is in flight at a time, and the offsets of batches
+  acknowledged meanwhile are merged into the next one, so commits only move forward. A
+  rebalance waits for the committer as for a batch in hand, and so does a graceful shutdown
+  (the committer holds FastStream's subscriber lock). A broker that lingers over offset
+  commits (Kafka 4's ``group.coordinator.append.linger.ms``, 5 ms) then costs no throughput;
 * a batch that cannot be published is rewound (``seek`` to its first offset per partition)
   and retried after a back-off, so no record is skipped; a record that cannot be decoded
   never fails a batch (it becomes a dead letter);
@@ -22,15 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from fast_depends.library import CustomField
 from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 
 from consumer.metrics import WorkerMetrics
@@ -59,8 +68,19 @@ class ConsumerLike(Protocol):
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
 
+class Hold(Protocol):
+    """Something a graceful shutdown waits for while it is held (FastStream's subscriber lock)."""
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+COMMIT_RETRY_SECONDS = 0.1
+
+
 class BatchHandler:
-    """Processes, publishes and commits one batch at a time."""
+    """Processes and publishes one batch at a time; commits behind it (or in line)."""
 
     def __init__(
         self,
@@ -75,6 +95,8 @@ class BatchHandler:
         sleep: Callable[[float], Any] = asyncio.sleep,
         tracing: MessageTracing | None = None,
         after_batch: Callable[[], Awaitable[None]] | None = None,
+        after_batch_interval: float = 0.5,
+        background_commit: bool = True,
     ) -> None:
         self.processor = processor
         self.sink = sink
@@ -86,20 +108,38 @@ class BatchHandler:
         self.sleep = sleep
         self.tracing = tracing
         self.after_batch = after_batch
+        # The hook runs after a batch at most this often (the lag gauges need no more).
+        self.after_batch_interval = after_batch_interval
+        self._after_batch_due = 0.0
+        self.background_commit = background_commit
+        # Set while no batch is in hand and no acknowledged offsets wait for their commit.
         self.idle = asyncio.Event()
         self.idle.set()
         self._consecutive_failures = 0
+        self._in_hand = False
+        # Acknowledged, not yet committed: partition -> the offset after its last answered record.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committer: asyncio.Task[None] | None = None
 
-    async def handle(self, records: Sequence[RecordLike], consumer: ConsumerLike) -> bool:
-        """Handle one batch; ``True`` when it was published and its offsets committed."""
+    async def handle(
+        self, records: Sequence[RecordLike], consumer: ConsumerLike, hold: Hold | None = None
+    ) -> bool:
+        """Handle one batch; ``True`` when it was published and its offsets committed.
+
+        With ``background_commit`` the offsets are handed to the committer task instead, and
+        ``True`` means published (``hold``, when given, is held while that task runs; see
+        :meth:`drain` to wait for it).
+        """
         if not records:
             return True
         started = time.monotonic()
         self.state.batch_started_monotonic = started
+        self._in_hand = True
         self.idle.clear()
         try:
-            handled = await self._handle(records, consumer, started)
-            if self.after_batch is not None:
+            handled = await self._handle(records, consumer, started, hold)
+            if self.after_batch is not None and time.monotonic() >= self._after_batch_due:
+                self._after_batch_due = time.monotonic() + self.after_batch_interval
                 try:
                     await self.after_batch()  # e.g. the lag gauges: never fails a batch
                 except Exception as error:
@@ -113,10 +153,19 @@ class BatchHandler:
             raise
         finally:
             self.state.batch_started_monotonic = None
+            self._in_hand = False
+            self._update_idle()
+
+    def _update_idle(self) -> None:
+        if not self._in_hand and self._committer is None:
             self.idle.set()
 
     async def _handle(
-        self, records: Sequence[RecordLike], consumer: ConsumerLike, started: float
+        self,
+        records: Sequence[RecordLike],
+        consumer: ConsumerLike,
+        started: float,
+        hold: Hold | None,
     ) -> bool:
         detector = self.state.detector
         if detector is None:  # cannot happen: consumption starts after the first model loads
@@ -142,7 +191,10 @@ class BatchHandler:
             await self._fail(records, consumer, error)
             return False
         acknowledged = time.time()
-        await self._commit(consumer, outcome)
+        if self.background_commit:
+            self._commit_later(consumer, outcome.next_offsets, hold)
+        else:
+            await self._commit(consumer, self._owned(consumer, outcome.next_offsets))
         self._succeeded(outcome, started)
         self.metrics.observe_many(
             self.metrics.end_to_end_seconds,
@@ -168,13 +220,14 @@ class BatchHandler:
             raise
         end_spans(spans)
 
-    async def _commit(self, consumer: ConsumerLike, outcome: BatchOutcome) -> None:
-        wanted = {
-            TopicPartition(topic, partition): offset
-            for (topic, partition), offset in outcome.next_offsets.items()
-        }
+    def _owned(
+        self,
+        consumer: ConsumerLike,
+        offsets: Mapping[tuple[str, int], int] | Mapping[TopicPartition, int],
+    ) -> dict[TopicPartition, int]:
+        """The offsets of the partitions this member still owns (the others are logged)."""
+        wanted = {TopicPartition(*where): offset for where, offset in offsets.items()}
         owned = consumer.assignment()
-        offsets = {tp: offset for tp, offset in wanted.items() if tp in owned}
         lost = sorted(str(tp) for tp in wanted if tp not in owned)
         if lost:
             log.warning(
@@ -182,6 +235,9 @@ class BatchHandler:
                 "will be redelivered to the new owner",
                 extra={"partitions": lost},
             )
+        return {tp: offset for tp, offset in wanted.items() if tp in owned}
+
+    async def _commit(self, consumer: ConsumerLike, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:
             return
         try:
@@ -193,6 +249,70 @@ class BatchHandler:
                 "offset commit refused (group rebalanced); the records will be redelivered",
                 extra={"error": repr(error)},
             )
+
+    def _commit_later(
+        self, consumer: ConsumerLike, offsets: Mapping[tuple[str, int], int], hold: Hold | None
+    ) -> None:
+        """Hand acknowledged offsets to the committer task (starting it when none runs)."""
+        uncommitted = self._uncommitted
+        for (topic, partition), offset in offsets.items():
+            tp = TopicPartition(topic, partition)
+            if offset > uncommitted.get(tp, -1):
+                uncommitted[tp] = offset
+        if self._committer is None or self._committer.done():
+            if hold is not None:
+                hold.acquire()
+            self.idle.clear()
+            task = asyncio.create_task(self._commit_behind(consumer), name="offset-committer")
+            task.add_done_callback(functools.partial(self._committer_done, hold))
+            self._committer = task
+
+    def _committer_done(self, hold: Hold | None, task: asyncio.Task[None]) -> None:
+        # Also runs for a task cancelled before it started (its ``finally`` never ran).
+        if hold is not None:
+            hold.release()
+        if self._committer is task:
+            self._committer = None
+            self._update_idle()
+
+    async def _commit_behind(self, consumer: ConsumerLike) -> None:
+        """Commit what was acknowledged until nothing is left; one commit at a time."""
+        failures = 0
+        try:
+            while self._uncommitted:
+                wanted, self._uncommitted = self._uncommitted, {}
+                offsets = self._owned(consumer, wanted)
+                try:
+                    await self._commit(consumer, offsets)
+                except KafkaError as error:
+                    # Not a refusal (the coordinator moved, a timeout...): keep the offsets
+                    # unless a later batch brought newer ones, and try again shortly.
+                    failures += 1
+                    log.warning(
+                        "offset commit failed; retrying",
+                        extra={"error": repr(error), "attempt": failures},
+                    )
+                    for tp, offset in offsets.items():
+                        self._uncommitted.setdefault(tp, offset)
+                    if failures >= 5:
+                        return  # the next batch (or a rebalance, or a restart) tries again
+                    await asyncio.sleep(COMMIT_RETRY_SECONDS * failures)
+        except Exception:  # never an unobserved task error; the offsets are simply redelivered
+            log.exception("offset committer failed")
+        finally:
+            if self._committer is asyncio.current_task():
+                self._committer = None
+                self._update_idle()
+
+    async def drain(self) -> None:
+        """Wait until every acknowledged offset was committed (or given up on)."""
+        while (committer := self._committer) is not None and not committer.done():
+            await asyncio.shield(committer)
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Drop uncommitted offsets of revoked partitions (their new owner starts over)."""
+        for tp in partitions:
+            self._uncommitted.pop(tp, None)
 
     def _succeeded(self, outcome: BatchOutcome, started: float) -> None:
         self._consecutive_failures = 0
@@ -265,21 +385,49 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aio
         self.wait_seconds = wait_seconds
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        if not revoked or self.handler.idle.is_set():
+        if not revoked:
             return
-        try:
-            await asyncio.wait_for(self.handler.idle.wait(), self.wait_seconds)
-        except TimeoutError:
-            log.warning(
-                "rebalance did not wait longer for the batch in hand; it will not be committed",
-                extra={"waited_seconds": self.wait_seconds},
-            )
+        if not self.handler.idle.is_set():
+            try:
+                await asyncio.wait_for(self.handler.idle.wait(), self.wait_seconds)
+            except TimeoutError:
+                log.warning(
+                    "rebalance did not wait longer for the batch in hand; it will not be committed",
+                    extra={"waited_seconds": self.wait_seconds},
+                )
+        self.handler.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.debug("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
 
 
 # --- FastStream glue ----------------------------------------------------------------------
+
+
+class _RawBatchField(CustomField):
+    """The handler's argument as the decoder returned it, uncast (like FastStream's ``NoCast``).
+
+    ``NoCast``'s ``use`` is synchronous, and fast_depends runs a synchronous ``use`` in a
+    worker thread: one thread hop per batch. This one is a coroutine, so it is awaited.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(cast=False)
+
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return kwargs
+
+
+RawBatch = Annotated[tuple[Any, ...], _RawBatchField()]
+"""The type of the subscriber function's argument: the raw ``ConsumerRecord`` tuple."""
+
+
+def graceful_hold(subscriber: Any) -> Hold | None:
+    """The subscriber's lock (FastStream's ``MultiLock``): its graceful stop waits while held."""
+    lock = getattr(subscriber, "lock", None)
+    if callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None)):
+        return cast(Hold, lock)
+    return None
 
 
 async def parse_raw_batch(records: tuple[Any, ...]) -> KafkaMessage:

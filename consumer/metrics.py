@@ -124,6 +124,47 @@ class WorkerMetrics:
         )
         self.model_loaded = Gauge(f"{PREFIX}_model_loaded", "1 when a model is loaded", registry=r)
         self.ready = Gauge(f"{PREFIX}_ready", "1 when the last readiness check passed", registry=r)
+        self.drift_psi = Gauge(
+            f"{PREFIX}_drift_psi",
+            "Population stability index of the drift window against the model's training data, "
+            "per feature and for the score (above DRIFT_PSI_THRESHOLD: drifted)",
+            ["feature"],
+            registry=r,
+        )
+        self.drift_ks = Gauge(
+            f"{PREFIX}_drift_ks",
+            "Kolmogorov-Smirnov statistic (binned) of the drift window against the training data",
+            ["feature"],
+            registry=r,
+        )
+        self.drift_window_records = Gauge(
+            f"{PREFIX}_drift_window_records",
+            "Scored records in the drift window",
+            registry=r,
+        )
+        self.drift_psi_threshold = Gauge(
+            f"{PREFIX}_drift_psi_threshold",
+            "The DRIFT_PSI_THRESHOLD setting (for alert rules)",
+            registry=r,
+        )
+        self.shadow_records = Gauge(
+            f"{PREFIX}_shadow_records",
+            "Records scored by both the active model and the shadow candidate",
+            registry=r,
+        )
+        self.shadow_anomaly_rate = Gauge(
+            f"{PREFIX}_shadow_anomaly_rate",
+            "Share of shadow-compared records each model flags",
+            ["model"],
+            registry=r,
+        )
+        self.shadow_flips = Gauge(
+            f"{PREFIX}_shadow_flips",
+            "Verdicts the candidate would flip, by direction (to_anomaly, to_normal)",
+            ["direction"],
+            registry=r,
+        )
+        self._drift_labels: set[str] = set()
         for outcome in ("anomaly", "normal"):
             self.verdicts_published.labels(outcome)
             self.records_scored.labels(outcome)
@@ -172,6 +213,32 @@ class WorkerMetrics:
         for labels, lag in wanted.items():
             self.consumer_lag.labels(*labels).set(lag)
         self._lag_labels = set(wanted)
+
+    def set_drift(self, records: int, stats: dict[str, dict[str, float]] | None) -> None:
+        """Replace the drift gauges (no series while the window is too small)."""
+        self.drift_window_records.set(records)
+        wanted = set(stats or {})
+        for label in self._drift_labels - wanted:
+            self.drift_psi.remove(label)
+            self.drift_ks.remove(label)
+        for label, values in (stats or {}).items():
+            self.drift_psi.labels(label).set(values["psi"])
+            self.drift_ks.labels(label).set(values["ks"])
+        self._drift_labels = wanted
+
+    def set_shadow(self, figures: dict[str, object] | None) -> None:
+        """The shadow gauges from a :func:`shared.shadow.report` (zeros when not shadowing)."""
+        figures = figures or {}
+
+        def number(key: str) -> float:
+            value = figures.get(key)
+            return float(value) if isinstance(value, int | float) else 0.0
+
+        self.shadow_records.set(number("records"))
+        self.shadow_anomaly_rate.labels("active").set(number("active_anomaly_rate"))
+        self.shadow_anomaly_rate.labels("candidate").set(number("candidate_anomaly_rate"))
+        self.shadow_flips.labels("to_anomaly").set(number("flips_to_anomaly"))
+        self.shadow_flips.labels("to_normal").set(number("flips_to_normal"))
 
     def render(self) -> bytes:
         """The text exposition format."""

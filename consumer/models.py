@@ -98,10 +98,45 @@ class ModelWatcher:
         )
         return True
 
+    async def check_candidate(self) -> bool:
+        """One poll of ``CANDIDATE``; ``True`` when the shadow model changed."""
+        state = self.state
+        try:
+            version = await asyncio.to_thread(self.registry.candidate_version)
+        except OSError:
+            return False
+        if version is not None and version == state.model_version:
+            version = None  # promoted: nothing left to compare
+        current = state.shadow.version if state.shadow is not None else None
+        if version == current or (version is not None and version == state.failed_candidate):
+            return False
+        if version is None:
+            state.shadow = None
+            log.info("shadow scoring stopped", extra={"previous": current})
+            return True
+        try:
+            detector = await asyncio.to_thread(load_detector, self.registry, version)
+        except Exception as error:
+            state.failed_candidate = version
+            self.metrics.model_reload_failures.inc()
+            log.error(
+                "candidate version failed to load; not shadowing it",
+                extra={"version": version, "error": str(error)},
+            )
+            return False
+        state.shadow = detector
+        state.failed_candidate = None
+        log.info(
+            "candidate version loaded for shadow scoring",
+            extra={"version": version, "active": state.model_version},
+        )
+        return True
+
     async def run(self) -> None:
         """Poll forever; after each poll with a model loaded, call ``on_model``."""
         while True:
             await self.check()
+            await self.check_candidate()
             if self.state.detector is not None and self.on_model is not None:
                 try:
                     await self.on_model()

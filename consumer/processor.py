@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from shared.schemas import DeadLetterReason, decode_batch, encode_verdict
 
 if TYPE_CHECKING:
+    from consumer.insight import Insight
     from shared.detector import Detector  # imports scikit-learn: only when a model loads
 
 # The dead-letter headers of the contract (values are bytes).
@@ -76,6 +79,7 @@ class BatchOutcome:
     records: int = 0
     scored: int = 0
     anomalies: int = 0
+    explained: int = 0  # anomalous verdicts given an attribution
     dead_letters: Counter[str] = field(default_factory=Counter)
     # the decision_function score of each scored record (for the score histogram)
     scores: Any = ()
@@ -146,11 +150,15 @@ class BatchProcessor:
         dlq_topic: str,
         publish_all: bool = False,
         max_record_bytes: int = 65_536,
+        attribution_top_k: int = 0,
+        insight: Insight | None = None,
     ) -> None:
         self.anomaly_topic = anomaly_topic
         self.dlq_topic = dlq_topic
         self.publish_all = publish_all
         self.max_record_bytes = max_record_bytes
+        self.attribution_top_k = attribution_top_k
+        self.insight = insight
 
     def process(
         self, records: Sequence[RecordLike], detector: Detector, scored_at: str
@@ -166,6 +174,15 @@ class BatchProcessor:
         scores = detector.score(decoded.features)
         outcome.scored = len(decoded.index)
         outcome.scores = scores
+        if self.insight is not None and outcome.scored:
+            self.insight.observe(detector, decoded.features, scores)
+        explained: dict[int, list[dict[str, Any]]] = {}
+        if self.attribution_top_k > 0 and outcome.scored:
+            rows = np.flatnonzero(scores < 0)
+            if rows.size:
+                lists = detector.explain(decoded.features[rows], self.attribution_top_k)
+                explained = dict(zip(rows.tolist(), lists, strict=True))
+                outcome.explained = len(explained)
 
         slots: list[Outgoing | None] = [None] * len(records)
         version = detector.version
@@ -189,6 +206,7 @@ class BatchProcessor:
                     version,
                     scored_at,
                     (record.topic, record.partition, record.offset),
+                    explained.get(row) if anomalous and explained else None,
                 ),
                 headers=(),
                 source_topic=record.topic,

@@ -16,8 +16,10 @@ class WorkerState:
     """Mutable state shared by the model watcher, the batch handler and the health routes."""
 
     detector: Detector | None = None
+    shadow: Detector | None = None  # the candidate scored in shadow, if any
     consuming: bool = False
     failed_version: str | None = None
+    failed_candidate: str | None = None
     last_model_error: str | None = None
     batches: int = 0
     records: int = 0
@@ -40,6 +42,7 @@ class WorkerState:
         return {
             "model_version": self.model_version,
             "model_features": self.detector.n_features if self.detector else None,
+            "shadow_version": self.shadow.version if self.shadow else None,
             "consuming": self.consuming,
             "failed_version": self.failed_version,
             "last_model_error": self.last_model_error,

@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import IsolationForest
 
+from shared.attribution import Reference, rank_many
+from shared.drift import DriftReference
 from shared.errors import DimensionMismatchError, TrainingError
 from shared.forest import CompiledForest
 from shared.registry import LoadedModel
@@ -139,6 +141,13 @@ class Detector:
         self.version = meta.version
         self.n_features = int(meta.n_features)
         self.forest = CompiledForest.from_sklearn(estimator)
+        extra = meta.model_extra or {}
+        self.reference = Reference.from_meta(extra)
+        self.drift_reference = DriftReference.from_meta(extra)
+        names = extra.get("feature_names")
+        self.feature_names: list[str] | None = (
+            [str(n) for n in names] if isinstance(names, list) else None
+        )
 
     @classmethod
     def from_loaded(cls, loaded: LoadedModel) -> Detector:
@@ -157,3 +166,11 @@ class Detector:
             return np.empty(0, dtype=np.float64)
         self.check_width(features.shape[1])
         return self.forest.decision_function(features)
+
+    def explain(self, features: Matrix, top_k: int) -> list[list[dict[str, Any]]]:
+        """The ranked attribution of every row (see :mod:`shared.attribution`)."""
+        if features.shape[0] == 0 or top_k <= 0:
+            return [[] for _ in range(features.shape[0])]
+        self.check_width(features.shape[1])
+        gains = self.forest.isolation_gains(features)
+        return rank_many(gains, features, self.reference, top_k, self.feature_names)

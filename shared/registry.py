@@ -4,6 +4,7 @@
     $MODEL_DIR/<version>/meta.json      version, created_at, n_features, record_count, params,
                                         sha256 of model.joblib, signature (HMAC-SHA256)
     $MODEL_DIR/LATEST                   the active version's name
+    $MODEL_DIR/CANDIDATE                a version the worker scores in shadow (optional)
 
 Publishing writes into a temporary directory on the same volume, fsyncs, renames it into
 place and only then replaces ``LATEST`` with ``os.replace``: a reader sees a whole version
@@ -45,6 +46,7 @@ from shared.schemas import ModelMeta
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 LATEST_FILE = "LATEST"
+CANDIDATE_FILE = "CANDIDATE"
 _VERSION_RE = re.compile(r"^(?P<base>[0-9]{14})(?:-(?P<n>[0-9]+))?$")
 _STALE_TEMP_SECONDS = 3600
 _thread_lock = threading.Lock()
@@ -136,6 +138,34 @@ class ModelRegistry:
         except FileNotFoundError:
             return None
         return name or None
+
+    def candidate_version(self) -> str | None:
+        """The name in ``CANDIDATE``: a version scored in shadow beside the active one."""
+        try:
+            name = (self.root / CANDIDATE_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def set_candidate(self, version: str) -> ModelMeta:
+        """Make ``version`` the shadow candidate; it must verify and not be the active one."""
+        with self._locked():
+            meta = self.verify(version)
+            if version == self.active_version():
+                raise ModelInUseError(
+                    f"model version {version!r} is active: a candidate must be another version"
+                )
+            self._point(CANDIDATE_FILE, version)
+        return meta
+
+    def clear_candidate(self) -> str | None:
+        """Stop shadow scoring; returns the candidate there was."""
+        with self._locked():
+            previous = self.candidate_version()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / CANDIDATE_FILE)
+                _fsync_path(self.root)
+        return previous
 
     def versions(self) -> list[str]:
         """Every published version, oldest first."""
@@ -283,22 +313,28 @@ class ModelRegistry:
                 shutil.rmtree(temp, ignore_errors=True)
                 raise
             _fsync_path(self.root)
-            if activate:
-                self._point_latest(version)
+            # a version not made active becomes the shadow candidate
+            self._point(LATEST_FILE if activate else CANDIDATE_FILE, version)
             self._prune_locked()
         return ModelMeta.model_validate(payload)
 
-    def _point_latest(self, version: str) -> None:
+    def _point(self, pointer: str, version: str) -> None:
         temp = self.root / f".LATEST-{uuid.uuid4().hex[:8]}"
         _write_file(temp, (version + "\n").encode())
-        os.replace(temp, self.root / LATEST_FILE)
+        os.replace(temp, self.root / pointer)
         _fsync_path(self.root)
+
+    def _unpoint_candidate(self, version: str) -> None:
+        if self.candidate_version() == version:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / CANDIDATE_FILE)
 
     def activate(self, version: str) -> ModelMeta:
         """Make ``version`` the active one (a rollback when it is older); it must verify."""
         with self._locked():
             meta = self.verify(version)
-            self._point_latest(version)
+            self._point(LATEST_FILE, version)
+            self._unpoint_candidate(version)  # promoted: no longer in shadow
         return meta
 
     def delete(self, version: str) -> None:
@@ -308,6 +344,7 @@ class ModelRegistry:
                 raise ModelNotFoundError(f"model version {version!r} does not exist")
             if version == self.active_version():
                 raise ModelInUseError(f"model version {version!r} is active and cannot be deleted")
+            self._unpoint_candidate(version)
             self._remove(version)
 
     def _remove(self, version: str) -> None:
@@ -333,8 +370,8 @@ class ModelRegistry:
         if self.retention is None:
             return []
         versions = self.versions()
-        active = self.active_version()
-        doomed = [v for v in versions[: max(0, len(versions) - self.retention)] if v != active]
+        keep = {self.active_version(), self.candidate_version()}
+        doomed = [v for v in versions[: max(0, len(versions) - self.retention)] if v not in keep]
         for version in doomed:
             try:
                 self._remove(version)

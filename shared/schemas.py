@@ -20,7 +20,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from shared.errors import InvalidRecordError
 
@@ -85,6 +94,10 @@ VERDICT_EXAMPLE: dict[str, Any] = {
     "is_anomaly": True,
     "model_version": "20240115100000",
     "scored_at": "2024-01-15T10:05:00.120Z",
+    "attribution": [
+        {"feature": 2, "share": 0.58, "value": 0.9, "direction": "above", "typical": [0.3, 0.7]},
+        {"feature": 0, "share": 0.21, "value": 0.7, "direction": "within", "typical": [0.4, 0.8]},
+    ],
 }
 
 
@@ -108,6 +121,21 @@ class SourceRef(BaseModel):
     offset: int
 
 
+class FeatureAttribution(BaseModel):
+    """One feature's part in an anomalous verdict (see :mod:`shared.attribution`)."""
+
+    feature: int = Field(description="index in feature_vector")
+    name: str | None = Field(None, description="the feature's name, when the model has names")
+    share: float = Field(description="its share of the record's isolation, 0..1")
+    value: float | None = Field(description="the record's value for it")
+    direction: Literal["above", "below", "within"] = Field(
+        description="against the training data's typical range (its 5th to 95th percentile)"
+    )
+    typical: list[float] | None = Field(
+        None, description="that range, [p05, p95], when the model keeps it"
+    )
+
+
 class Verdict(BaseModel):
     """The score of one record, published on the anomalies topic and answered by ``/score``."""
 
@@ -122,6 +150,13 @@ class Verdict(BaseModel):
     model_version: str
     scored_at: str
     source: SourceRef | None = Field(None, description="absent for /score")
+    attribution: list[FeatureAttribution] | None = Field(
+        None,
+        description=(
+            "on anomalous verdicts: the features that drove the anomaly, ranked "
+            "(ATTRIBUTION_TOP_K of them)"
+        ),
+    )
 
 
 class TrainingParams(BaseModel):
@@ -136,6 +171,35 @@ class TrainingParams(BaseModel):
     contamination: Literal["auto"] | Annotated[float, Field(gt=0, le=0.5)] | None = None
     max_features: Annotated[float, Field(gt=0, le=1)] | None = None
     random_state: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """JSON numbers only: ``true`` is not the count 1, nor ``"100"`` a number of trees.
+
+        An integral float (``100.0``) is an integer, as JSON Schema's ``integer`` says.
+        """
+        if value is None or (value == "auto" and info.field_name in _AUTO_FIELDS):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PydanticCustomError("number_type", "Input should be a number")
+        if info.field_name in _INTEGER_FIELDS and isinstance(value, float):
+            if not value.is_integer():
+                raise PydanticCustomError("int_type", "Input should be a valid integer")
+            return int(value)
+        return value
+
+
+_AUTO_FIELDS = ("max_samples", "contamination")
+_INTEGER_FIELDS = ("n_estimators", "random_state")
+
+FeatureNames = (
+    Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+        Field(max_length=MAX_FEATURES),
+    ]
+    | None
+)
 
 
 class TrainingRequest(BaseModel):
@@ -159,6 +223,11 @@ class TrainingRequest(BaseModel):
 
     records: list[TelemetryRecord] = Field(min_length=1)
     params: TrainingParams | None = None
+    feature_names: FeatureNames = Field(
+        None,
+        description="optional names of the features, in feature_vector order; verdicts' "
+        "attributions carry them",
+    )
 
 
 class ModelMeta(BaseModel):
@@ -212,14 +281,73 @@ class TrainingResponse(BaseModel):
 # --- msgspec decoding (the worker's hot path) ------------------------------------------------
 
 
+# Two decoders of one shape. The hot path decodes with ``_fast_decoder`` (types and lengths
+# only: msgspec's per-value ``pattern`` checks cost as much as the rest of the decoding) and
+# checks the two strings itself, cheaply (see ``_vehicle_id_known``/``_timestamp_known``).
+# Anything that fast path does not accept is decoded again by ``_decoder``, which carries
+# every rule and words the dead letter's detail, so the reasons and details do not depend on
+# which path a record took.
+
+
 class _RecordStruct(msgspec.Struct):
     vehicle_id: Annotated[str, msgspec.Meta(pattern=VEHICLE_ID_PATTERN)]
     timestamp: Annotated[str, msgspec.Meta(pattern=TIMESTAMP_PATTERN)]
     feature_vector: Annotated[list[float], msgspec.Meta(min_length=1, max_length=MAX_FEATURES)]
 
 
+class _FastRecordStruct(msgspec.Struct, gc=False):
+    vehicle_id: str
+    timestamp: str
+    feature_vector: Annotated[list[float], msgspec.Meta(min_length=1, max_length=MAX_FEATURES)]
+
+
 _decoder = msgspec.json.Decoder(_RecordStruct)
+_fast_decoder = msgspec.json.Decoder(_FastRecordStruct)
 _FIELD_RE = re.compile(r"(?:at `\$\.|required field `)([a-z_]+)")
+# fullmatch: ``$`` alone would also match before a trailing newline
+_VEHICLE_ID_RE = re.compile(VEHICLE_ID_PATTERN)
+_VEHICLE_ID_DETAIL = (
+    f"vehicle_id: Expected `str` matching regex {VEHICLE_ID_PATTERN!r} - at `$.vehicle_id`"
+)
+# The part of TIMESTAMP_PATTERN after the date, with the clock's and the zone's ranges, so a
+# timestamp whose date is known valid and whose rest matches this is one that
+# ``datetime.fromisoformat`` accepts (no need to call it).
+_TIME_RE = re.compile(
+    r"[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+# Vehicle ids and calendar dates seen valid (a fleet has few of either); bounded.
+_KNOWN_LIMIT = 100_000
+_known_vehicle_ids: set[str] = set()
+_known_dates: set[str] = set()
+
+
+def _vehicle_id_known(vehicle_id: str) -> bool:
+    """Whether ``vehicle_id`` follows the contract (remembered once it did)."""
+    if vehicle_id in _known_vehicle_ids:
+        return True
+    if _VEHICLE_ID_RE.fullmatch(vehicle_id) is None:
+        return False
+    if len(_known_vehicle_ids) >= _KNOWN_LIMIT:
+        _known_vehicle_ids.clear()
+    _known_vehicle_ids.add(vehicle_id)
+    return True
+
+
+def _timestamp_known(timestamp: str) -> bool:
+    """Whether ``timestamp`` follows the contract; its date is remembered once valid."""
+    if timestamp[:10] in _known_dates and _TIME_RE.fullmatch(timestamp, 10) is not None:
+        return True
+    if _TIMESTAMP_RE.fullmatch(timestamp) is None:
+        return False
+    try:
+        datetime.fromisoformat(timestamp.upper().replace(" ", "T"))
+    except ValueError:
+        return False
+    if len(_known_dates) >= _KNOWN_LIMIT:
+        _known_dates.clear()
+    _known_dates.add(timestamp[:10])
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +421,22 @@ def _check_one(raw: bytes | None, max_bytes: int) -> _RecordStruct | tuple[DeadL
         datetime.fromisoformat(record.timestamp.upper().replace(" ", "T"))
     except ValueError as error:
         return DeadLetterReason.SCHEMA, f"timestamp: {error}"
+    if _VEHICLE_ID_RE.fullmatch(record.vehicle_id) is None:  # e.g. a trailing newline
+        return DeadLetterReason.SCHEMA, _VEHICLE_ID_DETAIL
     return record
+
+
+def _decode_fast(raw: bytes | None, max_bytes: int) -> _FastRecordStruct | None:
+    """The record when it passes every rule on the fast path, else ``None`` (no verdict)."""
+    if not raw or len(raw) > max_bytes:
+        return None
+    try:
+        record = _fast_decoder.decode(raw)
+    except Exception:  # the full path words the reason
+        return None
+    if _vehicle_id_known(record.vehicle_id) and _timestamp_known(record.timestamp):
+        return record
+    return None
 
 
 def decode_batch(
@@ -305,32 +448,54 @@ def decode_batch(
     ``failures``; none is dropped.
     """
     batch = DecodedBatch()
-    rows: list[list[float]] = []
+    index, vehicle_ids, timestamps = batch.index, batch.vehicle_ids, batch.timestamps
+    flat: list[float] = []
+    fast_decode = _fast_decoder.decode
+    known_ids, known_dates, time_match = _known_vehicle_ids, _known_dates, _TIME_RE.fullmatch
     for position, raw in enumerate(values):
-        outcome = _check_one(raw, max_bytes)
-        if isinstance(outcome, tuple):
-            batch.failures.append(Failure(position, outcome[0], outcome[1]))
-            continue
-        if len(outcome.feature_vector) != n_features:
+        # The fast path inline (it is _decode_fast), then the full one for anything it refuses.
+        record: _FastRecordStruct | _RecordStruct | None = None
+        if raw and len(raw) <= max_bytes:
+            try:
+                fast = fast_decode(raw)
+            except Exception:
+                fast = None
+            if fast is not None:
+                vehicle_id, timestamp = fast.vehicle_id, fast.timestamp
+                if (vehicle_id in known_ids or _vehicle_id_known(vehicle_id)) and (
+                    (timestamp[:10] in known_dates and time_match(timestamp, 10) is not None)
+                    or _timestamp_known(timestamp)
+                ):
+                    record = fast
+        if record is None:
+            outcome = _check_one(raw, max_bytes)
+            if isinstance(outcome, tuple):
+                batch.failures.append(Failure(position, outcome[0], outcome[1]))
+                continue
+            record = outcome
+        vector = record.feature_vector
+        if len(vector) != n_features:
             batch.failures.append(
                 Failure(
                     position,
                     DeadLetterReason.DIMENSION_MISMATCH,
-                    f"feature_vector has {len(outcome.feature_vector)} values; "
-                    f"the model expects {n_features}",
+                    f"feature_vector has {len(vector)} values; the model expects {n_features}",
                 )
             )
             continue
-        batch.index.append(position)
-        batch.vehicle_ids.append(outcome.vehicle_id)
-        batch.timestamps.append(outcome.timestamp)
-        rows.append(outcome.feature_vector)
-    batch.features = np.array(rows, dtype=np.float64).reshape(len(rows), n_features)
+        index.append(position)
+        vehicle_ids.append(record.vehicle_id)
+        timestamps.append(record.timestamp)
+        flat.extend(vector)
+    batch.features = np.array(flat, dtype=np.float64).reshape(len(index), n_features)
     return batch
 
 
 def decode_record(raw: bytes, *, max_bytes: int = 65_536) -> tuple[str, str, list[float]]:
     """Decode one raw value, raising :class:`InvalidRecordError` with the dead-letter reason."""
+    fast = _decode_fast(raw, max_bytes)
+    if fast is not None:
+        return fast.vehicle_id, fast.timestamp, fast.feature_vector
     outcome = _check_one(raw, max_bytes)
     if isinstance(outcome, tuple):
         raise InvalidRecordError(outcome[0].value, outcome[1])
@@ -347,6 +512,7 @@ def encode_verdict(
     model_version: str,
     scored_at: str,
     source: tuple[str, int, int] | None = None,
+    attribution: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """The JSON bytes of one verdict, without building a pydantic model."""
     body: dict[str, Any] = {
@@ -359,4 +525,6 @@ def encode_verdict(
     }
     if source is not None:
         body["source"] = {"topic": source[0], "partition": source[1], "offset": source[2]}
+    if attribution is not None:
+        body["attribution"] = attribution
     return _encoder.encode(body)

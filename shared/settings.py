@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     iforest_random_state: int | None = None
     min_training_records: int = Field(1, ge=1)
 
+    # Explained verdicts, drift watch, shadow models
+    attribution_top_k: int = Field(3, ge=0, le=256)  # 0: verdicts carry no attribution
+    drift_window_records: int = Field(10_000, ge=100)
+    drift_min_records: int = Field(1_000, ge=1)
+    drift_psi_threshold: float = Field(0.25, gt=0)
+    shadow_sample_records: int = Field(10_000, ge=10, le=1_000_000)
+    observations_interval_seconds: float = Field(10.0, gt=0, le=3600)
+    observations_ttl_seconds: float = Field(120.0, gt=0)
+
     # HTTP
     api_host: str = "0.0.0.0"  # noqa: S104  (the api is meant to be reached from outside its container)
     api_port: int = Field(8000, ge=1, le=65535)
@@ -93,6 +102,15 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(100, ge=1)
     ingest_max_records: int = Field(100_000, ge=1)
     ingest_max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+
+    # Training from the topic (POST /ingest/from-topic): the api's background jobs.
+    # INGEST_TOPIC_MAX_RECORDS bounds the records one job reads (a larger `last` is a 422);
+    # INGEST_TOPIC_JOB_TIMEOUT_SECONDS bounds reading the topics plus waiting for a training
+    # slot (a fit that started runs to its end); INGEST_TOPIC_MAX_JOBS caps the jobs running
+    # at once on one api replica (more are refused with 429).
+    ingest_topic_max_records: int = Field(1_000_000, ge=1, le=100_000_000)
+    ingest_topic_job_timeout_seconds: float = Field(900.0, gt=0, le=86_400)
+    ingest_topic_max_jobs: int = Field(1, ge=1, le=64)
 
     # Observability
     otel_exporter_otlp_endpoint: str | None = None

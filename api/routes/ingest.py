@@ -62,7 +62,9 @@ RESPONSE_EXAMPLE = {
     summary="Train a model version",
     description=(
         "Fits an IsolationForest on the records (all of one dimension) and publishes it as a "
-        "new registry version, made active unless `activate=false`. Answers **201** with the "
+        "new registry version, made active unless `activate=false`, which makes it the shadow "
+        "candidate instead (the worker scores it beside the active one; see "
+        "`GET /models/{version}/shadow`). Answers **201** with the "
         "version (also in `Location`). Training runs in a worker thread; at most two run at "
         "once, others wait. Limits: `INGEST_MAX_RECORDS` records (413), "
         "`INGEST_MAX_BODY_BYTES` bytes (413), at least `MIN_TRAINING_RECORDS` records (422)."
@@ -99,7 +101,12 @@ async def ingest(
     def train() -> tuple[TrainingResponse, float]:
         started = time.perf_counter()  # after waiting for a training slot
         response = train_version(
-            services.registry, body.records, body.params, services.settings, activate=activate
+            services.registry,
+            body.records,
+            body.params,
+            services.settings,
+            activate=activate,
+            feature_names=body.feature_names,
         )
         return response, time.perf_counter() - started
 

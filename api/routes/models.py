@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Path, Response
+import numpy as np
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
-from api.deps import AuthorizedCaller, ModelCacheDep, RegistryDep
+from api.deps import AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
+from api.errors import NO_DRIFT_REFERENCE, NOT_CANDIDATE, ProblemError
 from api.openapi import AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
-from api.schemas import ModelInfo, ModelList
+from api.schemas import (
+    DRIFT_EXAMPLE,
+    SHADOW_EXAMPLE,
+    DriftReport,
+    DriftStatistic,
+    ModelInfo,
+    ModelList,
+    ShadowReport,
+)
+from shared.drift import DriftReference, merge_counts, statistics
 from shared.errors import ModelIntegrityError, ModelNotFoundError
-from shared.registry import version_sort_key
+from shared.observations import DRIFT, SHADOW, ObservationStore
+from shared.registry import ModelRegistry, version_sort_key
 from shared.schemas import ModelMeta
+from shared.shadow import report as shadow_figures
 
 logger = logging.getLogger("api.models")
 
@@ -32,8 +46,110 @@ META_EXAMPLE: dict[str, Any] = {
 }
 
 
-def _info(meta: ModelMeta, active: str | None) -> ModelInfo:
-    return ModelInfo.model_validate({**meta.model_dump(), "active": meta.version == active})
+def _info(meta: ModelMeta, active: str | None, candidate: str | None = None) -> ModelInfo:
+    return ModelInfo.model_validate(
+        {
+            **meta.model_dump(),
+            "active": meta.version == active,
+            "candidate": meta.version == candidate,
+        }
+    )
+
+
+def _observed_at(payloads: list[dict[str, Any]]) -> str | None:
+    if not payloads:
+        return None
+    newest = max(float(p.get("written_at", 0)) for p in payloads)
+    return datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def drift_report(
+    registry: ModelRegistry, store: ObservationStore, version: str, settings: Any
+) -> DriftReport:
+    """Merge the workers' drift windows of ``version`` and compare them with its reference."""
+    meta = registry.meta(version)
+    reference = DriftReference.from_meta(meta.model_extra)
+    if reference is None:
+        raise ProblemError(
+            409,
+            f"model version {version!r} was trained without a drift reference; "
+            "train a new version to watch drift",
+            type_=NO_DRIFT_REFERENCE,
+        )
+    payloads, stale = store.read(DRIFT, (version,), settings.observations_ttl_seconds)
+    usable = [
+        p
+        for p in payloads
+        if np.asarray(p.get("counts", [])).shape == (len(reference.edges), reference.width)
+    ]
+    counts = merge_counts(np.asarray(p["counts"], dtype=np.int64) for p in usable)
+    records = sum(int(p.get("records", 0)) for p in usable)
+    ready = counts is not None and records >= settings.drift_min_records
+    names = (meta.model_extra or {}).get("feature_names")
+    threshold = settings.drift_psi_threshold
+    features: list[DriftStatistic] = []
+    score: DriftStatistic | None = None
+    if ready and counts is not None:
+        stats = statistics(reference, counts)
+        for label, values in stats.items():
+            item = DriftStatistic(
+                feature=None if label == "score" else int(label),
+                name=None
+                if label == "score" or not isinstance(names, list)
+                else str(names[int(label)]),
+                psi=values["psi"],
+                ks=values["ks"],
+                drifted=values["psi"] > threshold,
+            )
+            if label == "score":
+                score = item
+            else:
+                features.append(item)
+    return DriftReport(
+        version=version,
+        active=registry.active_version() == version,
+        records=records,
+        ready=ready,
+        threshold=threshold,
+        drifted=any(f.drifted for f in features) or bool(score and score.drifted),
+        features=features,
+        score=score,
+        workers=len(usable),
+        stale=stale,
+        observed_at=_observed_at(usable),
+    )
+
+
+def shadow_report(
+    registry: ModelRegistry,
+    store: ObservationStore,
+    candidate: str,
+    against: str | None,
+    settings: Any,
+) -> ShadowReport:
+    """Merge the workers' shadow figures of ``candidate`` against ``against`` (or the active)."""
+    registry.meta(candidate)  # 404 when there is no such version
+    active = against or registry.active_version()
+    if active is None:
+        compared = store.subjects(SHADOW, candidate)
+        active = compared[-1] if compared else None
+    payloads, stale = (
+        store.read(SHADOW, (candidate, active), settings.observations_ttl_seconds)
+        if active is not None
+        else ([], False)
+    )
+    figures = shadow_figures(payloads)
+    return ShadowReport.model_validate(
+        {
+            **figures,
+            "candidate": candidate,
+            "active": active,
+            "shadowing": registry.candidate_version() == candidate,
+            "workers": len(payloads),
+            "stale": stale,
+            "observed_at": _observed_at(payloads),
+        }
+    )
 
 
 @router.get(
@@ -55,16 +171,17 @@ def _info(meta: ModelMeta, active: str | None) -> ModelInfo:
 async def list_models(caller: AuthorizedCaller, registry: RegistryDep) -> ModelList:
     def read() -> ModelList:
         active = registry.active_version()
+        candidate = registry.candidate_version()
         found = []
         for version in sorted(registry.versions(), key=version_sort_key, reverse=True):
             try:
-                found.append(_info(registry.meta(version), active))
+                found.append(_info(registry.meta(version), active, candidate))
             except (ModelNotFoundError, ModelIntegrityError, ValidationError) as error:
                 # deleted meanwhile, or its meta.json is unreadable: leave it out, say so
                 logger.warning(
                     "model version skipped", extra={"model_version": version, "error": str(error)}
                 )
-        return ModelList(active=active, models=found)
+        return ModelList(active=active, candidate=candidate, models=found)
 
     return await anyio.to_thread.run_sync(read)
 
@@ -82,7 +199,9 @@ async def get_model(
     caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
 ) -> ModelInfo:
     def read() -> ModelInfo:
-        return _info(registry.meta(version), registry.active_version())
+        return _info(
+            registry.meta(version), registry.active_version(), registry.candidate_version()
+        )
 
     return await anyio.to_thread.run_sync(read)
 
@@ -130,5 +249,112 @@ async def delete_model(
     models.evict(version)
     logger.info(
         "model version deleted", extra={"model_version": version, "caller": caller.identity}
+    )
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{version}/drift",
+    summary="How far the stream drifted from a version's training data",
+    description=(
+        "Merges the workers' rolling windows (the last `DRIFT_WINDOW_RECORDS` records each "
+        "scored with this version) and compares them with the training data, per feature and "
+        "for the anomaly score: population stability index and a Kolmogorov-Smirnov statistic "
+        "over ten decile bins. A feature drifted when its PSI exceeds `DRIFT_PSI_THRESHOLD`. "
+        "Figures appear once the windows hold `DRIFT_MIN_RECORDS` records (`ready`). 409 for a "
+        "version trained without a drift reference."
+    ),
+    response_model=DriftReport,
+    responses={
+        200: {"content": {"application/json": {"example": DRIFT_EXAMPLE}}},
+        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+    },
+)
+async def get_drift(
+    caller: AuthorizedCaller, services: ServicesDep, version: VersionPath
+) -> DriftReport:
+    store = ObservationStore(services.settings.model_dir)
+    return await anyio.to_thread.run_sync(
+        drift_report, services.registry, store, version, services.settings
+    )
+
+
+@router.get(
+    "/{version}/shadow",
+    summary="How a candidate's verdicts compare with the active model's",
+    description=(
+        "The workers score every record with the active version and, in shadow, with the "
+        "candidate (`POST /ingest?activate=false` or `POST /models/{version}/shadow`), without "
+        "publishing the candidate's verdicts. The report merges their figures: each model's "
+        "anomaly rate, verdicts that would flip each way, agreement, and Spearman's rank "
+        "correlation of the scores. `against` picks the active version compared with (default: "
+        "the active one now). Promote with `POST /models/{version}/activate`."
+    ),
+    response_model=ShadowReport,
+    responses={
+        200: {"content": {"application/json": {"example": SHADOW_EXAMPLE}}},
+        **problem_responses(*AUTH_PROBLEMS, 404, 422),
+    },
+)
+async def get_shadow(
+    caller: AuthorizedCaller,
+    services: ServicesDep,
+    version: VersionPath,
+    against: Annotated[
+        str | None, Query(description="the active version compared with", max_length=64)
+    ] = None,
+) -> ShadowReport:
+    store = ObservationStore(services.settings.model_dir)
+    return await anyio.to_thread.run_sync(
+        shadow_report, services.registry, store, version, against, services.settings
+    )
+
+
+@router.post(
+    "/{version}/shadow",
+    summary="Score a version in shadow (make it the candidate)",
+    description=(
+        "The workers pick it up at their next registry poll. One candidate at a time: this "
+        "replaces the previous one. The active version cannot be a candidate (409)."
+    ),
+    response_model=ModelInfo,
+    responses={
+        200: {"content": {"application/json": {"example": {**META_EXAMPLE, "active": False}}}},
+        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+    },
+)
+async def start_shadow(
+    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
+) -> ModelInfo:
+    meta = await anyio.to_thread.run_sync(registry.set_candidate, version)
+    logger.info("shadow candidate set", extra={"model_version": version, "caller": caller.identity})
+    return _info(meta, registry.active_version(), version)
+
+
+@router.delete(
+    "/{version}/shadow",
+    summary="Stop scoring a version in shadow",
+    description="409 when the version is not the current candidate.",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "Shadow scoring stops at the workers' next poll."},
+        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+    },
+)
+async def stop_shadow(
+    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
+) -> Response:
+    def clear() -> None:
+        registry.meta(version)
+        if registry.candidate_version() != version:
+            raise ProblemError(
+                409, f"model version {version!r} is not the shadow candidate", type_=NOT_CANDIDATE
+            )
+        registry.clear_candidate()
+
+    await anyio.to_thread.run_sync(clear)
+    logger.info(
+        "shadow candidate cleared", extra={"model_version": version, "caller": caller.identity}
     )
     return Response(status_code=204)

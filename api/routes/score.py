@@ -31,7 +31,8 @@ router = APIRouter(tags=["scoring"])
         "anomalous, `is_anomaly` = score < 0) under the active model version, or under "
         "`model_version`. The answer has no `source` (that is for streamed verdicts). 404 when "
         "no model was trained yet or the version does not exist; 422 when the feature vector "
-        "has another length than the model's."
+        "has another length than the model's. An anomalous answer carries `attribution`: the "
+        "features that drove it, ranked (`ATTRIBUTION_TOP_K`)."
     ),
     response_model=Verdict,
     response_model_exclude={"source"},
@@ -67,11 +68,14 @@ async def score(
     )
     value = float(scores[0])
     services.metrics.scores.labels("anomaly" if value < 0 else "normal").inc()
+    top_k = services.settings.attribution_top_k
+    attribution = detector.explain(features, top_k)[0] if value < 0 and top_k > 0 else None
     body = encode_verdict(
         record.vehicle_id,
         record.timestamp,
         value,
         detector.version,
         format_timestamp(datetime.now(UTC)),
+        attribution=attribution,
     )
     return Response(body, media_type="application/json")

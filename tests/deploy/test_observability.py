@@ -122,6 +122,7 @@ def test_alert_rules_are_valid_and_use_only_existing_metrics() -> None:
         "AnomalyRateFarFromContamination",
         "AnomalyModelStale",
         "AnomalyModelReloadFailures",
+        "AnomalyFeatureDrift",
     }
     for rule in rules:
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
@@ -138,7 +139,7 @@ def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
         ["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 6 rules found" in result.stdout + result.stderr
 
 
 def test_prometheus_scrapes_both_services_as_compose_names_them() -> None:
@@ -171,3 +172,45 @@ def test_prometheus_scrapes_both_services_as_compose_names_them() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "prometheus"
+
+
+DRIFT_RULE_TEST = """
+rule_files:
+  - {alerts}
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'anomaly_worker_drift_psi{{feature="oil_pressure", instance="w1"}}'
+        values: '0.6x30'
+      - series: 'anomaly_worker_drift_psi{{feature="speed", instance="w1"}}'
+        values: '0.02x30'
+      - series: 'anomaly_worker_drift_psi_threshold{{instance="w1"}}'
+        values: '0.25x30'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: AnomalyFeatureDrift
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: AnomalyFeatureDrift
+        exp_alerts:
+          - exp_labels:
+              severity: warning
+              feature: oil_pressure
+            exp_annotations:
+              summary: "Telemetry feature oil_pressure drifted (PSI 0.60)"
+              description: "{description}"
+"""
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_drift_alert_fires_for_the_drifted_feature_only(tmp_path: Path) -> None:
+    """A feature above the threshold for 15 minutes alerts; one below it does not."""
+    spec = tmp_path / "drift-test.yml"
+    (rule,) = [r for r in alert_rules() if r["alert"] == "AnomalyFeatureDrift"]
+    description = rule["annotations"]["description"].strip().replace('"', '\\"')
+    spec.write_text(DRIFT_RULE_TEST.format(alerts=ALERTS, description=description))
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(spec)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

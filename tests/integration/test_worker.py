@@ -242,3 +242,33 @@ async def test_model_swap_mid_stream_moves_verdicts_to_the_new_version(
     assert health["model_version"] == v2
     assert health["failed_version"] is None
     print(f"\nverdicts by version: {seen}; refused version: {bad}")
+
+
+async def test_graceful_stop_waits_for_the_background_commit(
+    kafka_bootstrap: str, topics: Topics, model_dir: Path
+) -> None:
+    """The last batch's offsets, still being committed in the background, are committed at stop."""
+    from consumer.handlers import graceful_hold
+
+    publish_model(model_dir)
+    settings = worker_settings(kafka_bootstrap, topics, model_dir, publish_all_verdicts=True)
+    commits_started: list[dict[Any, int]] = []
+    async with running_worker(settings) as worker:
+        await wait_until(lambda: worker.subscriber is not None, 20, "consumption")
+        assert graceful_hold(worker.subscriber) is not None
+        consumer = worker.subscriber.consumer
+        commit = consumer.commit
+
+        async def slow_commit(offsets: Any = None) -> None:
+            commits_started.append(dict(offsets or {}))
+            await asyncio.sleep(1.0)  # a slow coordinator: the stop comes while this waits
+            await commit(offsets)
+
+        consumer.commit = slow_commit
+        values, keys = telemetry(300)
+        metas = await produce(kafka_bootstrap, topics.telemetry, values, keys=keys)
+        await wait_until(lambda: worker.state.records >= len(metas), 30, "every record handled")
+        assert not worker.handler.idle.is_set()  # handled, its commit still in flight
+    # The lifespan has ended (graceful stop): the commit in flight was waited for.
+    assert commits_started
+    await end_offsets_committed(kafka_bootstrap, topics, metas)

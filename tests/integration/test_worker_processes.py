@@ -59,6 +59,8 @@ async def test_sigkill_mid_stream_loses_nothing(
         "PUBLISH_ALL_VERDICTS": "true",
         "BATCH_MAX_RECORDS": "200",
         "CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        # ~2 s for the 100 batches, so that each kill lands mid-stream on a fast machine
+        "CONSUMER_DEBUG_BATCH_DELAY_SECONDS": "0.02",
     }
     rng = random.Random(7)
     kills = 0
@@ -77,6 +79,7 @@ async def test_sigkill_mid_stream_loses_nothing(
             after = await group_offsets(kafka_bootstrap, topics.group)
             assert sum(after.values()) > sum(before.values()), "each life made progress"
             assert sum(after.values()) < len(metas), "killed mid-stream, not after the end"
+    extra.pop("CONSUMER_DEBUG_BATCH_DELAY_SECONDS")
     survivor = WorkerProcess.make(kafka_bootstrap, topics, model_dir, tmp_path, "survivor", **extra)
     async with stopping(survivor):
         survivor.start()

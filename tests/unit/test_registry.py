@@ -164,6 +164,30 @@ def test_publish_without_activation_keeps_latest(tmp_path: Path) -> None:
     candidate = publish(registry, activate=False)
     assert registry.active_version() == active
     assert candidate in registry.versions()
+    assert registry.candidate_version() == candidate  # it is scored in shadow
+
+
+def test_the_candidate_pointer_follows_activation_deletion_and_clearing(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    active = publish(registry)
+    assert registry.candidate_version() is None
+    first = publish(registry, activate=False)
+    second = publish(registry, activate=False)
+    assert registry.candidate_version() == second  # one candidate at a time: the newest
+    registry.set_candidate(first)
+    assert registry.candidate_version() == first
+    with pytest.raises(ModelInUseError):
+        registry.set_candidate(active)
+    with pytest.raises(ModelNotFoundError):
+        registry.set_candidate("20990101000000")
+    registry.delete(first)
+    assert registry.candidate_version() is None
+    registry.set_candidate(second)
+    registry.activate(second)  # promoted: no longer a candidate
+    assert (registry.active_version(), registry.candidate_version()) == (second, None)
+    registry.set_candidate(active)
+    assert registry.clear_candidate() == active
+    assert registry.candidate_version() is None and registry.clear_candidate() is None
 
 
 def test_delete_refuses_the_active_version(tmp_path: Path) -> None:
@@ -187,6 +211,10 @@ def test_retention_keeps_newest_and_never_the_active(tmp_path: Path) -> None:
     later = [publish(registry, now=NOW, activate=False) for _ in range(3)]
     assert registry.versions() == [names[0], *later]
     assert registry.active_version() == names[0]
+    # the shadow candidate is kept too, however old
+    registry.set_candidate(later[0])
+    newest = [publish(registry, now=NOW) for _ in range(3)]
+    assert registry.versions() == [later[0], *newest]
 
 
 def test_stale_temporary_directories_are_cleaned(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from shared import schemas
 from shared.errors import InvalidRecordError
 from shared.schemas import (
     DeadLetterReason,
@@ -44,6 +45,7 @@ BAD_CASES = [
     ("id too long", raw(with_(vehicle_id="V" * 65)), "schema", "vehicle_id"),
     ("id with space", raw(with_(vehicle_id="VH 001")), "schema", "vehicle_id"),
     ("id with slash", raw(with_(vehicle_id="VH/001")), "schema", "vehicle_id"),
+    ("id with a trailing newline", raw(with_(vehicle_id="VH-001\n")), "schema", "vehicle_id"),
     ("id a number", raw(with_(vehicle_id=1)), "schema", "vehicle_id"),
     (
         "id missing",
@@ -330,3 +332,113 @@ def test_property_both_validators_agree(
     except ValidationError:
         http_ok = False
     assert kafka_ok == http_ok, body
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_estimators": True},
+        {"random_state": False},
+        {"max_samples": True},
+        {"n_estimators": "100"},
+    ],
+)
+def test_training_params_refuse_booleans_and_strings_for_numbers(params: dict[str, object]) -> None:
+    """JSON's true is not the count 1 (found by fuzzing POST /ingest/from-topic)."""
+    with pytest.raises(ValidationError):
+        TrainingParams.model_validate(params)
+
+
+def full_path_only(values: list[bytes | None], n_features: int) -> list[object]:
+    """What decode_batch must answer, worked out by the full validator alone (no fast path)."""
+    answers: list[object] = []
+    for value in values:
+        outcome = schemas._check_one(value, 10**7)
+        if isinstance(outcome, tuple):
+            answers.append((outcome[0], outcome[1]))
+        elif len(outcome.feature_vector) != n_features:
+            answers.append(DeadLetterReason.DIMENSION_MISMATCH)
+        else:
+            answers.append((outcome.vehicle_id, outcome.timestamp, outcome.feature_vector))
+    return answers
+
+
+def decoded(values: list[bytes | None], n_features: int) -> list[object]:
+    batch = decode_batch(values, n_features, max_bytes=10**7)
+    answers: list[object] = [None] * len(values)
+    for failure in batch.failures:
+        answers[failure.index] = (
+            failure.reason
+            if failure.reason is DeadLetterReason.DIMENSION_MISMATCH
+            else (failure.reason, failure.detail)
+        )
+    for row, position in enumerate(batch.index):
+        answers[position] = (
+            batch.vehicle_ids[row],
+            batch.timestamps[row],
+            batch.features[row].tolist(),
+        )
+    return answers
+
+
+# Timestamps near every edge of the fast path's clock and zone ranges (and its date cache).
+_edge_stamps = st.builds(
+    lambda date, sep, h, m, sec, frac, zone: f"{date}{sep}{h:02d}:{m:02d}:{sec:02d}{frac}{zone}",
+    st.sampled_from(["2024-01-15", "2024-02-29", "2023-02-29", "0000-01-01", "9999-12-31"]),
+    st.sampled_from(["T", "t", " ", "_"]),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+    st.sampled_from(["", ".1", ".123456", ".123456789", ".1234567890", "."]),
+    st.sampled_from(["Z", "z", "+00:00", "-23:59", "+24:00", "+23:60", "+5:30", "", "Z\n"]),
+)
+
+
+def assert_fast_path_agrees(vehicle_id: object, timestamp: object, vector: object) -> None:
+    text = json.dumps(
+        {"vehicle_id": vehicle_id, "timestamp": timestamp, "feature_vector": vector}
+    ).encode()
+    width = len(vector) if isinstance(vector, list) else 1
+    expected = full_path_only([text], width)
+    schemas._known_vehicle_ids.clear()
+    schemas._known_dates.clear()
+    assert decoded([text], width) == expected  # cold: the fast path learns here
+    if isinstance(timestamp, str):  # warm: the date known from another record of that day
+        decode_batch([raw(with_(timestamp=timestamp[:10] + "T00:00:00Z"))], n_features=4)
+    assert decoded([text, text], width) == expected * 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(vehicle_id=_ids, timestamp=_stamps, feature_vector=_vectors)
+def test_property_fast_path_answers_like_the_full_validator(
+    vehicle_id: object, timestamp: object, feature_vector: object
+) -> None:
+    """With cold or warm caches, decode_batch gives the full validator's verdict and detail."""
+    assert_fast_path_agrees(vehicle_id, timestamp, feature_vector)
+
+
+@settings(max_examples=500, deadline=None)
+@given(timestamp=_edge_stamps)
+def test_property_fast_path_timestamps(timestamp: object) -> None:
+    """On timestamps at the edges of the clock, zone and calendar, the fast path agrees."""
+    assert_fast_path_agrees(GOOD["vehicle_id"], timestamp, GOOD["feature_vector"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(vehicle_id=_ids | st.sampled_from(["VH-1", "VH-1\n", "\nVH-1", "V" * 64, "V" * 65]))
+def test_property_fast_path_vehicle_ids(vehicle_id: object) -> None:
+    """On vehicle ids of every shape, the fast path agrees."""
+    assert_fast_path_agrees(vehicle_id, GOOD["timestamp"], GOOD["feature_vector"])
+
+
+def test_fast_path_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remembered vehicle ids and dates never grow past their limit."""
+    monkeypatch.setattr(schemas, "_KNOWN_LIMIT", 10)
+    values = [
+        raw(with_(vehicle_id=f"VH-{i}", timestamp=f"2024-01-{1 + i % 28:02d}T10:00:00Z"))
+        for i in range(100)
+    ]
+    batch = decode_batch(values, n_features=4)
+    assert batch.index == list(range(100))
+    assert len(schemas._known_vehicle_ids) <= 10
+    assert len(schemas._known_dates) <= 10

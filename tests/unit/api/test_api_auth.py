@@ -18,6 +18,7 @@ from api.app import create_app
 from api.auth import KeyRing, key_identity
 from shared.errors import ConfigurationError
 
+JOB_ID = "0123456789abcdef0123456789abcdef"
 PROTECTED = [
     ("POST", "/ingest"),
     ("POST", "/score"),
@@ -25,6 +26,12 @@ PROTECTED = [
     ("GET", "/models/20240115100000"),
     ("POST", "/models/20240115100000/activate"),
     ("DELETE", "/models/20240115100000"),
+    ("GET", "/models/20240115100000/drift"),
+    ("GET", "/models/20240115100000/shadow"),
+    ("POST", "/models/20240115100000/shadow"),
+    ("DELETE", "/models/20240115100000/shadow"),
+    ("POST", "/ingest/from-topic"),
+    ("GET", f"/jobs/{JOB_ID}"),
 ]
 PUBLIC = ["/health", "/health/ready", "/healthz", "/metrics", "/docs", "/openapi.json"]
 
@@ -75,7 +82,7 @@ async def test_right_key_is_accepted(client: httpx.AsyncClient, headers: dict[st
     """Each configured key is accepted in either header."""
     response = await client.get("/models", headers=headers)
     assert response.status_code == 200
-    assert response.json() == {"active": None, "models": []}
+    assert response.json() == {"active": None, "candidate": None, "models": []}
 
 
 async def test_every_operation_but_the_public_ones_needs_a_key(client: httpx.AsyncClient) -> None:
@@ -89,7 +96,10 @@ async def test_every_operation_but_the_public_ones_needs_a_key(client: httpx.Asy
                 secured.add((method.upper(), path))
             else:
                 assert path in PUBLIC, f"{method.upper()} {path} has no security"
-    documented = {(m, p.replace("20240115100000", "{version}")) for m, p in PROTECTED}
+    documented = {
+        (m, p.replace("20240115100000", "{version}").replace(JOB_ID, "{job_id}"))
+        for m, p in PROTECTED
+    }
     assert secured == documented
 
 

@@ -37,7 +37,10 @@ MAX_TREES = 10  # keep generated trainings quick; the schema allows up to 5000
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     model_dir: Path = tmp_path_factory.mktemp("fuzz") / "models"
-    config = make_settings(model_dir, iforest_n_estimators=MAX_TREES)
+    # The topic jobs it starts find no broker there and fail at once, in the background.
+    config = make_settings(
+        model_dir, iforest_n_estimators=MAX_TREES, kafka_bootstrap_servers="127.0.0.1:1"
+    )
     registry = ModelRegistry(model_dir)
     seed = [
         TelemetryRecord(
@@ -61,6 +64,12 @@ OPERATIONS = [
     ("GET", "/models/{version}"),
     ("POST", "/models/{version}/activate"),
     ("DELETE", "/models/{version}"),
+    ("GET", "/models/{version}/drift"),
+    ("GET", "/models/{version}/shadow"),
+    ("POST", "/models/{version}/shadow"),
+    ("DELETE", "/models/{version}/shadow"),
+    ("POST", "/ingest/from-topic"),
+    ("GET", "/jobs/{job_id}"),
     ("GET", "/health"),
     ("GET", "/health/ready"),
     ("GET", "/healthz"),
@@ -69,10 +78,15 @@ OPERATIONS = [
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 # What a schema-valid request may still get (with a valid key and a generous rate limit).
 SEMANTIC_REFUSALS = {
+    (422, "invalid-range"),  # a generated `until` before `since`
+    (422, "too-many-records"),  # a generated `last` over INGEST_TOPIC_MAX_RECORDS
+    (429, "jobs-busy"),  # INGEST_TOPIC_MAX_JOBS topic jobs still running
+    (404, "job-not-found"),  # a generated job id
     (422, "training-rejected"),  # mixed dimensions, max_samples above the record count
     (422, "dimension-mismatch"),  # not the active model's dimension
     (404, "model-not-found"),  # a generated version name
-    (409, "model-in-use"),  # deleting the active version
+    (409, "model-in-use"),  # deleting the active version, or shadowing it
+    (409, "not-candidate"),  # stopping the shadow of a version that is not the candidate
 }
 
 

@@ -66,7 +66,15 @@ def test_global_options_are_accepted_after_the_command() -> None:
 
 def test_every_command_has_help_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
     """--help of every command shows an examples section."""
-    for command in (["simulate"], ["train"], ["tail"], ["evaluate"], ["models"]):
+    for command in (
+        ["simulate"],
+        ["train"],
+        ["tail"],
+        ["evaluate"],
+        ["explain"],
+        ["shadow"],
+        ["models"],
+    ):
         with pytest.raises(SystemExit) as exited:
             main([*command, "--help"])
         assert exited.value.code == 0

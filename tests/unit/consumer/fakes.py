@@ -96,7 +96,12 @@ class FakeSink:
 
 @dataclass
 class FakeConsumer:
-    """The consumer calls the handler makes: assignment, commit, seek."""
+    """The consumer calls the handler makes: assignment, commit, seek.
+
+    ``commit_gate`` holds every commit until it is set; ``commit_errors`` fail the next
+    commits one by one (``commit_error`` fails them all); ``most_in_flight`` is the largest
+    number of commits that were in flight at once.
+    """
 
     assigned: set[TopicPartition] = field(
         default_factory=lambda: {TopicPartition(TOPIC, p) for p in range(3)}
@@ -104,14 +109,42 @@ class FakeConsumer:
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
     commit_error: BaseException | None = None
+    commit_errors: list[BaseException] = field(default_factory=list)
+    commit_gate: asyncio.Event | None = None
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        if self.commit_error is not None:
-            raise self.commit_error
-        self.commits.append(dict(offsets))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.commit_gate is not None:
+                await self.commit_gate.wait()
+            if self.commit_error is not None:
+                raise self.commit_error
+            if self.commit_errors:
+                raise self.commit_errors.pop(0)
+            self.commits.append(dict(offsets))
+        finally:
+            self.in_flight -= 1
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks.append((partition, offset))
+
+
+@dataclass
+class FakeHold:
+    """Counts acquisitions like FastStream's subscriber lock (a graceful stop waits for 0)."""
+
+    held: int = 0
+    acquired: int = 0
+
+    def acquire(self) -> None:
+        self.held += 1
+        self.acquired += 1
+
+    def release(self) -> None:
+        self.held -= 1

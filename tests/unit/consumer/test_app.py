@@ -137,3 +137,14 @@ async def test_worker_serves_its_asyncapi_document(tmp_path: Path) -> None:
     spec = response.json()
     assert spec["asyncapi"].startswith("3.")
     assert {c["address"] for c in spec["channels"].values()} >= {"telemetry.raw"}
+
+
+def test_producer_linger_depends_on_the_publisher_unless_set() -> None:
+    """No linger for the aiokafka publisher (it enqueues a batch at once), 5 ms for FastStream's."""
+    from consumer.app import producer_options
+    from consumer.options import producer_linger_ms
+
+    assert producer_linger_ms(load_options(publisher="aiokafka")) == 0
+    assert producer_linger_ms(load_options(publisher="faststream")) == 5
+    assert producer_linger_ms(load_options(publisher="faststream", linger_ms=2)) == 2
+    assert producer_options(load_options(linger_ms=7))["linger_ms"] == 7

@@ -14,7 +14,14 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
 )
 
-from consumer.handlers import BatchHandler, RebalanceListener, decode_raw_batch, parse_raw_batch
+from consumer.handlers import (
+    BatchHandler,
+    RawBatch,
+    RebalanceListener,
+    decode_raw_batch,
+    graceful_hold,
+    parse_raw_batch,
+)
 from consumer.metrics import WorkerMetrics
 from consumer.processor import BatchProcessor, Kind, Outgoing
 from consumer.publishing import PublishError, publish_confirmed
@@ -22,6 +29,7 @@ from consumer.state import WorkerState
 from tests.unit.consumer.fakes import (
     TOPIC,
     FakeConsumer,
+    FakeHold,
     FakeSink,
     Rec,
     make_detector,
@@ -31,7 +39,7 @@ from tests.unit.consumer.fakes import (
 
 
 def build(
-    sink: FakeSink, *, detector: bool = True
+    sink: FakeSink, *, detector: bool = True, background: bool = True
 ) -> tuple[BatchHandler, WorkerState, list[float]]:
     state = WorkerState(detector=make_detector() if detector else None)
     sleeps: list[float] = []
@@ -45,8 +53,12 @@ def build(
         state,
         WorkerMetrics(),
         sleep=fake_sleep,
+        background_commit=background,
     )
     return handler, state, sleeps
+
+
+both_commit_modes = pytest.mark.parametrize("background", [True, False], ids=["behind", "inline"])
 
 
 def mixed_batch() -> list[Rec]:
@@ -56,12 +68,14 @@ def mixed_batch() -> list[Rec]:
     ]
 
 
-async def test_success_publishes_everything_then_commits_next_offsets() -> None:
+@both_commit_modes
+async def test_success_publishes_everything_then_commits_next_offsets(background: bool) -> None:
     """All messages are acknowledged before the commit, which names the offsets after the batch."""
     sink = FakeSink()
-    handler, state, _ = build(sink)
+    handler, state, _ = build(sink, background=background)
     consumer = FakeConsumer()
     assert await handler.handle(mixed_batch(), consumer)
+    await handler.drain()
     assert [m.source_offset for m in sink.sent] == [100, 101, 7]
     assert consumer.commits == [{TopicPartition(TOPIC, 0): 102, TopicPartition(TOPIC, 1): 8}]
     assert consumer.seeks == []
@@ -71,11 +85,12 @@ async def test_success_publishes_everything_then_commits_next_offsets() -> None:
     assert handler.idle.is_set()
 
 
-async def test_commit_waits_for_every_acknowledgement() -> None:
+@both_commit_modes
+async def test_commit_waits_for_every_acknowledgement(background: bool) -> None:
     """While any message is unacknowledged nothing is committed."""
     sink = FakeSink()
     sink.gate = asyncio.Event()
-    handler, _, _ = build(sink)
+    handler, _, _ = build(sink, background=background)
     consumer = FakeConsumer()
     task = asyncio.create_task(handler.handle(mixed_batch(), consumer))
     await asyncio.sleep(0.05)
@@ -84,15 +99,19 @@ async def test_commit_waits_for_every_acknowledgement() -> None:
     assert not handler.idle.is_set()
     sink.gate.set()
     assert await task
+    await handler.drain()
     assert len(consumer.commits) == 1
+    assert handler.idle.is_set()
 
 
-async def test_publish_failure_rewinds_and_commits_nothing() -> None:
+@both_commit_modes
+async def test_publish_failure_rewinds_and_commits_nothing(background: bool) -> None:
     """A refused message rewinds each partition to the batch's first offset, with a back-off."""
     sink = FakeSink(fail_on=lambda m: KafkaTimeoutError() if m.source_offset == 7 else None)
-    handler, state, sleeps = build(sink)
+    handler, state, sleeps = build(sink, background=background)
     consumer = FakeConsumer()
     assert not await handler.handle(mixed_batch(), consumer)
+    await handler.drain()
     assert consumer.commits == []
     assert sorted(consumer.seeks) == [
         (TopicPartition(TOPIC, 0), 100),
@@ -118,25 +137,108 @@ async def test_cancelled_batch_commits_nothing() -> None:
         await task
     sink.gate.set()
     await asyncio.sleep(0.01)
+    await handler.drain()
     assert consumer.commits == []
     assert handler.idle.is_set()
 
 
-async def test_revoked_partitions_are_not_committed() -> None:
+@both_commit_modes
+async def test_revoked_partitions_are_not_committed(background: bool) -> None:
     """Offsets of a partition revoked meanwhile are left to its new owner."""
-    handler, _, _ = build(FakeSink())
+    handler, _, _ = build(FakeSink(), background=background)
     consumer = FakeConsumer(assigned={TopicPartition(TOPIC, 1)})
     assert await handler.handle(mixed_batch(), consumer)
+    await handler.drain()
     assert consumer.commits == [{TopicPartition(TOPIC, 1): 8}]
 
 
+@both_commit_modes
 @pytest.mark.parametrize("error", [CommitFailedError(), IllegalStateError()])
-async def test_refused_commit_is_logged_not_raised(error: Exception) -> None:
+async def test_refused_commit_is_logged_not_raised(error: Exception, background: bool) -> None:
     """A commit refused after a rebalance does not crash the worker (records are redelivered)."""
-    handler, state, _ = build(FakeSink())
+    handler, state, _ = build(FakeSink(), background=background)
     consumer = FakeConsumer(commit_error=error)
     assert await handler.handle(mixed_batch(), consumer)
+    await handler.drain()
     assert state.commit_failures == 1
+    assert handler.idle.is_set()
+
+
+async def test_background_commit_lets_the_next_batch_start_and_keeps_commits_in_order() -> None:
+    """The next batch runs while a commit is in flight; commits never overlap or go back."""
+    handler, state, _ = build(FakeSink())
+    consumer = FakeConsumer(commit_gate=asyncio.Event())
+    hold = FakeHold()
+    assert await handler.handle(records([valid_value()], partition=0, start=10), consumer, hold)
+    assert consumer.commits == []  # returned before its commit finished
+    assert not handler.idle.is_set()
+    assert hold.held == 1
+    # Two more batches while the first commit is still in flight: their offsets wait, merged.
+    assert await handler.handle(records([valid_value()], partition=0, start=11), consumer, hold)
+    assert await handler.handle(records([valid_value()], partition=1, start=3), consumer, hold)
+    assert state.batches == 3
+    assert consumer.commits == []
+    assert consumer.commit_gate is not None
+    consumer.commit_gate.set()
+    await handler.drain()
+    assert consumer.commits == [
+        {TopicPartition(TOPIC, 0): 11},
+        {TopicPartition(TOPIC, 0): 12, TopicPartition(TOPIC, 1): 4},
+    ]
+    assert consumer.most_in_flight == 1
+    assert handler.idle.is_set()
+    assert hold.held == 0
+    assert hold.acquired == 1
+
+
+async def test_background_commit_never_covers_an_unacknowledged_batch() -> None:
+    """A batch that fails to publish adds nothing to the commit behind the one before it."""
+    sink = FakeSink(fail_on=lambda m: KafkaTimeoutError() if m.source_offset >= 20 else None)
+    handler, _, _ = build(sink)
+    consumer = FakeConsumer(commit_gate=asyncio.Event())
+    assert await handler.handle(records([valid_value()], start=19), consumer)
+    assert not await handler.handle(records([valid_value()], start=20), consumer)
+    assert consumer.commit_gate is not None
+    consumer.commit_gate.set()
+    await handler.drain()
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): 20}]
+    assert consumer.seeks == [(TopicPartition(TOPIC, 0), 20)]
+
+
+async def test_background_commit_retries_a_failed_commit() -> None:
+    """A commit that fails for another reason than a rebalance is tried again."""
+    handler, state, _ = build(FakeSink())
+    consumer = FakeConsumer(commit_errors=[KafkaTimeoutError(), KafkaTimeoutError()])
+    assert await handler.handle(mixed_batch(), consumer)
+    await asyncio.wait_for(handler.drain(), 5)
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): 102, TopicPartition(TOPIC, 1): 8}]
+    assert state.commit_failures == 0
+
+
+async def test_rebalance_waits_for_the_background_commit_and_forgets_revoked_offsets() -> None:
+    """Revocation waits for the commit in flight; offsets of revoked partitions are dropped."""
+    handler, _, _ = build(FakeSink())
+    consumer = FakeConsumer(commit_gate=asyncio.Event())
+    listener = RebalanceListener(handler, wait_seconds=5)
+    assert await handler.handle(records([valid_value()], partition=0, start=5), consumer)
+    revoke = asyncio.create_task(listener.on_partitions_revoked({TopicPartition(TOPIC, 0)}))
+    await asyncio.sleep(0.02)
+    assert not revoke.done()
+    assert consumer.commit_gate is not None
+    consumer.commit_gate.set()
+    await asyncio.wait_for(revoke, 1)
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): 6}]
+
+    # Timed out while a commit hangs: the revoked partition's pending offsets are forgotten.
+    consumer.commit_gate.clear()
+    assert await handler.handle(records([valid_value()], partition=1, start=0), consumer)
+    assert await handler.handle(records([valid_value()], partition=1, start=1), consumer)
+    await RebalanceListener(handler, wait_seconds=0.05).on_partitions_revoked(
+        {TopicPartition(TOPIC, 1)}
+    )
+    consumer.commit_gate.set()
+    await handler.drain()
+    assert consumer.commits[1:] == [{TopicPartition(TOPIC, 1): 1}]  # not the forgotten 2
 
 
 async def test_no_model_rewinds() -> None:
@@ -226,6 +328,63 @@ async def test_rebalance_wait_is_bounded() -> None:
     await asyncio.wait_for(listener.on_partitions_revoked({TopicPartition(TOPIC, 0)}), 1)
 
 
+async def test_subscriber_argument_is_awaited_not_run_in_a_thread() -> None:
+    """The handler gets the raw tuple, and fast_depends resolves it without a worker thread."""
+    import anyio.to_thread
+    from faststream import AckPolicy
+    from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+    broker = KafkaBroker(graceful_timeout=5)
+    subscriber = broker.subscriber(
+        "raw-batch",
+        batch=True,
+        ack_policy=AckPolicy.MANUAL,
+        parser=parse_raw_batch,
+        decoder=decode_raw_batch,
+        group_id="g",
+    )
+    got: list[Any] = []
+
+    @subscriber
+    async def handle(records: RawBatch) -> None:
+        got.append(records)
+
+    real = anyio.to_thread.run_sync
+    hops: list[Any] = []
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await real(func, *args, **kwargs)
+
+    anyio.to_thread.run_sync = counting  # type: ignore[assignment]
+    try:
+        async with TestKafkaBroker(broker) as test_broker:
+            await test_broker.publish(b"\xff", "raw-batch")
+            assert isinstance(got[0], tuple | list)  # the test client hands a list
+            assert got[0][0].value == b"\xff"
+    finally:
+        anyio.to_thread.run_sync = real
+    assert hops == []
+
+
+async def test_graceful_stop_waits_for_the_hold() -> None:
+    """A started subscriber's lock is a hold that FastStream's graceful stop waits for."""
+    from faststream._internal.endpoint.subscriber.utils import MultiLock
+
+    class Subscriber:  # what SubscriberUsecase.start() leaves: lock = MultiLock()
+        lock = MultiLock()
+
+    hold = graceful_hold(Subscriber())
+    assert hold is Subscriber.lock
+    assert graceful_hold(object()) is None
+    hold.acquire()
+    stopping = asyncio.create_task(Subscriber.lock.wait_release(5))
+    await asyncio.sleep(0.05)
+    assert not stopping.done()
+    hold.release()
+    await asyncio.wait_for(stopping, 1)
+
+
 async def test_faststream_glue_keeps_records_raw() -> None:
     """The parser and decoder hand over the raw records, even with non-UTF-8 headers."""
 
@@ -268,3 +427,23 @@ async def test_memoised_partitions_match_aiokafkas_default_partitioner() -> None
     await sink.send(Outgoing(Kind.DEAD_LETTER, "dlq", None, b"x", (), TOPIC, 0, 0))
     expected = [DefaultPartitioner()(key, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]) for key in keys]
     assert producer.partitions == [*expected, None]
+
+
+async def test_after_batch_hook_runs_at_most_once_per_interval() -> None:
+    """The after-batch hook (the lag gauges) is not paid on every batch."""
+    calls: list[float] = []
+
+    async def hook() -> None:
+        calls.append(1.0)
+
+    handler, _, _ = build(FakeSink())
+    handler.after_batch = hook
+    consumer = FakeConsumer()
+    for start in (0, 1, 2):
+        assert await handler.handle(records([valid_value()], start=start), consumer)
+    assert len(calls) == 1
+    handler.after_batch_interval = 0.0
+    handler._after_batch_due = 0.0
+    for start in (3, 4):
+        assert await handler.handle(records([valid_value()], start=start), consumer)
+    assert len(calls) == 3

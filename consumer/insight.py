@@ -1,0 +1,161 @@
+"""The worker's watch over its model: the drift window and shadow scoring.
+
+:meth:`Insight.observe` runs on every scored batch (from :class:`consumer.processor.
+BatchProcessor`): it counts the batch into the drift window of the active version and, when
+a candidate is loaded (``state.shadow``), scores the batch with it too and updates the
+agreement counters. Nothing here is published to Kafka: the candidate's verdicts never
+leave the worker.
+
+Every ``OBSERVATIONS_INTERVAL_SECONDS`` :meth:`Insight.run` refreshes the drift and shadow
+gauges and writes both to the model volume (:mod:`shared.observations`), where the api's
+``GET /models/{version}/drift`` and ``GET /models/{candidate}/shadow`` read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from consumer.metrics import WorkerMetrics
+from consumer.state import WorkerState
+from shared.drift import DriftWindow
+from shared.observations import DRIFT, SHADOW, ObservationStore
+from shared.settings import Settings
+from shared.shadow import ShadowStats, report
+
+if TYPE_CHECKING:
+    from shared.detector import Detector, Matrix
+
+log = logging.getLogger("consumer.insight")
+
+SWEEP_SECONDS = 3600.0
+
+
+class Insight:
+    """Drift window and shadow counters of one worker."""
+
+    def __init__(
+        self,
+        state: WorkerState,
+        metrics: WorkerMetrics,
+        settings: Settings,
+        store: ObservationStore,
+        worker: str,
+    ) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.store = store
+        self.worker = worker
+        self.window_size = settings.drift_window_records
+        self.min_records = settings.drift_min_records
+        self.threshold = settings.drift_psi_threshold
+        self.sample_size = settings.shadow_sample_records
+        self.interval = settings.observations_interval_seconds
+        self.metrics.drift_psi_threshold.set(self.threshold)
+        self.window: DriftWindow | None = None
+        self.window_version: str | None = None
+        self.shadow: ShadowStats | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_sweep = 0.0
+
+    def observe(self, detector: Detector, features: Matrix, scores: Matrix) -> None:
+        """Count one scored batch (the rows of ``features``, scored ``scores`` by ``detector``)."""
+        if detector.version != self.window_version:
+            self.window_version = detector.version
+            reference = detector.drift_reference
+            self.window = (
+                DriftWindow(reference, self.window_size)
+                if reference is not None and reference.n_features == detector.n_features
+                else None
+            )
+        if self.window is not None:
+            self.window.observe(features, scores)
+        candidate = self.state.shadow
+        if candidate is None or candidate.version == detector.version:
+            self.shadow = None
+            return
+        if candidate.n_features != detector.n_features:
+            return  # cannot score these records; the report says nothing was compared
+        shadow = self.shadow
+        if shadow is None or (shadow.candidate, shadow.active) != (
+            candidate.version,
+            detector.version,
+        ):
+            shadow = self.shadow = ShadowStats(
+                candidate.version, detector.version, sample_size=self.sample_size
+            )
+        shadow.observe(scores, candidate.score(features))
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def drift_payload(self) -> dict[str, Any] | None:
+        window, version = self.window, self.window_version
+        if window is None or version is None:
+            return None
+        return {
+            "version": version,
+            "records": window.records,
+            "window_records": self.window_size,
+            "counts": window.counts.tolist(),
+        }
+
+    def refresh_metrics(self) -> None:
+        window = self.window
+        detector = self.state.detector
+        if window is None or detector is None or window.records < self.min_records:
+            self.metrics.set_drift(window.records if window else 0, None)
+        else:
+            stats = window.statistics()
+            names = detector.feature_names
+            self.metrics.set_drift(
+                window.records,
+                {(names[int(k)] if names and k.isdigit() else k): v for k, v in stats.items()},
+            )
+        self.metrics.set_shadow(report([self.shadow.to_payload()]) if self.shadow else None)
+
+    def write(self, drift: dict[str, Any] | None, shadow: dict[str, Any] | None) -> None:
+        """Write the figures to the model volume (blocking: run it in a thread)."""
+        if drift is not None:
+            self.store.write(DRIFT, (drift["version"],), self.worker, drift)
+        if shadow is not None:
+            self.store.write(SHADOW, (shadow["candidate"], shadow["active"]), self.worker, shadow)
+        now = time.monotonic()
+        if now - self._last_sweep >= SWEEP_SECONDS:
+            self._last_sweep = now
+            self.store.sweep()
+
+    async def flush(self) -> None:
+        """Refresh the gauges and write the figures now."""
+        self.refresh_metrics()
+        drift = self.drift_payload()
+        shadow = self.shadow.to_payload() if self.shadow is not None else None
+        if drift is None and shadow is None:
+            return
+        try:
+            await asyncio.to_thread(self.write, drift, shadow)
+        except OSError as error:
+            log.warning("cannot write observations", extra={"error": str(error)})
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("observations not written")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="observations")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.flush()  # the last window, so the api's report is not behind

@@ -1,0 +1,296 @@
+"""Background jobs' state, kept on the model volume so that every api replica can report it.
+
+    $MODEL_DIR/.jobs/<job id>.json     one job's report (a :class:`JobRecord`)
+
+A job is run by the replica that accepted it; that replica is its only writer. Each write
+goes to a temporary file in the same directory, then ``os.replace`` puts it in place: a
+reader (any replica, answering ``GET /jobs/{id}``) sees a whole report or the previous one.
+The runner rewrites the report at least every :data:`HEARTBEAT_SECONDS` while the job is
+not finished; a report left unfinished and untouched for :data:`STALE_AFTER_SECONDS` was
+abandoned (its replica stopped or crashed) and reads as ``failed`` (``job-abandoned``).
+
+The registry ignores this directory: its name is not a version name, and retention only
+removes versions and its own temporary entries. Reports are kept :data:`RETENTION_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import RegistryError
+from shared.schemas import TrainingResponse
+
+JOBS_DIR = ".jobs"
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+_JOB_ID_RE = re.compile(JOB_ID_PATTERN)
+PROBLEM_TYPE_PREFIX = "urn:vehicle-anomaly:problem:"
+
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 60.0
+RETENTION_SECONDS = 7 * 24 * 3600
+_STALE_TEMP_SECONDS = 3600
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
+
+Phase = Literal[
+    "queued",
+    "reading_verdicts",
+    "locating",
+    "reading",
+    "waiting_for_training_slot",
+    "decoding",
+    "training",
+    "done",
+]
+
+
+class JobProblem(BaseModel):
+    """Why a job failed, as the problem object a synchronous request would have answered."""
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str
+    status: int = Field(description="the HTTP status a synchronous request would have had")
+    detail: str
+    field: str | None = Field(None, description="the request field at fault, if one is")
+
+
+class PartitionRange(BaseModel):
+    """The offsets of one partition the job reads: ``start_offset`` up to ``end_offset`` (excluded)."""
+
+    partition: int
+    start_offset: int
+    end_offset: int
+
+
+class JobProgress(BaseModel):
+    """What a job has done so far; the counts grow while it runs."""
+
+    phase: Phase = "queued"
+    partitions: list[PartitionRange] = Field(
+        default_factory=list, description="the raw topic's offsets in the range, per partition"
+    )
+    records_expected: int | None = Field(
+        None,
+        description="records the offsets hold (an upper bound: compaction and transaction "
+        "markers leave gaps)",
+    )
+    records_read: int = Field(0, description="raw records read so far")
+    outside_range: int = Field(
+        0, description="records read whose Kafka timestamp lies outside [since, until)"
+    )
+    records_selected: int | None = Field(
+        None, description="records in the range (for `last`: the newest N), once read"
+    )
+    excluded_flagged: int = Field(0, description="selected records an earlier verdict flagged")
+    skipped: dict[str, int] = Field(
+        default_factory=dict,
+        description="selected records that fail validation, by reason (the dead-letter reasons)",
+    )
+    records_used: int | None = Field(None, description="records the model is trained on")
+    n_features: int | None = Field(None, description="the dimension trained on")
+    verdicts_read: int = Field(0, description="verdicts read from the anomalies topic")
+    flagged_records: int = Field(
+        0, description="distinct raw records of this topic flagged by those verdicts"
+    )
+    verdicts_unreadable: int = Field(0, description="verdicts that are not JSON verdicts")
+    read_seconds: float | None = None
+    decode_seconds: float | None = None
+    training_seconds: float | None = None
+
+
+REPORT_EXAMPLE: dict[str, Any] = {
+    "job_id": "5c0f4e1f9a2b4d6e8f0a1b2c3d4e5f60",
+    "kind": "ingest-from-topic",
+    "status": "succeeded",
+    "topic": "telemetry.raw",
+    "request": {"last": 10000, "exclude_flagged": True, "params": {"random_state": 42}},
+    "activate": True,
+    "created_at": "2024-01-15T10:00:00Z",
+    "started_at": "2024-01-15T10:00:00.010000Z",
+    "finished_at": "2024-01-15T10:00:02.480000Z",
+    "updated_at": "2024-01-15T10:00:02.480000Z",
+    "progress": {
+        "phase": "done",
+        "partitions": [
+            {"partition": 0, "start_offset": 40210, "end_offset": 43551},
+            {"partition": 1, "start_offset": 39876, "end_offset": 43220},
+            {"partition": 2, "start_offset": 40007, "end_offset": 43329},
+        ],
+        "records_expected": 10007,
+        "records_read": 10007,
+        "outside_range": 0,
+        "records_selected": 10000,
+        "excluded_flagged": 212,
+        "skipped": {"invalid_json": 2, "dimension_mismatch": 1},
+        "records_used": 9785,
+        "n_features": 8,
+        "verdicts_read": 4519,
+        "flagged_records": 4519,
+        "verdicts_unreadable": 0,
+        "read_seconds": 0.61,
+        "decode_seconds": 0.05,
+        "training_seconds": 1.72,
+    },
+    "result": {
+        "model_version": "20240115100002",
+        "record_count": 9785,
+        "created_at": "2024-01-15T10:00:02Z",
+        "n_features": 8,
+        "params": {
+            "n_estimators": 100,
+            "max_samples": "auto",
+            "contamination": "auto",
+            "max_features": 1.0,
+            "random_state": 42,
+        },
+        "sha256": "9f2c5b1e0d4a7c3b8e6f1a2d5c7b9e0f3a4d6c8b1e2f5a7c9d0b3e6f8a1c4d7e",
+        "signed": False,
+        "active": True,
+        "warnings": [],
+    },
+    "problem": None,
+    "owner": "api-7d9f-1",
+}
+
+
+class JobRecord(BaseModel):
+    """A job's report: ``GET /jobs/{id}``, and the file on the model volume."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [REPORT_EXAMPLE]})
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    kind: Literal["ingest-from-topic"] = "ingest-from-topic"
+    status: JobStatus
+    topic: str = Field(description="the topic the records are read from")
+    request: dict[str, Any] = Field(description="the request's body, as given")
+    activate: bool
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime = Field(description="the last time the running replica wrote this")
+    progress: JobProgress = Field(default_factory=JobProgress)
+    result: TrainingResponse | None = Field(
+        None, description="on success: the version published, as POST /ingest answers it"
+    )
+    problem: JobProblem | None = Field(None, description="on failure: why")
+    owner: str | None = Field(None, description="the api replica running it (host-pid)")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    def observed(self, now: datetime | None = None) -> JobRecord:
+        """This report as a reader should see it: unfinished and silent too long is abandoned."""
+        if self.finished:
+            return self
+        moment = now or datetime.now(UTC)
+        silent = (moment - self.updated_at).total_seconds()
+        if silent <= STALE_AFTER_SECONDS:
+            return self
+        problem = JobProblem(
+            type=PROBLEM_TYPE_PREFIX + "job-abandoned",
+            title="Job abandoned",
+            status=503,
+            detail=(
+                f"the api replica running this job ({self.owner or 'unknown'}) last reported "
+                f"{silent:.0f} s ago, while {self.progress.phase}: it was stopped or crashed, "
+                "and nothing was published by this job; start a new one"
+            ),
+        )
+        return self.model_copy(update={"status": JobStatus.FAILED, "problem": problem})
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: str) -> bool:
+    return _JOB_ID_RE.match(value) is not None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStore:
+    """Reports of jobs under ``<model_dir>/.jobs`` (plain files; no lock: one writer per job)."""
+
+    def __init__(self, model_dir: Path | str) -> None:
+        self.root = Path(model_dir) / JOBS_DIR
+
+    def path(self, job_id: str) -> Path:
+        if not is_job_id(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.root / f"{job_id}.json"
+
+    def save(self, record: JobRecord) -> None:
+        """Write ``record`` atomically (temporary file, then ``os.replace``)."""
+        target = self.path(record.job_id)
+        temp = self.root / f".tmp-{record.job_id}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with temp.open("wb") as handle:
+                handle.write(record.model_dump_json(indent=1).encode())
+                handle.flush()
+            os.replace(temp, target)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise RegistryError(f"cannot write the job report {target}: {error}") from error
+
+    def load(self, job_id: str) -> JobRecord | None:
+        """The report of ``job_id`` as written, or ``None`` when there is none."""
+        if not is_job_id(job_id):
+            return None
+        try:
+            raw = self.path(job_id).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise RegistryError(f"cannot read the job report of {job_id}: {error}") from error
+        try:
+            return JobRecord.model_validate_json(raw)
+        except ValidationError as error:
+            raise RegistryError(f"the job report of {job_id} is unreadable: {error}") from error
+
+    def get(self, job_id: str, now: datetime | None = None) -> JobRecord | None:
+        """The report as a reader should see it (see :meth:`JobRecord.observed`)."""
+        record = self.load(job_id)
+        return record.observed(now) if record is not None else None
+
+    def prune(self, *, max_age_seconds: float = RETENTION_SECONDS) -> int:
+        """Remove reports untouched for ``max_age_seconds`` and stale temporary files."""
+        removed = 0
+        now = time.time()
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            is_temp = entry.name.startswith(".tmp-")
+            if not is_temp and not entry.name.endswith(".json"):
+                continue
+            limit = _STALE_TEMP_SECONDS if is_temp else max_age_seconds
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < now - limit:
+                    os.unlink(entry.path)
+                    removed += not is_temp
+        return removed

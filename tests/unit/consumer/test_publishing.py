@@ -1,0 +1,144 @@
+"""The aiokafka sink's record batches: verdicts grouped per partition, in order, confirmed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from aiokafka.partitioner import DefaultPartitioner
+
+from consumer.processor import Kind, Outgoing
+from consumer.publishing import AiokafkaSink, PublishError, publish_confirmed
+from tests.unit.consumer.fakes import TOPIC
+
+PARTITIONS = [0, 1, 2]
+
+
+class Builder:
+    """Stands in for aiokafka's BatchBuilder: refuses once ``room`` bytes are used."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.records: list[tuple[bytes | None, bytes | None, list[Any]]] = []
+        self.closed = False
+
+    def append(
+        self, *, key: bytes | None, value: bytes | None, timestamp: Any, headers: list[Any]
+    ) -> object | None:
+        assert isinstance(headers, list)  # the C builder refuses tuples
+        size = len(value or b"")
+        if self.closed or size > self.room:
+            self.closed = True
+            return None
+        self.room -= size
+        self.records.append((key, value, headers))
+        return object()
+
+
+class Producer:
+    """The calls the sink makes, in order: ``("batch", topic, partition, keys)`` or ``("send", ...)``."""
+
+    def __init__(self, *, room: int = 1_000, known: bool = True, fail: bool = False) -> None:
+        self.room = room
+        self.known = known
+        self.fail = fail
+        self.calls: list[tuple[str, str, int | None, list[bytes | None]]] = []
+        producer = self
+
+        class Cluster:
+            def partitions_for_topic(self, topic: str) -> set[int] | None:
+                return set(PARTITIONS) if producer.known else None
+
+        self.client = type("Client", (), {"cluster": Cluster()})()
+
+    def _settled(self) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            future.set_exception(KafkaTimeoutError())
+        else:
+            future.set_result("ack")
+        return future
+
+    def create_batch(self) -> Builder:
+        return Builder(self.room)
+
+    async def send_batch(self, batch: Builder, topic: str, *, partition: int) -> Any:
+        self.calls.append(("batch", topic, partition, [key for key, _, _ in batch.records]))
+        return self._settled()
+
+    async def send(self, topic: str, **kwargs: Any) -> Any:
+        self.calls.append(("send", topic, kwargs["partition"], [kwargs["key"]]))
+        return self._settled()
+
+
+def verdict(key: bytes, size: int = 10, topic: str = "anomalies") -> Outgoing:
+    return Outgoing(Kind.VERDICT, topic, key, b"v" * size, (("h", b"1"),), TOPIC, 0, 0)
+
+
+def dead_letter(topic: str = "dlq") -> Outgoing:
+    return Outgoing(Kind.DEAD_LETTER, topic, b"k", b"x", (), TOPIC, 0, 0, None)
+
+
+def partition_of(key: bytes) -> int:
+    return int(DefaultPartitioner()(key, PARTITIONS, PARTITIONS))
+
+
+async def test_verdicts_go_as_one_record_batch_per_partition_in_order() -> None:
+    """Each partition's verdicts are appended in input order; dead letters go one by one."""
+    producer = Producer()
+    keys = [f"VH-{i % 9}".encode() for i in range(40)]
+    messages = [verdict(key) for key in keys]
+    messages.insert(5, dead_letter())
+    await publish_confirmed(AiokafkaSink(producer), messages)  # type: ignore[arg-type]
+    batches = [call for call in producer.calls if call[0] == "batch"]
+    assert {call[2] for call in batches} == {partition_of(key) for key in keys}
+    for _, topic, partition, batch_keys in batches:
+        assert topic == "anomalies"
+        assert batch_keys == [key for key in keys if partition_of(key) == partition]
+    assert [call for call in producer.calls if call[0] == "send"] == [
+        ("send", "dlq", partition_of(b"k"), [b"k"])
+    ]
+
+
+async def test_a_full_record_batch_is_sent_before_the_next_one_and_a_huge_verdict_alone() -> None:
+    """Order per partition holds across full batches and a verdict that fits no batch."""
+    producer = Producer(room=30)
+    sizes = [10, 10, 10, 10, 100, 10]  # all to one key, so one partition
+    await publish_confirmed(
+        AiokafkaSink(producer),  # type: ignore[arg-type]
+        [verdict(b"VH-1", size) for size in sizes],
+    )
+    kinds = [(kind, len(keys)) for kind, _, _, keys in producer.calls]
+    assert kinds == [("batch", 3), ("batch", 1), ("send", 1), ("batch", 1)]
+
+
+async def test_without_metadata_verdicts_go_one_by_one() -> None:
+    """Before the producer knows the topic's partitions, each verdict is sent on its own."""
+    producer = Producer(known=False)
+    await publish_confirmed(AiokafkaSink(producer), [verdict(b"VH-1"), verdict(b"VH-2")])  # type: ignore[arg-type]
+    assert [call[0] for call in producer.calls] == ["send", "send"]
+
+
+async def test_a_dead_letter_to_a_verdict_topic_keeps_every_message_in_place() -> None:
+    """If both kinds share a topic, nothing is grouped: their common order is kept."""
+    producer = Producer()
+    messages = [verdict(b"VH-1"), dead_letter("anomalies"), verdict(b"VH-1")]
+    await publish_confirmed(AiokafkaSink(producer), messages)  # type: ignore[arg-type]
+    assert [call[0] for call in producer.calls] == ["send", "send", "send"]
+
+
+async def test_a_refused_record_batch_fails_the_publish() -> None:
+    """One refused record batch refuses all its verdicts, and so the whole batch."""
+    producer = Producer(fail=True)
+    with pytest.raises(PublishError):
+        await publish_confirmed(AiokafkaSink(producer), [verdict(b"VH-1")])  # type: ignore[arg-type]
+
+
+async def test_grouping_can_be_turned_off() -> None:
+    """``group_verdicts=False`` sends every verdict on its own."""
+    producer = Producer()
+    sink = AiokafkaSink(producer, group_verdicts=False)  # type: ignore[arg-type]
+    await publish_confirmed(sink, [verdict(b"VH-1"), verdict(b"VH-1")])
+    assert [call[0] for call in producer.calls] == ["send", "send"]

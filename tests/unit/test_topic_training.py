@@ -1,0 +1,306 @@
+"""Training from the topic without a broker: the request's rules, the training order, selection,
+exclusion, validation with the worker's rules, and equality with POST /ingest's training."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import shared.topic_training as topic_training
+from shared.errors import TrainingError
+from shared.registry import ModelRegistry
+from shared.schemas import TelemetryRecord, TrainingParams
+from shared.settings import Settings, load_settings
+from shared.topic_training import (
+    TopicRecords,
+    TopicTrainingRequest,
+    decode_in_order,
+    fit_and_publish,
+    request_issues,
+    select_and_decode,
+    window_ms,
+)
+from shared.training import train_version
+
+NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+NOW_MS = int(NOW.timestamp() * 1000)
+
+
+def _settings(model_dir: Path, **overrides: Any) -> Settings:
+    return load_settings(model_dir=model_dir, _env_file=None, **overrides)
+
+
+def _value(vector: list[Any], vehicle: str = "VH-1", stamp: str = "2024-01-15T10:00:00Z") -> bytes:
+    return json.dumps(
+        {"vehicle_id": vehicle, "timestamp": stamp, "feature_vector": vector}
+    ).encode()
+
+
+def _records(rows: list[tuple[int, int, int, bytes | None]], **window: Any) -> TopicRecords:
+    found = TopicRecords(**window)
+    for stamp, partition, offset, value in rows:
+        found.timestamps.append(stamp)
+        found.partitions.append(partition)
+        found.offsets.append(offset)
+        found.values.append(value)
+    return found
+
+
+# --- the request ----------------------------------------------------------------------------
+
+
+def _issues(body: dict[str, Any], max_records: int = 1000) -> list[tuple[str, str]]:
+    request = TopicTrainingRequest.model_validate(body)
+    return [(i.field, i.kind) for i in request_issues(request, max_records=max_records, now=NOW)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"last": 10}, []),
+        ({"last": 1000}, []),
+        ({"since": "2024-01-14T00:00:00Z"}, []),
+        ({"since": "2024-01-14T00:00:00Z", "until": "2024-01-15T00:00:00+01:00"}, []),
+        ({}, [("last", "validation-error"), ("since", "validation-error")]),
+        ({"exclude_flagged": True}, [("last", "validation-error"), ("since", "validation-error")]),
+        (
+            {"until": "2024-01-15T00:00:00Z"},
+            [("last", "validation-error"), ("since", "validation-error")],
+        ),
+        ({"last": 5, "since": "2024-01-14T00:00:00Z"}, [("since", "validation-error")]),
+        ({"last": 5, "until": "2024-01-14T00:00:00Z"}, [("until", "validation-error")]),
+        ({"last": 1001}, [("last", "too-many-records")]),
+        (
+            {"since": "2024-01-15T00:00:00Z", "until": "2024-01-15T00:00:00Z"},
+            [("until", "invalid-range")],
+        ),
+        (
+            {"since": "2024-01-15T00:00:00Z", "until": "2024-01-14T23:59:59Z"},
+            [("until", "invalid-range")],
+        ),
+        ({"since": "2024-01-15T13:00:00Z"}, [("since", "invalid-range")]),
+    ],
+)
+def test_request_rules_beyond_the_schema(
+    body: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    """Exactly one range; until after since; last within INGEST_TOPIC_MAX_RECORDS."""
+    assert _issues(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"last": 0}, "last"),
+        ({"last": "10"}, "last"),
+        ({"last": True}, "last"),
+        ({"last": 2.5}, "last"),
+        ({"last": None}, "last"),
+        ({"since": None}, "since"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2024-02-30T00:00:00Z"}, "since"),
+        ({"since": "2024-01-14T00:00:00"}, "since"),
+        ({"last": 5, "exclude_flagged": "yes"}, "exclude_flagged"),
+        ({"last": 5, "params": {"n_estimators": 0}}, "params"),
+        ({"last": 5, "params": {"trees": 3}}, "params"),
+        ({"last": 5, "topic": "other"}, "topic"),
+    ],
+)
+def test_request_field_errors(body: dict[str, Any], field: str) -> None:
+    """Each field's own rules (types are strict: JSON's, not Python's coercions)."""
+    with pytest.raises(ValidationError) as caught:
+        TopicTrainingRequest.model_validate(body)
+    assert any(str(error["loc"][0]) == field for error in caught.value.errors())
+
+
+def test_a_whole_float_is_an_integer() -> None:
+    """JSON Schema's integer includes 5.0: the schema and the validator agree."""
+    assert TopicTrainingRequest.model_validate({"last": 5.0}).last == 5
+
+
+def test_the_window_is_half_open_in_milliseconds() -> None:
+    """since/until become epoch milliseconds; a fraction of a millisecond rounds up."""
+    request = TopicTrainingRequest.model_validate(
+        {"since": "2024-01-15T10:00:00.0004Z", "until": "2024-01-15T11:00:00+01:00"}
+    )
+    since, until = window_ms(request, NOW)
+    assert since == int(datetime(2024, 1, 15, 10, tzinfo=UTC).timestamp() * 1000) + 1
+    assert until == int(datetime(2024, 1, 15, 10, tzinfo=UTC).timestamp() * 1000)
+    default = TopicTrainingRequest.model_validate({"since": "2024-01-15T10:00:00Z"})
+    assert window_ms(default, NOW)[1] == NOW_MS
+
+
+def test_the_schema_says_one_range() -> None:
+    """The JSON schema's oneOf holds the two closed shapes, with examples."""
+    schema = TopicTrainingRequest.model_json_schema()
+    shapes = [set(branch["properties"]) for branch in schema["oneOf"]]
+    assert shapes == [
+        {"last", "exclude_flagged", "params"},
+        {"since", "until", "exclude_flagged", "params"},
+    ]
+    assert all(branch["additionalProperties"] is False for branch in schema["oneOf"])
+    assert schema["properties"]["last"] == {
+        "default": None,
+        "description": schema["properties"]["last"]["description"],
+        "minimum": 1,
+        "title": "Last",
+        "type": "integer",
+    }
+    assert schema["examples"]
+
+
+# --- order, selection, exclusion ---------------------------------------------------------------
+
+
+def test_records_are_put_in_timestamp_partition_offset_order() -> None:
+    """The matrix rows follow (Kafka timestamp, partition, offset), whatever the read order."""
+    rows = [
+        (1000, 2, 7, _value([2.0])),
+        (1000, 0, 9, _value([1.0])),
+        (999, 1, 3, _value([0.0])),
+        (1001, 0, 1, _value([4.0])),
+        (1000, 2, 5, _value([1.5])),
+    ]
+    prepared = select_and_decode(_records(rows), max_bytes=65536)
+    assert prepared.features[:, 0].tolist() == [0.0, 1.0, 1.5, 2.0, 4.0]
+    assert prepared.records_selected == 5
+    assert prepared.records_used == 5
+
+
+def test_last_keeps_the_newest_records_in_that_order() -> None:
+    rows = [(1000 + i, i % 3, i, _value([float(i)])) for i in range(10)]
+    prepared = select_and_decode(_records(rows, last=4), max_bytes=65536)
+    assert prepared.features[:, 0].tolist() == [6.0, 7.0, 8.0, 9.0]
+    assert prepared.records_selected == 4
+    everything = select_and_decode(_records(rows, last=50), max_bytes=65536)
+    assert everything.records_selected == 10
+
+
+def test_since_until_keeps_the_window_and_counts_the_rest() -> None:
+    """Records read by offset whose timestamp lies outside [since, until) are counted and left."""
+    rows = [(stamp, 0, i, _value([float(stamp)])) for i, stamp in enumerate([5, 10, 3, 19, 20, 12])]
+    prepared = select_and_decode(_records(rows, since_ms=10, until_ms=20), max_bytes=65536)
+    assert prepared.features[:, 0].tolist() == [10.0, 12.0, 19.0]
+    assert prepared.outside_range == 3
+    assert prepared.records_selected == 3
+
+
+def test_flagged_records_are_excluded_after_selection() -> None:
+    rows = [(1000 + i, i % 2, i, _value([float(i)])) for i in range(6)]
+    flagged = np.array([(1 << 40) | 3, (0 << 40) | 0, (1 << 40) | 999], dtype=np.int64)
+    records = _records(rows, last=5)
+    records.flagged = flagged
+    prepared = select_and_decode(records, max_bytes=65536)
+    # the newest five are offsets 1..5; of those, partition 1 offset 3 was flagged
+    assert prepared.features[:, 0].tolist() == [1.0, 2.0, 4.0, 5.0]
+    assert prepared.excluded_flagged == 1
+    assert prepared.records_selected == 5
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def test_invalid_records_are_skipped_by_reason() -> None:
+    """The worker's dead-letter reasons, counted; the valid rows stay in order."""
+    values: list[bytes | None] = [
+        _value([1.0, 2.0]),
+        b"{not json",
+        None,
+        b"",
+        _value([1.0, "x"]),
+        b'{"vehicle_id": "VH-1", "timestamp": "2024-01-15T10:00:00Z", "feature_vector": [NaN, 1]}',
+        _value([1.0, 2.0, 3.0]),
+        b"\xff\xfe",
+        _value([1.0, 2.0], stamp="2024-02-30T00:00:00Z"),
+        b"x" * 300,
+        _value([3.0, 4.0]),
+    ]
+    features, skipped = decode_in_order(values, max_bytes=256)
+    assert features.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert skipped == {
+        "invalid_json": 1,
+        "empty": 2,
+        "schema": 2,
+        "non_finite": 1,
+        "dimension_mismatch": 1,
+        "invalid_utf8": 1,
+        "too_large": 1,
+    }
+
+
+def test_the_majority_dimension_wins_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few early records of another dimension do not decide the dimension."""
+    monkeypatch.setattr(topic_training, "DECODE_CHUNK", 3)
+    values: list[bytes | None] = [_value([9.0]), b"bad", _value([8.0])]
+    values += [_value([float(i), float(i)]) for i in range(5)]
+    features, skipped = decode_in_order(values, max_bytes=65536)
+    assert features.tolist() == [[float(i), float(i)] for i in range(5)]
+    assert skipped == {"dimension_mismatch": 2, "invalid_json": 1}
+
+
+def test_a_tie_goes_to_the_dimension_seen_first() -> None:
+    values: list[bytes | None] = [
+        _value([1.0, 1.0]),
+        _value([2.0]),
+        _value([3.0, 3.0]),
+        _value([4.0]),
+    ]
+    features, skipped = decode_in_order(values, max_bytes=65536)
+    assert features.tolist() == [[1.0, 1.0], [3.0, 3.0]]
+    assert skipped == {"dimension_mismatch": 2}
+
+
+def test_nothing_valid_is_an_empty_matrix() -> None:
+    features, skipped = decode_in_order([b"nope", None], max_bytes=65536)
+    assert features.shape == (0, 0)
+    assert skipped == {"invalid_json": 1, "empty": 1}
+    assert decode_in_order([], max_bytes=65536)[0].shape == (0, 0)
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def test_no_usable_record_is_a_training_error(model_dir: Path) -> None:
+    records = _records([(1, 0, 0, b"nope"), (2, 0, 1, _value([1.0]))], last=5)
+    records.flagged = np.array([1], dtype=np.int64)
+    prepared = select_and_decode(records, max_bytes=65536)
+    with pytest.raises(
+        TrainingError, match=r"no record to train on: the range holds 2 record\(s\)"
+    ):
+        fit_and_publish(
+            ModelRegistry(model_dir), prepared, None, _settings(model_dir), activate=True
+        )
+
+
+def test_the_same_records_in_the_same_order_give_the_same_model(model_dir: Path) -> None:
+    """fit_and_publish on decoded values == train_version on the same records (POST /ingest)."""
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(600, 5)).round(6)
+    rows[::7] *= 1e3  # some large values, to exercise the float parsing
+    values = [_value(row.tolist(), vehicle=f"VH-{i % 9}") for i, row in enumerate(rows)]
+    shuffled = rng.permutation(len(values))
+    stamps = [1_700_000_000_000 + int(i // 4) for i in range(len(values))]
+    records = _records([(stamps[i], i % 3, i // 3, values[i]) for i in shuffled])
+    settings = _settings(model_dir)
+    registry = ModelRegistry(model_dir)
+    params = TrainingParams(n_estimators=40, random_state=11)
+    prepared = select_and_decode(records, max_bytes=65536)
+    from_topic = fit_and_publish(registry, prepared, params, settings, activate=True)
+    ordered = sorted(range(len(values)), key=lambda i: (stamps[i], i % 3, i // 3))
+    posted = [TelemetryRecord.model_validate_json(values[i]) for i in ordered]
+    from_ingest = train_version(registry, posted, params, settings)
+    probe = rng.normal(size=(200, 5)) * 3
+    scores = [
+        joblib.load(model_dir / r.model_version / "model.joblib").decision_function(probe)
+        for r in (from_topic, from_ingest)
+    ]
+    assert np.array_equal(scores[0], scores[1])
+    assert (from_topic.record_count, from_topic.n_features) == (600, 5)
+    assert from_topic.params == from_ingest.params
