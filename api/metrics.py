@@ -126,6 +126,12 @@ class ApiMetrics:
             registry=r,
         )
 
+    def training_published(self, record_count: int, seconds: float) -> None:
+        """A version trained and published (by ``POST /ingest`` or a topic job)."""
+        self.training_duration.observe(seconds)
+        self.training_records.observe(record_count)
+        self.trained_records.inc(record_count)
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import AuthorizedCaller, ServicesDep, TrainingBody
+from api.metrics import ApiMetrics
 from api.openapi import (
     AUTH_PROBLEMS,
     BODY_PROBLEMS,
@@ -55,6 +56,24 @@ RESPONSE_EXAMPLE = {
         "and this model will score every record 0 (not anomalous)"
     ],
 }
+
+
+def published(
+    metrics: ApiMetrics, result: TrainingResponse, seconds: float, **context: str
+) -> None:
+    """Count and log a published version (``context``: who asked, or which job)."""
+    metrics.training_published(result.record_count, seconds)
+    logger.info(
+        "model version published",
+        extra={
+            "model_version": result.model_version,
+            "record_count": result.record_count,
+            "n_features": result.n_features,
+            "active": result.active,
+            "training_ms": round(seconds * 1000, 1),
+            **context,
+        },
+    )
 
 
 @router.post(
@@ -134,20 +153,7 @@ async def ingest(
             span.set_attribute("model.version", result.model_version)
             span.set_attribute("training.duration_ms", round(elapsed * 1000, 1))
     metrics.trainings.labels("published").inc()
-    metrics.training_duration.observe(elapsed)
-    metrics.training_records.observe(result.record_count)
-    metrics.trained_records.inc(result.record_count)
-    logger.info(
-        "model version published",
-        extra={
-            "model_version": result.model_version,
-            "record_count": result.record_count,
-            "n_features": result.n_features,
-            "active": result.active,
-            "training_ms": round(elapsed * 1000, 1),
-            "caller": caller.identity,
-        },
-    )
+    published(metrics, result, elapsed, caller=caller.identity)
     return JSONResponse(
         result.model_dump(mode="json"),
         status_code=201,

@@ -33,6 +33,7 @@ from api.errors import (
     ProblemError,
 )
 from api.openapi import AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
+from api.routes.ingest import published
 from api.schemas import FieldError
 from api.services import Services
 from shared.errors import RegistryError, TrainingError
@@ -223,21 +224,7 @@ class TopicJobs:
         record.finished_at = utc_now()
         record.progress.phase = "done"
         record.progress.training_seconds = round(elapsed, 3)
-        metrics = self.services.metrics
-        metrics.training_duration.observe(elapsed)
-        metrics.training_records.observe(result.record_count)
-        metrics.trained_records.inc(result.record_count)
-        logger.info(
-            "model version published",
-            extra={
-                "model_version": result.model_version,
-                "record_count": result.record_count,
-                "n_features": result.n_features,
-                "active": result.active,
-                "training_ms": round(elapsed * 1000, 1),
-                "job_id": record.job_id,
-            },
-        )
+        published(self.services.metrics, result, elapsed, job_id=record.job_id)
 
     async def _execute(self, record: JobRecord, request: TopicTrainingRequest) -> TrainingResponse:
         services = self.services
