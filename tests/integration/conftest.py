@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.broker import kafka_broker
 from tests.integration.kafka_helpers import create_topics
+from tests.integration.test_api_http import Server, _start, _stop
 from tests.integration.worker_helpers import Topics
 
 HERE = Path(__file__).resolve().parent
@@ -41,3 +42,13 @@ async def topics(kafka_bootstrap: str, unique_topic: Callable[..., str]) -> Topi
     )
     await create_topics(kafka_bootstrap, made.all, partitions=3)
     return made
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Server]:
+    """``python -m api`` over real HTTP, its model directory ``tmp_path/"models"``."""
+    server = _start(tmp_path)
+    try:
+        yield server
+    finally:
+        _stop(server)

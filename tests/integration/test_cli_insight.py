@@ -11,13 +11,9 @@ import asyncio
 import json
 import re
 import subprocess
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import httpx
-import pytest
 
 from shared.simulation import (
     FEATURES,
@@ -27,8 +23,8 @@ from shared.simulation import (
     SimulationConfig,
     training_history,
 )
-from tests.integration.kafka_helpers import produce
-from tests.integration.test_api_http import API_KEY, AUTH, Server, _start, _stop
+from tests.integration.insight_helpers import END, OIL, VEHICLES, publish, train
+from tests.integration.test_api_http import API_KEY, Server
 from tests.integration.test_cli import CLI, assert_ok, clean_env
 from tests.integration.worker_helpers import (
     Topics,
@@ -38,41 +34,7 @@ from tests.integration.worker_helpers import (
     worker_settings,
 )
 
-END = datetime(2024, 1, 15, tzinfo=UTC)
-VEHICLES = 20
-OIL = FEATURES.index("oil_pressure")
 SPIKED_VEHICLE = "VH-SPIKED"
-
-
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Server]:
-    server = _start(tmp_path)
-    try:
-        yield server
-    finally:
-        _stop(server)
-
-
-async def train(
-    server: Server,
-    records: list[SimRecord],
-    seed: int,
-    *,
-    activate: bool = True,
-    params: dict[str, Any] | None = None,
-) -> str:
-    body = {
-        "records": [r.to_record() for r in records],
-        "params": {**(params or {}), "random_state": seed},
-        "feature_names": list(FEATURES),
-    }
-    async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=120) as client:
-        response = await client.post(
-            "/ingest", params={"activate": str(activate).lower()}, json=body
-        )
-    assert response.status_code == 201, response.text
-    version: str = response.json()["model_version"]
-    return version
 
 
 def live(count: int, run: int) -> list[SimRecord]:
@@ -90,12 +52,6 @@ def spiked_record(healthy: SimRecord, history: list[SimRecord]) -> dict[str, Any
         "timestamp": (END + timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
         "feature_vector": features,
     }
-
-
-async def publish(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> list[Any]:
-    values = [json.dumps(r).encode() for r in records]
-    keys = [r["vehicle_id"].encode() for r in records]
-    return await produce(bootstrap, topic, values, keys=keys)
 
 
 class Cli:

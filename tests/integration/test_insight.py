@@ -7,15 +7,11 @@ shadow figures reach the api through the files it writes beside the models.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from scipy.stats import spearmanr  # type: ignore[import-untyped]
@@ -29,8 +25,8 @@ from shared.simulation import (
     SimulationConfig,
     training_history,
 )
-from tests.integration.kafka_helpers import produce
-from tests.integration.test_api_http import AUTH, Server, _start, _stop
+from tests.integration.insight_helpers import END, OIL, VEHICLES, call, publish, train
+from tests.integration.test_api_http import Server
 from tests.integration.worker_helpers import (
     Topics,
     asgi_get,
@@ -39,40 +35,6 @@ from tests.integration.worker_helpers import (
     wait_until,
     worker_settings,
 )
-
-END = datetime(2024, 1, 15, tzinfo=UTC)
-VEHICLES = 20
-OIL = FEATURES.index("oil_pressure")
-
-
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Server]:
-    server = _start(tmp_path)
-    try:
-        yield server
-    finally:
-        _stop(server)
-
-
-async def call(server: Server, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=120) as client:
-        return await client.request(method, path, **kwargs)
-
-
-async def train(
-    server: Server, records: list[SimRecord], seed: int, *, activate: bool = True
-) -> str:
-    body = {
-        "records": [r.to_record() for r in records],
-        "params": {"random_state": seed},
-        "feature_names": list(FEATURES),
-    }
-    response = await call(
-        server, "POST", "/ingest", params={"activate": str(activate).lower()}, json=body
-    )
-    assert response.status_code == 201, response.text
-    version: str = response.json()["model_version"]
-    return version
 
 
 async def get(server: Server, path: str) -> dict[str, Any]:
@@ -99,12 +61,6 @@ def stream(
     return FleetSimulator(config).take(count)
 
 
-async def publish(bootstrap: str, topic: str, records: list[SimRecord]) -> list[Any]:
-    values = [json.dumps(r.to_record()).encode() for r in records]
-    keys = [r.vehicle_id.encode() for r in records]
-    return await produce(bootstrap, topic, values, keys=keys)
-
-
 def matrix(records: list[SimRecord]) -> np.ndarray:
     return np.array([r.features for r in records], dtype=np.float64)
 
@@ -117,7 +73,7 @@ async def test_attribution_ranks_the_injected_faulty_sensor_first(
     model = ModelRegistry(api.model_dir).load(version).estimator
     records = stream(6000, anomaly_rate=0.05, run=11)
     scores = model.decision_function(matrix(records))
-    metas = await publish(kafka_bootstrap, topics.telemetry, records)
+    metas = await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in records])
     anomalous = {
         (m.partition, m.offset): r for m, r, s in zip(metas, records, scores, strict=True) if s < 0
     }
@@ -194,13 +150,13 @@ async def test_a_shifted_stream_raises_drift_past_the_threshold_and_a_steady_one
         drift_min_records=1000,
     )
     async with running_worker(settings) as worker:
-        await publish(kafka_bootstrap, topics.telemetry, steady)
+        await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in steady])
         await wait_until(lambda: worker.state.records >= 2000, 60, "steady records scored")
         await worker.insight.flush()
         calm = await get(api, f"/models/{version}/drift")
         calm_metrics = worker_psi((await asgi_get(worker, "/metrics")).text)
 
-        await publish(kafka_bootstrap, topics.telemetry, shifted)
+        await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in shifted])
         await wait_until(lambda: worker.state.records >= 4000, 60, "shifted records scored")
         await worker.insight.flush()
         moved = await get(api, f"/models/{version}/drift")
@@ -230,7 +186,7 @@ async def test_shadow_report_matches_an_offline_computation(
     assert (listing["active"], listing["candidate"]) == (active, candidate)
 
     records = stream(3000, anomaly_rate=0.03, run=31)
-    await publish(kafka_bootstrap, topics.telemetry, records)
+    await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in records])
     async with running_worker(worker_settings(kafka_bootstrap, topics, api.model_dir)) as worker:
         await wait_until(lambda: worker.state.records >= 3000, 90, "records scored")
         assert worker.state.shadow is not None and worker.state.shadow.version == candidate
