@@ -24,7 +24,7 @@ from consumer.state import WorkerState
 from shared.drift import DriftWindow
 from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.settings import Settings
-from shared.shadow import ShadowStats, report
+from shared.shadow import ShadowStats
 
 if TYPE_CHECKING:
     from shared.detector import Detector, Matrix
@@ -114,7 +114,8 @@ class Insight:
                 window.records,
                 {(names[int(k)] if names and k.isdigit() else k): v for k, v in stats.items()},
             )
-        self.metrics.set_shadow(report([self.shadow.to_payload()]) if self.shadow else None)
+        # counts only: the rank correlation is the api's to compute, from the written sample
+        self.metrics.set_shadow(self.shadow)
 
     def write(self, drift: dict[str, Any] | None, shadow: dict[str, Any] | None) -> None:
         """Write the figures to the model volume (blocking: run it in a thread)."""

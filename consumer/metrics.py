@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.schemas import DeadLetterReason
+from shared.shadow import ShadowStats
 
 PREFIX = "anomaly_worker"
 BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -226,19 +227,25 @@ class WorkerMetrics:
             self.drift_ks.labels(label).set(values["ks"])
         self._drift_labels = wanted
 
-    def set_shadow(self, figures: dict[str, object] | None) -> None:
-        """The shadow gauges from a :func:`shared.shadow.report` (zeros when not shadowing)."""
-        figures = figures or {}
-
-        def number(key: str) -> float:
-            value = figures.get(key)
-            return float(value) if isinstance(value, int | float) else 0.0
-
-        self.shadow_records.set(number("records"))
-        self.shadow_anomaly_rate.labels("active").set(number("active_anomaly_rate"))
-        self.shadow_anomaly_rate.labels("candidate").set(number("candidate_anomaly_rate"))
-        self.shadow_flips.labels("to_anomaly").set(number("flips_to_anomaly"))
-        self.shadow_flips.labels("to_normal").set(number("flips_to_normal"))
+    def set_shadow(self, stats: ShadowStats | None) -> None:
+        """The shadow gauges from the worker's counters (zeros when not shadowing)."""
+        active, candidate, to_anomaly, to_normal, records = (
+            (
+                stats.active_anomalies,
+                stats.candidate_anomalies,
+                stats.flips_to_anomaly,
+                stats.flips_to_normal,
+                stats.records,
+            )
+            if stats is not None
+            else (0, 0, 0, 0, 0)
+        )
+        share = 1 / records if records else 0.0
+        self.shadow_records.set(records)
+        self.shadow_anomaly_rate.labels("active").set(active * share)
+        self.shadow_anomaly_rate.labels("candidate").set(candidate * share)
+        self.shadow_flips.labels("to_anomaly").set(to_anomaly)
+        self.shadow_flips.labels("to_normal").set(to_normal)
 
     def render(self) -> bytes:
         """The text exposition format."""
