@@ -22,9 +22,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
-from aiokafka.partitioner import murmur2
 
 from consumer.processor import Kind, Outgoing
+from shared.kafka.aiokafka_compat import default_partition, known_partitions
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -73,7 +73,7 @@ class AiokafkaSink:
     def _partition_of(self, topic: str, key: bytes | None) -> int | None:
         if key is None or not self.memoise_partitions:
             return None
-        known = self.producer.client.cluster.partitions_for_topic(topic)
+        known = known_partitions(self.producer, topic)
         if not known:
             return None  # no metadata yet: let send() wait for it and partition itself
         count = len(known)
@@ -82,8 +82,7 @@ class AiokafkaSink:
         if partition is None:
             if len(self._partitions) > 1_000_000:
                 self._partitions.clear()
-            ordered = sorted(known)
-            partition = self._partitions[where] = ordered[(murmur2(key) & 0x7FFFFFFF) % count]
+            partition = self._partitions[where] = default_partition(key, sorted(known))
         return partition
 
     async def send(self, message: Outgoing) -> Awaitable[Any]:

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import IsolationForest
-from sklearn.ensemble._iforest import _average_path_length
+
+from shared.sklearn_compat import (
+    average_path_length,
+    average_path_length_per_tree,
+    decision_path_lengths,
+    max_features,
+    max_samples,
+)
 
 Matrix = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -181,8 +188,8 @@ class CompiledForest:
         for tree, columns, path_lengths, average_lengths in zip(
             model.estimators_,
             model.estimators_features_,
-            model._decision_path_lengths,
-            model._average_path_length_per_tree,
+            decision_path_lengths(model),
+            average_path_length_per_tree(model),
             strict=True,
         ):
             t = tree.tree_
@@ -208,7 +215,7 @@ class CompiledForest:
             renumbered.append(new_index + base)
             base += t.node_count
             tree_depths.append(int(t.max_depth))
-        denominator = float(len(model.estimators_) * _average_path_length([model._max_samples])[0])
+        denominator = float(len(model.estimators_) * average_path_length([max_samples(model)])[0])
         forest = cls(
             feature=np.concatenate(features),
             threshold=np.concatenate(thresholds),
@@ -224,9 +231,9 @@ class CompiledForest:
             estimator_features=tuple(
                 np.asarray(f, dtype=np.intp) for f in model.estimators_features_
             ),
-            subsample_features=int(model._max_features) != int(model.n_features_in_),
+            subsample_features=max_features(model) != int(model.n_features_in_),
             log_samples=np.concatenate(samples),
-            expected_path=float(_average_path_length([model._max_samples])[0]),
+            expected_path=float(average_path_length([max_samples(model)])[0]),
         )
         probe = np.zeros((1, forest.n_features))
         forest.decision_function(probe)  # compile now, not on a record

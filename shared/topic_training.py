@@ -56,6 +56,7 @@ from pydantic_core import PydanticCustomError
 from shared.errors import InvalidRecordError, TrainingError, VehicleAnomalyError
 from shared.jobs import JobProgress, PartitionRange
 from shared.kafka import client_options
+from shared.kafka.aiokafka_compat import fetch_all_metadata
 from shared.registry import ModelRegistry
 from shared.schemas import (
     DeadLetterReason,
@@ -293,7 +294,7 @@ async def _partitions(consumer: Any, topic: str, setting: str) -> list[Any]:
     # The consumer's public topics() fetches every topic's metadata but keeps only the names;
     # its client's answer also has the partitions (partitions_for_topic only knows the
     # topics a consumer already tracks).
-    cluster = await consumer._client.fetch_all_metadata()
+    cluster = await fetch_all_metadata(consumer)
     found = cluster.partitions_for_topic(topic)
     if not found:
         raise TopicTrainingError(
