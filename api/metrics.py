@@ -98,6 +98,13 @@ class ApiMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.model_sklearn_fallbacks = Counter(
+            "model_sklearn_fallbacks",
+            "Model versions loaded whose compiled forest differed from scikit-learn on the "
+            "probe rows, so they score with scikit-learn.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
         # Training from the topic (POST /ingest/from-topic), this replica's jobs.
         self.topic_jobs = Counter(
             "topic_jobs",

@@ -14,7 +14,7 @@ import anyio.to_thread
 from api.auth import KeyRing
 from api.metrics import ApiMetrics
 from api.ratelimit import TokenBucketLimiter
-from shared.detector import Detector
+from shared.detector import Detector, load_detector
 from shared.errors import ModelNotFoundError
 from shared.registry import ModelRegistry
 from shared.settings import Settings
@@ -75,6 +75,8 @@ class ModelCache:
                 self.loads += 1
                 if self.metrics is not None:
                     self.metrics.model_loads.inc()
+                    if not detector.compiled:
+                        self.metrics.model_sklearn_fallbacks.inc()
                 logger.info(
                     "model version loaded",
                     extra={
@@ -91,7 +93,7 @@ class ModelCache:
     def _load(self, version: str) -> Detector:
         # Blocking, in a worker thread: verify, unpickle, and flatten the forest (whose
         # just-in-time compilation, if any, happens there too rather than in a request).
-        return Detector.from_loaded(self.registry.load(version))
+        return load_detector(self.registry, version)
 
     def evict(self, version: str) -> None:
         """Forget ``version`` (it was deleted)."""

@@ -123,6 +123,12 @@ class WorkerMetrics:
         self.model_reload_failures = Counter(
             f"{PREFIX}_model_reload_failures", "Model versions that failed to load", registry=r
         )
+        self.model_sklearn_fallbacks = Counter(
+            f"{PREFIX}_model_sklearn_fallbacks",
+            "Model versions loaded whose compiled forest differed from scikit-learn on the "
+            "probe rows, so they score with scikit-learn",
+            registry=r,
+        )
         self.model_loaded = Gauge(f"{PREFIX}_model_loaded", "1 when a model is loaded", registry=r)
         self.ready = Gauge(f"{PREFIX}_ready", "1 when the last readiness check passed", registry=r)
         self.drift_psi = Gauge(

@@ -15,8 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from consumer.metrics import WorkerMetrics
 from consumer.state import WorkerState
 from shared.registry import ModelRegistry
@@ -28,23 +26,14 @@ log = logging.getLogger("consumer.models")
 
 
 def load_detector(registry: ModelRegistry, version: str) -> Detector:
-    """Verify, unpickle and smoke-test ``version`` (blocking: run it in a thread).
+    """The shared validated loader (blocking: run it in a thread).
 
     scikit-learn (and the compiled scorer) are imported here, on the first load, so that the
     worker's HTTP endpoints are up before those heavy imports finish.
     """
-    from shared.detector import Detector
+    from shared.detector import load_detector as load
 
-    loaded = registry.load(version)
-    detector = Detector.from_loaded(loaded)
-    expected = getattr(detector.estimator, "n_features_in_", detector.n_features)
-    if int(expected) != detector.n_features:
-        raise ValueError(
-            f"model version {version!r}: meta.json says {detector.n_features} features, "
-            f"the estimator was fitted on {expected}"
-        )
-    detector.score(np.zeros((1, detector.n_features)))  # fails now rather than on a batch
-    return detector
+    return load(registry, version)
 
 
 class ModelWatcher:
@@ -91,6 +80,8 @@ class ModelWatcher:
         state.failed_version = None
         state.last_model_error = None
         self.metrics.model_reloads.inc()
+        if not detector.compiled:
+            self.metrics.model_sklearn_fallbacks.inc()
         self.metrics.model_swapped(version, detector.meta.created_at, dict(detector.meta.params))
         log.info(
             "model version loaded",
@@ -124,6 +115,8 @@ class ModelWatcher:
                 extra={"version": version, "error": str(error)},
             )
             return False
+        if not detector.compiled:
+            self.metrics.model_sklearn_fallbacks.inc()
         state.shadow = detector
         state.failed_candidate = None
         log.info(

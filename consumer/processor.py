@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from shared.schemas import DeadLetterReason, decode_batch, encode_verdict
+from shared.schemas import DeadLetterReason, decode_batch
+from shared.verdicts import encode_verdict, score_rows
 
 if TYPE_CHECKING:
     from consumer.insight import Insight
@@ -171,24 +170,19 @@ class BatchProcessor:
         decoded = decode_batch(
             [r.value for r in records], detector.n_features, max_bytes=self.max_record_bytes
         )
-        scores = detector.score(decoded.features)
+        scored = score_rows(detector, decoded.features, self.attribution_top_k)
+        scores, flags, explained = scored.scores, scored.flags.tolist(), scored.attributions
         outcome.scored = len(decoded.index)
         outcome.scores = scores
         if self.insight is not None and outcome.scored:
             self.insight.observe(detector, decoded.features, scores)
-        explained: dict[int, list[dict[str, Any]]] = {}
-        if self.attribution_top_k > 0 and outcome.scored:
-            rows = np.flatnonzero(scores < 0)
-            if rows.size:
-                lists = detector.explain(decoded.features[rows], self.attribution_top_k)
-                explained = dict(zip(rows.tolist(), lists, strict=True))
-                outcome.explained = len(explained)
+        outcome.explained = len(explained)
 
         slots: list[Outgoing | None] = [None] * len(records)
         version = detector.version
         for row, position in enumerate(decoded.index):
             score = float(scores[row])
-            anomalous = score < 0
+            anomalous = flags[row]
             if anomalous:
                 outcome.anomalies += 1
             if not (anomalous or self.publish_all):

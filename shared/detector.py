@@ -7,6 +7,7 @@ anomalous).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,13 +19,16 @@ from sklearn.ensemble import IsolationForest
 
 from shared.attribution import Reference, rank_many
 from shared.drift import DriftReference
-from shared.errors import DimensionMismatchError, TrainingError
+from shared.errors import DimensionMismatchError, ModelIntegrityError, TrainingError
 from shared.forest import CompiledForest
-from shared.registry import LoadedModel
+from shared.registry import LoadedModel, ModelRegistry
 from shared.schemas import ModelMeta, TelemetryRecord, TrainingParams
 from shared.settings import Settings
 
 Matrix = npt.NDArray[np.float64]
+
+log = logging.getLogger(__name__)
+PROBE_ROWS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,11 @@ def training_warnings(record_count: int) -> list[str]:
 
 
 class Detector:
-    """A loaded model version ready to score batches, through its compiled forest."""
+    """A loaded model version ready to score batches, through its compiled forest.
+
+    ``compiled`` is ``False`` when the compiled forest disagreed with scikit-learn on the
+    probe rows at load (see :func:`load_detector`): scores then come from scikit-learn.
+    """
 
     def __init__(self, meta: ModelMeta, estimator: IsolationForest) -> None:
         self.meta = meta
@@ -141,6 +149,7 @@ class Detector:
         self.version = meta.version
         self.n_features = int(meta.n_features)
         self.forest = CompiledForest.from_sklearn(estimator)
+        self.compiled = True
         extra = meta.model_extra or {}
         self.reference = Reference.from_meta(extra)
         self.drift_reference = DriftReference.from_meta(extra)
@@ -165,6 +174,9 @@ class Detector:
         if features.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
         self.check_width(features.shape[1])
+        if not self.compiled:
+            exact: Matrix = self.estimator.decision_function(features)
+            return exact
         return self.forest.decision_function(features)
 
     def explain(self, features: Matrix, top_k: int) -> list[list[dict[str, Any]]]:
@@ -174,3 +186,58 @@ class Detector:
         self.check_width(features.shape[1])
         gains = self.forest.isolation_gains(features)
         return rank_many(gains, features, self.reference, top_k, self.feature_names)
+
+    def probe_rows(self) -> Matrix:
+        """Rows to check the compiled forest against scikit-learn: zeros, the training data's
+        typical values (when the version keeps them) and seeded draws around them."""
+        width = self.n_features
+        rows = [np.zeros(width)]
+        centre, spread = np.zeros(width), np.ones(width)
+        low, high = self.reference.low, self.reference.high
+        if low is not None and high is not None and len(low) == len(high) == width:
+            lo, hi = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+            rows += [lo, (lo + hi) / 2.0, hi]
+            centre, spread = (lo + hi) / 2.0, np.maximum(hi - lo, 1e-9)
+        rng = np.random.default_rng(20240115)
+        draws = centre + spread * rng.normal(0.0, 1.5, size=(PROBE_ROWS - len(rows), width))
+        return np.vstack([np.asarray(rows, dtype=np.float64), draws])
+
+
+def load_detector(registry: ModelRegistry, version: str) -> Detector:
+    """Verify, unpickle, validate and probe ``version``: the one loader of both services.
+
+    Refused with :class:`ModelIntegrityError` (and never served): an artifact that fails its
+    checksum or signature, that is not an ``IsolationForest``, whose fitted width differs
+    from ``meta.json``, or that cannot score. The compiled forest is checked against
+    scikit-learn's ``decision_function`` on :meth:`Detector.probe_rows`; on any difference
+    the detector scores with scikit-learn instead (``compiled`` is ``False``; a warning is
+    logged, and each service counts it in a metric). Blocking: run it off the event loop.
+    """
+    loaded = registry.load(version)
+    estimator = loaded.estimator
+    if not isinstance(estimator, IsolationForest) or not hasattr(estimator, "estimators_"):
+        raise ModelIntegrityError(
+            f"model version {version!r}: model.joblib holds a {type(estimator).__name__}, "
+            "not a fitted IsolationForest"
+        )
+    expected = int(getattr(estimator, "n_features_in_", -1))
+    if expected != int(loaded.meta.n_features):
+        raise ModelIntegrityError(
+            f"model version {version!r}: meta.json says {loaded.meta.n_features} features, "
+            f"the estimator was fitted on {expected}"
+        )
+    try:
+        detector = Detector.from_loaded(loaded)
+        probe = detector.probe_rows()
+        compiled = detector.forest.decision_function(probe)
+        exact = estimator.decision_function(probe)
+    except Exception as error:  # a forest we cannot walk or score: refuse it now, not on a batch
+        raise ModelIntegrityError(f"model version {version!r} cannot score: {error}") from error
+    if not np.array_equal(compiled, exact):
+        detector.compiled = False
+        log.warning(
+            "compiled forest differs from scikit-learn on the probe rows; scoring with "
+            "scikit-learn for this version",
+            extra={"version": version, "rows_differing": int((compiled != exact).sum())},
+        )
+    return detector

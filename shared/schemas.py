@@ -500,31 +500,3 @@ def decode_record(raw: bytes, *, max_bytes: int = 65_536) -> tuple[str, str, lis
     if isinstance(outcome, tuple):
         raise InvalidRecordError(outcome[0].value, outcome[1])
     return outcome.vehicle_id, outcome.timestamp, outcome.feature_vector
-
-
-_encoder = msgspec.json.Encoder()
-
-
-def encode_verdict(
-    vehicle_id: str,
-    timestamp: str,
-    score: float,
-    model_version: str,
-    scored_at: str,
-    source: tuple[str, int, int] | None = None,
-    attribution: list[dict[str, Any]] | None = None,
-) -> bytes:
-    """The JSON bytes of one verdict, without building a pydantic model."""
-    body: dict[str, Any] = {
-        "vehicle_id": vehicle_id,
-        "timestamp": timestamp,
-        "anomaly_score": score,
-        "is_anomaly": score < 0,
-        "model_version": model_version,
-        "scored_at": scored_at,
-    }
-    if source is not None:
-        body["source"] = {"topic": source[0], "partition": source[1], "offset": source[2]}
-    if attribution is not None:
-        body["attribution"] = attribution
-    return _encoder.encode(body)

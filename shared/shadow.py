@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from shared.verdicts import anomalous
+
 Matrix = npt.NDArray[np.float64]
 
 
@@ -36,8 +38,8 @@ class ShadowStats:
     _next: int = 0  # ring position once the sample is full
 
     def observe(self, active: Matrix, candidate: Matrix) -> None:
-        active_flag = active < 0
-        candidate_flag = candidate < 0
+        active_flag = anomalous(active)
+        candidate_flag = anomalous(candidate)
         self.records += active.shape[0]
         self.active_anomalies += int(active_flag.sum())
         self.candidate_anomalies += int(candidate_flag.sum())

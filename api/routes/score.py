@@ -16,9 +16,9 @@ from shared.schemas import (
     VERDICT_EXAMPLE,
     TelemetryRecord,
     Verdict,
-    encode_verdict,
     format_timestamp,
 )
+from shared.verdicts import encode_verdict, score_rows
 
 router = APIRouter(tags=["scoring"])
 
@@ -63,13 +63,17 @@ async def score(
     features = np.asarray([record.feature_vector], dtype=np.float64)
     # In a worker thread even though the compiled forest takes microseconds a row: measured
     # with bench/api_load.py, scoring inline on the event loop gave ~15% fewer requests/s.
-    scores = await anyio.to_thread.run_sync(
-        detector.score, features, limiter=services.scoring_limiter
+    scored = await anyio.to_thread.run_sync(
+        score_rows,
+        detector,
+        features,
+        services.settings.attribution_top_k,
+        limiter=services.scoring_limiter,
     )
-    value = float(scores[0])
-    services.metrics.scores.labels("anomaly" if value < 0 else "normal").inc()
-    top_k = services.settings.attribution_top_k
-    attribution = detector.explain(features, top_k)[0] if value < 0 and top_k > 0 else None
+    value = float(scored.scores[0])
+    anomalous = bool(scored.flags[0])
+    services.metrics.scores.labels("anomaly" if anomalous else "normal").inc()
+    attribution = scored.attributions.get(0) if anomalous else None
     body = encode_verdict(
         record.vehicle_id,
         record.timestamp,

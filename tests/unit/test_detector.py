@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from shared.detector import Detector, ForestParams, feature_matrix, train, training_warnings
-from shared.errors import DimensionMismatchError, TrainingError
+from shared.detector import (
+    Detector,
+    ForestParams,
+    feature_matrix,
+    load_detector,
+    train,
+    training_warnings,
+)
+from shared.errors import DimensionMismatchError, ModelIntegrityError, TrainingError
+from shared.forest import CompiledForest
 from shared.registry import ModelRegistry
 from shared.schemas import TelemetryRecord, TrainingParams
 from shared.settings import Settings
@@ -159,3 +167,72 @@ def test_parameters_scikit_learn_refuses_are_a_training_error() -> None:
     with pytest.raises(TrainingError, match="cannot train with these parameters") as caught:
         train(np.random.default_rng(0).normal(size=(5, 2)), ForestParams(max_samples=0.1))
     assert caught.value.field == "params"
+
+
+def _publish_object(registry: ModelRegistry, obj: object, n_features: int) -> str:
+    """Publish any object as a version (the registry pickles what it is given)."""
+    return registry.publish(obj, n_features=n_features, record_count=10, params={}).version
+
+
+def test_loader_refuses_an_artifact_that_is_not_a_forest(tmp_path: Path) -> None:
+    """A version whose verified pickle holds a dict is refused as an integrity error."""
+    registry = ModelRegistry(tmp_path)
+    version = _publish_object(registry, {"not": "a model"}, 4)
+    with pytest.raises(ModelIntegrityError, match="not a fitted IsolationForest"):
+        load_detector(registry, version)
+
+
+def test_loader_refuses_a_width_that_differs_from_the_fitted_one(tmp_path: Path) -> None:
+    """meta.json's n_features must equal the estimator's fitted width."""
+    registry = ModelRegistry(tmp_path)
+    model = train(np.random.default_rng(4).normal(size=(100, 3)), ForestParams(n_estimators=5))
+    version = _publish_object(registry, model, 5)
+    with pytest.raises(ModelIntegrityError, match="says 5 features, the estimator was fitted on 3"):
+        load_detector(registry, version)
+
+
+def test_loader_checks_the_compiled_forest_and_keeps_it_when_exact(tmp_path: Path) -> None:
+    """A sound version loads with the compiled forest, which equals scikit-learn on its probes."""
+    registry = ModelRegistry(tmp_path)
+    data = np.random.default_rng(5).normal(size=(300, 4))
+    model = train(data, ForestParams(n_estimators=20, random_state=3))
+    version = _publish_object(registry, model, 4)
+    detector = load_detector(registry, version)
+    assert detector.compiled
+    probe = detector.probe_rows()
+    assert probe.shape == (64, 4)
+    np.testing.assert_array_equal(detector.score(probe), model.decision_function(probe))
+
+
+def test_loader_falls_back_to_scikit_learn_when_the_compiled_forest_differs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A compiled forest that disagrees on the probes is set aside: scikit-learn scores."""
+    registry = ModelRegistry(tmp_path)
+    data = np.random.default_rng(6).normal(size=(300, 4))
+    model = train(data, ForestParams(n_estimators=20, random_state=3))
+    version = _publish_object(registry, model, 4)
+
+    class Skewed(CompiledForest):
+        def decision_function(self, X: object, *, engine: str | None = None) -> np.ndarray:
+            return super().decision_function(X, engine=engine) + 1e-12
+
+    original = CompiledForest.from_sklearn
+
+    def skewed(estimator: IsolationForest) -> CompiledForest:
+        forest = original(estimator)
+        skewed_forest = object.__new__(Skewed)
+        for name in CompiledForest.__slots__:
+            object.__setattr__(skewed_forest, name, getattr(forest, name))
+        return skewed_forest
+
+    CompiledForest.from_sklearn = staticmethod(skewed)  # type: ignore[method-assign, assignment]  # a forest that is off by 1e-12
+    try:
+        with caplog.at_level("WARNING"):
+            detector = load_detector(registry, version)
+    finally:
+        CompiledForest.from_sklearn = original  # type: ignore[method-assign]  # restore the real one
+    assert not detector.compiled
+    assert "differs from scikit-learn" in caplog.text
+    probe = detector.probe_rows()
+    np.testing.assert_array_equal(detector.score(probe), model.decision_function(probe))

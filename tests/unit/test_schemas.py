@@ -19,10 +19,10 @@ from shared.schemas import (
     TrainingRequest,
     decode_batch,
     decode_record,
-    encode_verdict,
     format_timestamp,
     parse_timestamp,
 )
+from shared.verdicts import encode_verdict
 
 GOOD = {
     "vehicle_id": "VH-001",
