@@ -27,38 +27,85 @@ class WorkerOptions(BaseSettings):
         case_sensitive=False,
     )
 
-    # How long SIGTERM waits for the batch in hand before abandoning it (uncommitted).
-    graceful_timeout_seconds: float = Field(15.0, ge=0, le=600)
-    # Readiness turns false when a batch runs this long, or records wait this long unprocessed.
-    stall_seconds: float = Field(60.0, gt=0, le=3600)
-    # The client that publishes verdicts and dead letters: a plain aiokafka producer (faster,
-    # see bench/pipeline.py) or FastStream's broker.publish.
-    publisher: Literal["aiokafka", "faststream"] = "aiokafka"
-    # The producer's linger; unset: 0 with the aiokafka publisher, which enqueues a batch's
-    # outputs all at once before it waits for them, so that any linger only delays their
-    # acknowledgement (and the next batch); 5 with FastStream's, which yields between two
-    # messages, so that without a linger each would leave in a request of its own.
-    linger_ms: int | None = Field(None, ge=0, le=1000)
-    # Commit in the background: a batch's offsets go to one committer task once its outputs
-    # are acknowledged, and the next batch starts without waiting for the commit (false:
-    # wait for each commit before taking the next batch).
-    background_commit: bool = True
-    # Freeze the objects alive when consumption starts (gc.freeze) so that Python's full
-    # collections skip them: with the libraries loaded they take ~0.1 s, a latency spike.
-    gc_freeze: bool = True
-    # Upper bound of the back-off after a batch that could not be published (it is retried).
-    retry_backoff_max_seconds: float = Field(5.0, gt=0, le=300)
-    # How long a rebalance waits for the batch in hand to finish and commit.
-    rebalance_wait_seconds: float = Field(10.0, ge=0, le=300)
-    # The group session: a worker that dies without leaving is replaced after this long.
-    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
-    # FastStream's Prometheus and OpenTelemetry middlewares (tracing also needs an exporter:
-    # OTEL_EXPORTER_OTLP_ENDPOINT). The worker's own metrics are always on.
-    telemetry: bool = True
-    # How often the consumer-lag gauges are refreshed when no batch arrives.
-    lag_poll_seconds: float = Field(5.0, gt=0, le=300)
-    # Test-only: hold each batch this long before publishing it.
-    debug_batch_delay_seconds: float = Field(0.0, ge=0, le=600)
+    graceful_timeout_seconds: float = Field(
+        15.0,
+        ge=0,
+        le=600,
+        description="How long SIGTERM waits for the batch in hand (and the commit of the "
+        "batches already published) before abandoning it, uncommitted.",
+    )
+    stall_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Readiness turns false when a batch runs this long, or records wait this "
+        "long unprocessed.",
+    )
+    publisher: Literal["aiokafka", "faststream"] = Field(
+        "aiokafka",
+        description="The client that publishes verdicts and dead letters: a plain aiokafka "
+        "producer (faster, see `bench/pipeline.py`) or FastStream's `broker.publish`.",
+    )
+    linger_ms: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="The producer's linger; unset: 0 with the aiokafka publisher, which "
+        "enqueues a batch's outputs all at once before it waits for them, so that any linger "
+        "only delays their acknowledgement (and the next batch); 5 with FastStream's, which "
+        "yields between two messages, so that without a linger each would leave in a request "
+        "of its own.",
+    )
+    background_commit: bool = Field(
+        True,
+        description="Commit in the background: a batch's offsets go to one committer task once "
+        "its outputs are acknowledged, and the next batch starts without waiting for the commit "
+        "(false: wait for each commit before taking the next batch).",
+    )
+    gc_freeze: bool = Field(
+        True,
+        description="Freeze the objects alive when consumption starts (`gc.freeze`) so that "
+        "Python's full collections skip them: with the libraries loaded they take ~0.1 s, a "
+        "latency spike.",
+    )
+    retry_backoff_max_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="The upper bound of the back-off after a batch that could not be published "
+        "(it is retried).",
+    )
+    rebalance_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="How long a rebalance waits for the batch in hand to finish and commit.",
+    )
+    session_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        le=300_000,
+        description="The group session: a worker that dies without leaving is replaced after "
+        "this long.",
+    )
+    telemetry: bool = Field(
+        True,
+        description="FastStream's Prometheus and OpenTelemetry middlewares (tracing also needs "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT`); the worker's own metrics are always on.",
+    )
+    lag_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often the consumer-lag gauges are refreshed when no batch arrives.",
+    )
+    debug_batch_delay_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=600,
+        description="Test-only: hold each batch this long before publishing it, so that a "
+        "signal can land mid-batch.",
+    )
 
 
 def producer_linger_ms(options: WorkerOptions) -> int:

@@ -52,70 +52,200 @@ class Settings(BaseSettings):
     )
 
     # Kafka
-    kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
-    kafka_security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
-    kafka_sasl_mechanism: SaslMechanism | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
-    kafka_client_id: str = "vehicle-anomaly"
-    aws_region: str | None = None
-    telemetry_topic: str = Field("telemetry.raw", min_length=1)
-    anomaly_topic: str = Field("telemetry.anomalies", min_length=1)
-    dlq_topic: str = Field("telemetry.dlq", min_length=1)
-    consumer_group: str = Field("anomaly-scorer", min_length=1)
-    publish_all_verdicts: bool = False
-    batch_max_records: int = Field(500, ge=1, le=100_000)
-    batch_timeout_ms: int = Field(50, ge=1, le=60_000)
-    max_record_bytes: int = Field(65_536, ge=256)
+    kafka_bootstrap_servers: str = Field(
+        "localhost:9092", min_length=1, description="The brokers, `host:port`, comma-separated."
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        SecurityProtocol.PLAINTEXT, description="How clients connect to the brokers."
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        None,
+        description="The SASL mechanism, needed with `SASL_PLAINTEXT` and `SASL_SSL` "
+        "(unset: no SASL); `AWS_MSK_IAM` needs `SASL_SSL`.",
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="The user name for `PLAIN` and `SCRAM` (with `KAFKA_SASL_PASSWORD`)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="The password for `PLAIN` and `SCRAM` (with `KAFKA_SASL_USERNAME`)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="A CA bundle for TLS (unset: the system's trust store)."
+    )
+    kafka_client_id: str = Field("vehicle-anomaly", description="The client id the brokers see.")
+    aws_region: str | None = Field(None, description="The AWS region for MSK IAM token signing.")
+    telemetry_topic: str = Field(
+        "telemetry.raw", min_length=1, description="The raw telemetry the worker scores."
+    )
+    anomaly_topic: str = Field(
+        "telemetry.anomalies", min_length=1, description="Where the worker publishes verdicts."
+    )
+    dlq_topic: str = Field(
+        "telemetry.dlq",
+        min_length=1,
+        description="Where the worker sends bad records (dead letters), with the reason.",
+    )
+    consumer_group: str = Field(
+        "anomaly-scorer", min_length=1, description="The worker's consumer group."
+    )
+    publish_all_verdicts: bool = Field(
+        False,
+        description="Publish a verdict for every valid record, not only the anomalous ones.",
+    )
+    batch_max_records: int = Field(
+        500, ge=1, le=100_000, description="The most records in one batch of the worker."
+    )
+    batch_timeout_ms: int = Field(
+        50, ge=1, le=60_000, description="How long the worker waits to fill a batch."
+    )
+    max_record_bytes: int = Field(
+        65_536,
+        ge=256,
+        description="Larger raw values are dead-lettered as `too_large` (checked before parsing).",
+    )
 
     # Model registry
-    model_dir: Path = Path("./var/models")
-    model_poll_seconds: float = Field(5.0, gt=0, le=3600)
-    model_signing_key: SecretStr | None = None
-    model_retention: int = Field(20, ge=1)
+    model_dir: Path = Field(
+        Path("./var/models"),
+        description="The registry: a directory of model versions (an EFS volume in production).",
+    )
+    model_poll_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How often the worker looks at `LATEST`."
+    )
+    model_signing_key: SecretStr | None = Field(
+        None,
+        description="The HMAC key that signs and verifies model artifacts (unset: sha256 only).",
+    )
+    model_retention: int = Field(
+        20,
+        ge=1,
+        description="Versions kept: the newest N; the active one and the shadow candidate are "
+        "never removed.",
+    )
 
     # Training defaults (a request may override them)
-    iforest_n_estimators: int = Field(100, ge=1, le=5000)
-    iforest_max_samples: int | float | Literal["auto"] = "auto"
-    iforest_contamination: float | Literal["auto"] = "auto"
-    iforest_random_state: int | None = None
-    min_training_records: int = Field(1, ge=1)
+    iforest_n_estimators: int = Field(
+        100, ge=1, le=5000, description="IsolationForest's trees, unless a request says."
+    )
+    iforest_max_samples: int | float | Literal["auto"] = Field(
+        "auto", description="IsolationForest's `max_samples`, unless a request says."
+    )
+    iforest_contamination: float | Literal["auto"] = Field(
+        "auto", description="IsolationForest's `contamination`, unless a request says."
+    )
+    iforest_random_state: int | None = Field(
+        None, description="IsolationForest's `random_state`, unless a request says."
+    )
+    min_training_records: int = Field(1, ge=1, description="Smaller training sets are refused.")
 
     # Explained verdicts, drift watch, shadow models
-    attribution_top_k: int = Field(3, ge=0, le=256)  # 0: verdicts carry no attribution
-    drift_window_records: int = Field(10_000, ge=100)
-    drift_min_records: int = Field(1_000, ge=1)
-    drift_psi_threshold: float = Field(0.25, gt=0)
-    shadow_sample_records: int = Field(10_000, ge=10, le=1_000_000)
-    observations_interval_seconds: float = Field(10.0, gt=0, le=3600)
-    observations_ttl_seconds: float = Field(120.0, gt=0)
+    attribution_top_k: int = Field(
+        3,
+        ge=0,
+        le=256,
+        description="Features listed in an anomalous verdict's `attribution` (0: none).",
+    )
+    drift_window_records: int = Field(
+        10_000, ge=100, description="Each worker's rolling drift window, in records."
+    )
+    drift_min_records: int = Field(
+        1_000, ge=1, description="The records a drift window needs before it is reported."
+    )
+    drift_psi_threshold: float = Field(
+        0.25,
+        gt=0,
+        description="The population stability index above which a feature (or the score) "
+        "counts as drifted.",
+    )
+    shadow_sample_records: int = Field(
+        10_000,
+        ge=10,
+        le=1_000_000,
+        description="Score pairs each worker keeps for the shadow report's rank correlation.",
+    )
+    observations_interval_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="How often a worker writes its drift and shadow figures to the model volume.",
+    )
+    observations_ttl_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Figures older than this are left out of the api's reports while fresher "
+        "ones exist.",
+    )
 
     # HTTP
-    api_host: str = "0.0.0.0"  # noqa: S104  (the api is meant to be reached from outside its container)
-    api_port: int = Field(8000, ge=1, le=65535)
-    consumer_port: int = Field(8001, ge=1, le=65535)
-    api_keys: CsvSecrets = ()
-    auth_disabled: bool = False
-    cors_origins: CsvList = ()
-    rate_limit_per_second: float = Field(50.0, gt=0)
-    rate_limit_burst: int = Field(100, ge=1)
-    ingest_max_records: int = Field(100_000, ge=1)
-    ingest_max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    api_host: str = Field(
+        "0.0.0.0",  # noqa: S104  (the api is meant to be reached from outside its container)
+        description="The address the api listens on.",
+    )
+    api_port: int = Field(8000, ge=1, le=65535, description="The api's port.")
+    consumer_port: int = Field(
+        8001, ge=1, le=65535, description="The worker's port for health and metrics."
+    )
+    api_keys: CsvSecrets = Field(
+        (),
+        description="Comma-separated keys the api accepts (`X-API-Key` or "
+        "`Authorization: Bearer`); without any, the api refuses to start unless "
+        "`AUTH_DISABLED=true`.",
+    )
+    auth_disabled: bool = Field(
+        False, description="The only way to run the api without keys (local demos)."
+    )
+    cors_origins: CsvList = Field(
+        (), description="Comma-separated origins allowed by CORS (none by default)."
+    )
+    rate_limit_per_second: float = Field(
+        50.0, gt=0, description="Each key's token bucket: tokens a second, per api process."
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Each key's token bucket: the most tokens saved up."
+    )
+    ingest_max_records: int = Field(
+        100_000, ge=1, description="The most records in one `POST /ingest` (413 past it)."
+    )
+    ingest_max_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="The largest `POST /ingest` body, in bytes (413 past it).",
+    )
 
     # Training from the topic (POST /ingest/from-topic): the api's background jobs.
-    # INGEST_TOPIC_MAX_RECORDS bounds the records one job reads (a larger `last` is a 422);
-    # INGEST_TOPIC_JOB_TIMEOUT_SECONDS bounds reading the topics plus waiting for a training
-    # slot (a fit that started runs to its end); INGEST_TOPIC_MAX_JOBS caps the jobs running
-    # at once on one api replica (more are refused with 429).
-    ingest_topic_max_records: int = Field(1_000_000, ge=1, le=100_000_000)
-    ingest_topic_job_timeout_seconds: float = Field(900.0, gt=0, le=86_400)
-    ingest_topic_max_jobs: int = Field(1, ge=1, le=64)
+    ingest_topic_max_records: int = Field(
+        1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="The records one job may read: a larger `last` is a 422, a larger "
+        "`since`/`until` range fails the job.",
+    )
+    ingest_topic_job_timeout_seconds: float = Field(
+        900.0,
+        gt=0,
+        le=86_400,
+        description="Bounds a job's reading of the topics plus its wait for a training slot "
+        "(a fit that started runs to its end).",
+    )
+    ingest_topic_max_jobs: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Jobs running at once on one api replica; more are refused with 429.",
+    )
 
     # Observability
-    otel_exporter_otlp_endpoint: str | None = None
-    log_format: Literal["json", "console"] = "json"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        description="The OTLP/HTTP endpoint for traces (`/v1/traces` is appended; unset: "
+        "tracing is off).",
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="One JSON object per line, or readable console lines."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The lowest level logged."
+    )
 
     _split = field_validator("api_keys", "cors_origins", mode="before")(_split_csv)
 

@@ -4,7 +4,7 @@
 ``python deploy/cdk/app.py`` writes the CloudFormation template to ``deploy/cdk/cdk.out``
 without AWS credentials or Docker (pass ``-c image=...`` through the CLI, or set it in
 ``cdk.json``, to use a registry image; without one the image is built from the repository's
-Dockerfile at deploy time). Context (``-c key=value``) is documented in ``the README's Deploy section``
+Dockerfile at deploy time). Context (``-c key=value``) is documented in ``docs/deploy.md``
 and ``stacks/config.py``; ``cdk.json`` holds the defaults.
 """
 

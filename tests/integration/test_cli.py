@@ -35,7 +35,7 @@ CLI = Path(sys.executable).with_name("vehicle-anomaly")
 KEY = "cli-test-key"
 START = "2025-03-01T12:00:00Z"
 VERSION = re.compile(r"^\d{14}(-\d+)?$")
-# The evaluation below, measured through the real pipeline (see the README's Detection quality section): precision
+# The evaluation below, measured through the real pipeline (see docs/detection.md): precision
 # 0.24 and recall 0.39 on 10,000 records. The run is deterministic (fixed seed, start time and
 # random_state); the floors leave a little room for a different scikit-learn build.
 PRECISION_FLOOR = 0.20

@@ -1,1 +1,1 @@
-"""The vehicle-anomaly CDK stacks (see ``the README's Deploy section``)."""
+"""The vehicle-anomaly CDK stacks (see ``docs/deploy.md``)."""
