@@ -14,8 +14,6 @@ float32 before comparing with the (float64) thresholds; each node's contribution
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import IsolationForest
 
+from shared.forest_kernels import depths_compiled, gains_compiled, gains_python
 from shared.sklearn_compat import (
     average_path_length,
     average_path_length_per_tree,
@@ -34,118 +33,7 @@ from shared.sklearn_compat import (
 Matrix = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
-# numba caches compiled code beside the module by default; an image whose site-packages is
-# read-only needs another place, so pick a writable one unless the operator chose.
-os.environ.setdefault(
-    "NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "vehicle-anomaly-numba")
-)
-
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is not installed
-    numba = None  # type: ignore[assignment]  # optional: the NumPy paths serve without it
-
 SMALL_BATCH = 32  # below this, the NumPy fallback walks all trees at once
-
-
-def _depths_python(
-    rows: npt.NDArray[np.float32],
-    feature: IntArray,
-    threshold: Matrix,
-    child: IntArray,
-    value: Matrix,
-    roots: IntArray,
-    depths: IntArray,
-    out: Matrix,
-) -> None:
-    # Tree by tree keeps one tree's nodes in cache; each row still sums its trees in order.
-    # Siblings are adjacent (right = left + 1) and a leaf points at itself with an infinite
-    # threshold, so every row takes exactly the tree's depth in steps, with no branch; four
-    # rows walk side by side so the processor overlaps their chains of dependent loads.
-    out[:] = 0.0
-    n = rows.shape[0]
-    for t in range(roots.shape[0]):
-        root = roots[t]
-        steps = depths[t]
-        i = 0
-        while i + 4 <= n:  # four independent walks side by side
-            a = b = c = d = root
-            for _ in range(steps):
-                a = child[a] + (rows[i, feature[a]] > threshold[a])
-                b = child[b] + (rows[i + 1, feature[b]] > threshold[b])
-                c = child[c] + (rows[i + 2, feature[c]] > threshold[c])
-                d = child[d] + (rows[i + 3, feature[d]] > threshold[d])
-            out[i] += value[a]
-            out[i + 1] += value[b]
-            out[i + 2] += value[c]
-            out[i + 3] += value[d]
-            i += 4
-        while i < n:
-            node = root
-            for _ in range(steps):
-                node = child[node] + (rows[i, feature[node]] > threshold[node])
-            out[i] += value[node]
-            i += 1
-
-
-_depths_compiled: Any = (
-    numba.njit(cache=True, nogil=True, boundscheck=False)(_depths_python) if numba else None
-)
-
-
-def _gains_python(
-    rows: npt.NDArray[np.float32],
-    feature: IntArray,
-    threshold: Matrix,
-    child: IntArray,
-    log_samples: Matrix,
-    value: Matrix,
-    expected: float,
-    roots: IntArray,
-    depths: IntArray,
-    out: Matrix,
-) -> None:
-    # Each split on a row's path narrows the training samples that share its branch from
-    # n_parent to n_child: the split's feature is credited log(n_parent / n_child). A tree's
-    # credits are then scaled to how much shorter than expected the row's path in it was,
-    # (c(max_samples) - path length), so trees that isolated the row early speak loudest and
-    # trees that did not speak not at all. A row no tree isolated early keeps plain credits.
-    out[:] = 0.0
-    n_features = out.shape[1]
-    tree_gain = np.zeros(n_features, dtype=np.float64)
-    plain = np.zeros(n_features, dtype=np.float64)
-    for i in range(rows.shape[0]):
-        plain[:] = 0.0
-        weighted_total = 0.0
-        for t in range(roots.shape[0]):
-            tree_gain[:] = 0.0
-            total = 0.0
-            node = roots[t]
-            for _ in range(depths[t]):
-                column = feature[node]
-                nxt = child[node] + (rows[i, column] > threshold[node])
-                if nxt == node:  # a leaf points at itself
-                    break
-                gain = log_samples[node] - log_samples[nxt]
-                tree_gain[column] += gain
-                total += gain
-                node = nxt
-            shortfall = expected - value[node]
-            for column in range(n_features):
-                plain[column] += tree_gain[column]
-            if shortfall > 0.0 and total > 0.0:
-                scale = shortfall / total
-                for column in range(n_features):
-                    out[i, column] += tree_gain[column] * scale
-                weighted_total += shortfall
-        if weighted_total == 0.0:
-            for column in range(n_features):
-                out[i, column] = plain[column]
-
-
-_gains_compiled: Any = (
-    numba.njit(cache=True, nogil=True, boundscheck=False)(_gains_python) if numba else None
-)
 
 
 def _sibling_order(left: IntArray, right: IntArray) -> IntArray:
@@ -243,7 +131,7 @@ class CompiledForest:
     @property
     def compiled(self) -> bool:
         """Whether the numba kernel is in use (else the NumPy fallback)."""
-        return _depths_compiled is not None
+        return depths_compiled is not None
 
     def decision_function(self, X: npt.ArrayLike, *, engine: str | None = None) -> Matrix:
         """scikit-learn's ``decision_function`` for the rows of ``X``.
@@ -259,10 +147,10 @@ class CompiledForest:
             "numba" if self.compiled else ("walk" if rows.shape[0] < SMALL_BATCH else "apply")
         )
         if chosen == "numba":
-            if _depths_compiled is None:
+            if depths_compiled is None:
                 raise RuntimeError("numba is not installed")
             depths = np.empty(rows.shape[0], dtype=np.float64)
-            _depths_compiled(
+            depths_compiled(
                 rows,
                 self.feature,
                 self.threshold,
@@ -296,7 +184,7 @@ class CompiledForest:
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix with {self.n_features} columns, got {rows.shape}")
         out = np.zeros((rows.shape[0], self.n_features), dtype=np.float64)
-        kernel = _gains_compiled if _gains_compiled is not None else _gains_python
+        kernel = gains_compiled if gains_compiled is not None else gains_python
         kernel(
             rows,
             self.feature,

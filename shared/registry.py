@@ -1,3 +1,4 @@
+# One concern, the registry's atomic operations under one lock, keeps this module past 300 lines.
 """The model registry: a directory of immutable versions and a ``LATEST`` pointer.
 
     $MODEL_DIR/<version>/model.joblib   the fitted estimator (a pickle: verified before load)
@@ -17,15 +18,12 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
-import hashlib
 import hmac
 import json
 import logging
 import os
-import re
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,62 +39,25 @@ from shared.errors import (
     ModelNotFoundError,
     RegistryError,
 )
+from shared.registry_files import (
+    doomed_versions,
+    fsync_path,
+    is_version_name,
+    sha256_file,
+    sign,
+    sweep_stale_temps,
+    version_sort_key,
+    write_file,
+)
 from shared.schemas import ModelMeta
 
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 LATEST_FILE = "LATEST"
 CANDIDATE_FILE = "CANDIDATE"
-_VERSION_RE = re.compile(r"^(?P<base>[0-9]{14})(?:-(?P<n>[0-9]+))?$")
 _STALE_TEMP_SECONDS = 3600
 _thread_lock = threading.Lock()
 log = logging.getLogger(__name__)
-
-
-def version_sort_key(version: str) -> tuple[str, int]:
-    """Order versions by training time, then by their ``-2``, ``-3`` suffix."""
-    match = _VERSION_RE.match(version)
-    if match is None:
-        return (version, 0)
-    return (match.group("base"), int(match.group("n") or 1))
-
-
-def is_version_name(name: str) -> bool:
-    """Whether ``name`` has the form of a version (``YYYYMMDDHHMMSS`` with optional ``-N``)."""
-    return _VERSION_RE.match(name) is not None
-
-
-def _canonical(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def sign(payload: dict[str, Any], key: bytes) -> str:
-    """HMAC-SHA256 of the canonical JSON of ``payload`` (without any ``signature`` key)."""
-    body = {k: v for k, v in payload.items() if k != "signature"}
-    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with path.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +125,7 @@ class ModelRegistry:
             previous = self.candidate_version()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / CANDIDATE_FILE)
-                _fsync_path(self.root)
+                fsync_path(self.root)
         return previous
 
     def versions(self) -> list[str]:
@@ -226,7 +187,7 @@ class ModelRegistry:
                 raise ModelIntegrityError(f"model version {version!r} has an invalid signature")
         path = self.root / version / MODEL_FILE
         try:
-            actual = _sha256_file(path)
+            actual = sha256_file(path)
         except FileNotFoundError as error:
             raise ModelIntegrityError(f"model version {version!r} has no {MODEL_FILE}") from error
         if not hmac.compare_digest(actual, str(payload.get("sha256", ""))):
@@ -293,7 +254,7 @@ class ModelRegistry:
             try:
                 model_path = temp / MODEL_FILE
                 joblib.dump(estimator, model_path)
-                _fsync_path(model_path)
+                fsync_path(model_path)
                 payload: dict[str, Any] = {
                     **(extra or {}),
                     "version": version,
@@ -301,18 +262,18 @@ class ModelRegistry:
                     "n_features": n_features,
                     "record_count": record_count,
                     "params": params,
-                    "sha256": _sha256_file(model_path),
+                    "sha256": sha256_file(model_path),
                     "sklearn_version": sklearn.__version__,
                 }
                 if self.signing_key is not None:
                     payload["signature"] = sign(payload, self.signing_key)
-                _write_file(temp / META_FILE, json.dumps(payload, indent=2).encode())
-                _fsync_path(temp)
+                write_file(temp / META_FILE, json.dumps(payload, indent=2).encode())
+                fsync_path(temp)
                 os.rename(temp, self.root / version)
             except BaseException:
                 shutil.rmtree(temp, ignore_errors=True)
                 raise
-            _fsync_path(self.root)
+            fsync_path(self.root)
             # a version not made active becomes the shadow candidate
             self._point(LATEST_FILE if activate else CANDIDATE_FILE, version)
             self._prune_locked()
@@ -320,9 +281,9 @@ class ModelRegistry:
 
     def _point(self, pointer: str, version: str) -> None:
         temp = self.root / f".LATEST-{uuid.uuid4().hex[:8]}"
-        _write_file(temp, (version + "\n").encode())
+        write_file(temp, (version + "\n").encode())
         os.replace(temp, self.root / pointer)
-        _fsync_path(self.root)
+        fsync_path(self.root)
 
     def _unpoint_candidate(self, version: str) -> None:
         if self.candidate_version() == version:
@@ -358,20 +319,11 @@ class ModelRegistry:
             return self._prune_locked()
 
     def _prune_locked(self) -> builtins.list[str]:
-        cutoff = time.time() - _STALE_TEMP_SECONDS
-        for entry in os.scandir(self.root):
-            if entry.name.startswith((".tmp-", ".trash-", ".LATEST-")):
-                with contextlib.suppress(OSError):
-                    if entry.stat().st_mtime < cutoff:
-                        if entry.is_dir():
-                            shutil.rmtree(entry.path, ignore_errors=True)
-                        else:
-                            os.unlink(entry.path)
+        sweep_stale_temps(self.root, _STALE_TEMP_SECONDS)
         if self.retention is None:
             return []
-        versions = self.versions()
         keep = {self.active_version(), self.candidate_version()}
-        doomed = [v for v in versions[: max(0, len(versions) - self.retention)] if v not in keep]
+        doomed = doomed_versions(self.versions(), keep, self.retention)
         for version in doomed:
             try:
                 self._remove(version)

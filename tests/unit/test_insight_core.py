@@ -17,7 +17,8 @@ from sklearn.ensemble._iforest import _average_path_length
 
 from shared.attribution import Reference, rank
 from shared.drift import DriftReference, DriftWindow, ks, merge_counts, psi, reference_bins
-from shared.forest import CompiledForest, _gains_python
+from shared.forest import CompiledForest
+from shared.forest_kernels import gains_python
 from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.shadow import ShadowStats, pairs_from_payload, report
 
@@ -73,7 +74,7 @@ def test_compiled_and_python_kernels_agree() -> None:
     data, _, forest = fitted()
     rows = np.ascontiguousarray(np.vstack([data[:50], data[:10] * 5]), dtype=np.float32)
     out = np.zeros((rows.shape[0], forest.n_features))
-    _gains_python(
+    gains_python(
         rows,
         forest.feature,
         forest.threshold,

@@ -1,0 +1,87 @@
+"""The registry's file-level pieces: version names, artifact digests and signatures, durable writes.
+
+A version is named by its UTC training time (``YYYYMMDDHHMMSS``, with ``-2``, ``-3``... when
+that second is taken). ``meta.json`` is signed with HMAC-SHA256 over its canonical JSON
+(sorted keys, no whitespace), without the ``signature`` key itself. Every file the registry
+writes is fsynced before it is renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+_VERSION_RE = re.compile(r"^(?P<base>[0-9]{14})(?:-(?P<n>[0-9]+))?$")
+
+
+def version_sort_key(version: str) -> tuple[str, int]:
+    """Order versions by training time, then by their ``-2``, ``-3`` suffix."""
+    match = _VERSION_RE.match(version)
+    if match is None:
+        return (version, 0)
+    return (match.group("base"), int(match.group("n") or 1))
+
+
+def is_version_name(name: str) -> bool:
+    """Whether ``name`` has the form of a version (``YYYYMMDDHHMMSS`` with optional ``-N``)."""
+    return _VERSION_RE.match(name) is not None
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sign(payload: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of the canonical JSON of ``payload`` (without any ``signature`` key)."""
+    body = {k: v for k, v in payload.items() if k != "signature"}
+    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def sweep_stale_temps(root: Path, older_than_seconds: float) -> None:
+    """Remove temporary and trash entries that a crashed publisher or deleter left behind."""
+    cutoff = time.time() - older_than_seconds
+    for entry in os.scandir(root):
+        if entry.name.startswith((".tmp-", ".trash-", ".LATEST-")):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    if entry.is_dir():
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+
+
+def doomed_versions(versions: list[str], keep: Collection[str | None], retention: int) -> list[str]:
+    """The versions retention removes: all but the newest ``retention``, never those in ``keep``."""
+    return [v for v in versions[: max(0, len(versions) - retention)] if v not in keep]
