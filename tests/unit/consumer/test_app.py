@@ -1,10 +1,7 @@
-"""The app factory and entry point, without a broker: routes, readiness, configuration errors."""
+"""The app factory without a broker: routes, readiness, configuration errors."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,8 +11,6 @@ from consumer.app import create_app
 from consumer.options import load_options
 from shared.errors import ConfigurationError
 from shared.settings import Settings
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -70,24 +65,6 @@ def test_bad_option_names_the_variable() -> None:
     """An invalid CONSUMER_* value raises ConfigurationError naming it."""
     with pytest.raises(ConfigurationError, match="CONSUMER_PUBLISHER"):
         load_options(publisher="carrier-pigeon")
-
-
-def test_entry_point_exits_2_with_one_line_on_bad_settings(tmp_path: Path) -> None:
-    """python -m consumer with a bad variable prints one line naming it and exits 2."""
-    env = {**os.environ, "BATCH_MAX_RECORDS": "0", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-m", "consumer"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "BATCH_MAX_RECORDS" in lines[0]
 
 
 def test_bulk_observe_equals_one_observe_per_value() -> None:
