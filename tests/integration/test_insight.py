@@ -25,8 +25,8 @@ from shared.simulation import (
     SimulationConfig,
     training_history,
 )
+from tests.integration.api_helpers import Server
 from tests.integration.insight_helpers import END, OIL, VEHICLES, call, publish, train
-from tests.integration.test_api_http import Server
 from tests.integration.worker_helpers import (
     Topics,
     asgi_get,
