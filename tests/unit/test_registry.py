@@ -167,6 +167,7 @@ def test_publish_without_activation_keeps_latest(tmp_path: Path) -> None:
 
 
 def test_the_candidate_pointer_follows_activation_deletion_and_clearing(tmp_path: Path) -> None:
+    """The candidate is the newest inactive or the one set; activate, delete, clear end it."""
     registry = ModelRegistry(tmp_path)
     active = publish(registry)
     assert registry.candidate_version() is None

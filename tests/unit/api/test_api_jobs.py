@@ -110,6 +110,7 @@ def _finished(report: dict[str, Any]) -> bool:
 async def test_a_bad_request_is_a_422_naming_the_field(
     client_for: Callable[..., Any], body: dict[str, Any], field: str, kind: str
 ) -> None:
+    """Each invalid topic-job request is a 422 problem naming the field, and no job is made."""
     async with client_for(ingest_topic_max_records=1000) as client:
         response = await client.post("/ingest/from-topic", json=body, headers=AUTH)
         assert_problem(response, 422, field=field, kind=kind)
@@ -123,6 +124,7 @@ def client_for_dir(client: httpx.AsyncClient) -> Path:
 
 
 async def test_a_body_that_is_not_json_is_refused(client: httpx.AsyncClient) -> None:
+    """A truncated JSON body is a 400 malformed-json problem, and a text/plain body a 415."""
     response = await client.post(
         "/ingest/from-topic",
         content=b'{"last": ',
@@ -136,6 +138,7 @@ async def test_a_body_that_is_not_json_is_refused(client: httpx.AsyncClient) -> 
 
 
 async def test_an_unknown_job_is_a_404(client: httpx.AsyncClient) -> None:
+    """An unknown job id is a 404 job-not-found, and a malformed one a 422 naming job_id."""
     response = await client.get(f"/jobs/{new_job_id()}", headers=AUTH)
     assert_problem(response, 404, kind="job-not-found")
     response = await client.get("/jobs/not-a-job-id", headers=AUTH)
@@ -221,6 +224,7 @@ async def test_a_job_trains_and_reports(
 async def test_too_few_records_ends_failed_with_a_problem(
     client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A job reading fewer than MIN_TRAINING_RECORDS records ends failed, training-rejected."""
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])] * 3))
     async with client_for(min_training_records=10) as client:
         job = (await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)).json()
@@ -246,6 +250,7 @@ async def test_an_unreachable_broker_fails_the_job(client_for: Callable[..., Any
 async def test_jobs_beyond_the_cap_are_refused_with_429(
     client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Past INGEST_TOPIC_MAX_JOBS a new job is a 429 with Retry-After, accepted once one ends."""
     gate = asyncio.Event()
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])] * 5, gate=gate))
     async with client_for(ingest_topic_max_jobs=1) as client:
@@ -263,6 +268,7 @@ async def test_jobs_beyond_the_cap_are_refused_with_429(
 async def test_a_job_past_its_timeout_fails(
     client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A job past INGEST_TOPIC_JOB_TIMEOUT_SECONDS fails with a 504 job-timeout naming it."""
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])], delay=30))
     async with client_for(ingest_topic_job_timeout_seconds=0.2) as client:
         job = (await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)).json()
@@ -276,6 +282,7 @@ async def test_a_job_past_its_timeout_fails(
 async def test_stopping_the_api_interrupts_a_reading_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Stopping the api while a job reads marks its report failed with job-interrupted."""
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([], gate=asyncio.Event()))
     settings = make_settings(tmp_path / "models")
     async with serve(create_app(settings)) as client:
@@ -315,6 +322,7 @@ async def test_stopping_the_api_lets_a_fit_in_progress_finish(
 
 
 async def test_the_openapi_document_describes_the_routes(client: httpx.AsyncClient) -> None:
+    """OpenAPI lists the job routes' examples, responses and Location header, tagged jobs."""
     schema = (await client.get("/openapi.json")).json()
     post = schema["paths"]["/ingest/from-topic"]["post"]
     examples = post["requestBody"]["content"]["application/json"]["examples"]

@@ -56,6 +56,7 @@ def settings(tmp_path: Path, **extra: object) -> Settings:
 
 
 def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() -> None:
+    """An anomaly's top-k attribution leads with the spiked feature; a normal verdict has none."""
     model = detector()
     spiked = [0.1, 0.0, -0.2, 9.0][:N_FEATURES]
     values = [valid_value("VH-N", [0.0] * N_FEATURES), valid_value("VH-A", spiked)]
@@ -74,6 +75,7 @@ def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() ->
 
 
 def test_top_k_zero_turns_attribution_off() -> None:
+    """With attribution_top_k=0 an anomalous verdict has no attribution, none counted explained."""
     processor = BatchProcessor(anomaly_topic="a", dlq_topic="d", attribution_top_k=0)
     outcome = processor.process(
         records([valid_value("VH-A", [9.0] * N_FEATURES)]), detector(), SCORED_AT
@@ -84,6 +86,7 @@ def test_top_k_zero_turns_attribution_off() -> None:
 
 
 async def test_drift_window_and_shadow_figures_reach_metrics_and_files(tmp_path: Path) -> None:
+    """A batch's drift and shadow figures reach metrics and files; no model shadows itself."""
     state, metrics = WorkerState(), WorkerMetrics()
     store = ObservationStore(tmp_path)
     insight = Insight(state, metrics, settings(tmp_path, drift_min_records=100), store, "worker-1")
@@ -124,6 +127,7 @@ async def test_drift_window_and_shadow_figures_reach_metrics_and_files(tmp_path:
 
 
 async def test_a_model_without_a_reference_has_no_drift_window(tmp_path: Path) -> None:
+    """A model without a drift reference gets no window, no observation file and no PSI gauge."""
     from tests.unit.consumer.fakes import make_detector
 
     state, metrics = WorkerState(), WorkerMetrics()
