@@ -9,11 +9,19 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import API_KEY, AUTH, OTHER_KEY, SEED_INGEST, assert_problem, make_settings, serve
 
 from api.app import create_app
 from api.auth import KeyRing, key_identity
 from shared.errors import ConfigurationError
+from tests.unit.api.api_support import (
+    API_KEY,
+    AUTH,
+    OTHER_KEY,
+    SEED_INGEST,
+    assert_problem,
+    make_settings,
+    serve,
+)
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 PROTECTED = [

@@ -7,10 +7,10 @@ import json
 
 import httpx
 import numpy as np
-from api_support import AUTH, records
 
 from shared.registry import ModelRegistry
 from shared.settings import Settings
+from tests.unit.api.api_support import AUTH, records
 
 
 def _large_batch() -> bytes:

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-from api_support import AUTH, assert_problem, records
 from sklearn.ensemble import IsolationForest
 
 from shared.drift import DriftReference, DriftWindow
@@ -19,6 +18,7 @@ from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.registry import ModelRegistry
 from shared.settings import Settings
 from shared.shadow import ShadowStats, report
+from tests.unit.api.api_support import AUTH, assert_problem, records
 
 NAMES = ["speed", "rpm", "temp"]
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import AUTH, assert_problem, make_settings, serve
 
 import api.routes.jobs as jobs_route
 from api.app import create_app
 from shared.jobs import JobProgress, JobRecord, JobStatus, JobStore, new_job_id
 from shared.settings import Settings
 from shared.topic_training import TopicRecords, TopicTrainingRequest
+from tests.unit.api.api_support import AUTH, assert_problem, make_settings, serve
 
 UNREACHABLE = "127.0.0.1:1"
 

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from api_support import AUTH, make_settings, records, serve
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
+from tests.unit.api.api_support import AUTH, make_settings, records, serve
 
 
 async def test_ingest_is_traced_and_logged_with_its_ids(
