@@ -215,8 +215,8 @@ def test_train_from_csv_jsonl_and_parquet_files(stack: Stack) -> None:
     jsonl_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     paths = [csv_path, jsonl_path]
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no types
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no types
     except ImportError:
         pass  # the parquet extra is optional; tests/unit/cli/test_readers.py skips it too
     else:

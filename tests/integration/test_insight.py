@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from scipy.stats import spearmanr  # type: ignore[import-untyped]  # scipy ships no types
 
 from shared.registry import ModelRegistry
 from shared.simulation import (

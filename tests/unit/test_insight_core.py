@@ -6,12 +6,13 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from scipy.stats import spearmanr  # type: ignore[import-untyped]  # scipy ships no types
 from sklearn.ensemble import IsolationForest
 from sklearn.ensemble._iforest import _average_path_length
 
@@ -22,10 +23,12 @@ from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.shadow import ShadowStats, pairs_from_payload, report
 
 
-def fitted(rows: int = 512, width: int = 6, seed: int = 0, **params: object) -> tuple:
+def fitted(
+    rows: int = 512, width: int = 6, seed: int = 0, **params: Any
+) -> tuple[np.ndarray, IsolationForest, CompiledForest]:
     rng = np.random.default_rng(seed)
     data = rng.normal(size=(rows, width))
-    model = IsolationForest(n_estimators=60, random_state=seed, **params).fit(data)  # type: ignore[arg-type]
+    model = IsolationForest(n_estimators=60, random_state=seed, **params).fit(data)
     return data, model, CompiledForest.from_sklearn(model)
 
 
@@ -61,7 +64,7 @@ def reference_gains(forest: CompiledForest, model: IsolationForest, row: np.ndar
 
 
 @pytest.mark.parametrize("params", [{}, {"max_features": 0.5}, {"max_samples": 64}])
-def test_isolation_gains_follow_their_definition(params: dict[str, object]) -> None:
+def test_isolation_gains_follow_their_definition(params: dict[str, Any]) -> None:
     """Isolation gains equal a direct walk of each tree, with max_features and max_samples too."""
     data, model, forest = fitted(**params)
     rows = np.vstack([data[:20], data[:5] + 6.0])
@@ -110,7 +113,7 @@ def test_one_sensor_far_off_ranks_first(column: int, offset: float, sign: float,
     (top, *_) = rank(gains, row, reference, 3)
     assert top["feature"] == column
     assert top["direction"] == ("above" if sign > 0 else "below")
-    assert top["typical"] == [reference.low[column], reference.high[column]]  # type: ignore[index]
+    assert top["typical"] == [reference.low[column], reference.high[column]]  # type: ignore[index]  # the bounds are lists here
 
 
 FITTED = fitted(seed=3)

@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def small_model(seed: int = 0) -> IsolationForest:
     return IsolationForest(n_estimators=5, random_state=seed).fit(rng.normal(size=(64, 3)))
 
 
-def publish(registry: ModelRegistry, seed: int = 0, **kwargs: object) -> str:
+def publish(registry: ModelRegistry, seed: int = 0, **kwargs: Any) -> str:
     meta = registry.publish(
         small_model(seed), n_features=3, record_count=64, params={"n_estimators": 5}, **kwargs
     )

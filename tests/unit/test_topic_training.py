@@ -4,6 +4,7 @@ exclusion, validation with the worker's rules, and equality with POST /ingest's 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def _value(vector: list[Any], vehicle: str = "VH-1", stamp: str = "2024-01-15T10
     ).encode()
 
 
-def _records(rows: list[tuple[int, int, int, bytes | None]], **window: Any) -> TopicRecords:
+def _records(rows: Sequence[tuple[int, int, int, bytes | None]], **window: Any) -> TopicRecords:
     found = TopicRecords(**window)
     for stamp, partition, offset, value in rows:
         found.timestamps.append(stamp)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ def _value(vector: list[float]) -> bytes:
 
 
 def _fake_reader(
-    values: list[bytes | None], *, gate: asyncio.Event | None = None, delay: float = 0.0
+    values: Sequence[bytes | None], *, gate: asyncio.Event | None = None, delay: float = 0.0
 ) -> Callable[..., Awaitable[TopicRecords]]:
     """A stand-in for read_topic: these values, one partition, after ``gate`` opens."""
 
@@ -182,7 +182,7 @@ async def test_a_job_trains_and_reports(
 ) -> None:
     """202 + Location; the report goes queued/running -> succeeded with the /ingest answer."""
     rows = [[float(i % 17), float(i % 5)] for i in range(300)]
-    values: list[bytes | None] = [_value(r) for r in rows] + [b"junk", _value([1.0])]
+    values = [_value(r) for r in rows] + [b"junk", _value([1.0])]
     gate = asyncio.Event()
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader(values, gate=gate))
     async with client_for(kafka_bootstrap_servers=UNREACHABLE) as client:
@@ -300,7 +300,7 @@ async def test_stopping_the_api_lets_a_fit_in_progress_finish(
     monkeypatch.setattr(
         jobs_route, "read_topic", _fake_reader([_value([float(i)]) for i in range(50)])
     )
-    real_fit = jobs_route.fit_and_publish
+    real_fit = jobs_route.fit_and_publish  # type: ignore[attr-defined]  # the name the route calls, replaced below
     fitting = asyncio.Event()
     loop = asyncio.get_running_loop()
 

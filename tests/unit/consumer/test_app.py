@@ -17,12 +17,12 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         kafka_bootstrap_servers="127.0.0.1:1",
         model_dir=tmp_path,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
 
 
 async def get(app: object, path: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # any ASGI app, typed as object
     async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
         return await client.get(path)
 
@@ -102,7 +102,7 @@ def test_bulk_observe_equals_one_observe_per_value() -> None:
     assert fast._sum.get() == slow._sum.get() == float("inf")  # the inf value dominates both
     finite = [v for v in values if v != float("inf")]
     fast_finite = Histogram("f", "x", registry=CollectorRegistry(), buckets=buckets)
-    WorkerMetrics.observe_many(None, fast_finite, finite)  # type: ignore[arg-type]
+    WorkerMetrics.observe_many(None, fast_finite, finite)  # type: ignore[arg-type]  # self is unused
     assert fast_finite._sum.get() == pytest.approx(sum(finite), rel=1e-12)
 
 

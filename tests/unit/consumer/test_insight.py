@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -18,7 +18,7 @@ from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.schemas import ModelMeta
 from shared.settings import Settings
 from shared.training import reference_summary
-from tests.unit.consumer.fakes import N_FEATURES, records, valid_value
+from tests.unit.consumer.fakes import N_FEATURES, decoded, records, valid_value
 
 SCORED_AT = "2024-01-15T10:00:01.000Z"
 NAMES = ["speed", "rpm", "temp", "oil"][:N_FEATURES]
@@ -51,8 +51,8 @@ def detector(version: str = "20240115100000", seed: int = 0) -> Detector:
     return Detector(meta, model)
 
 
-def settings(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(model_dir=tmp_path, _env_file=None, **extra)  # type: ignore[call-arg]
+def settings(tmp_path: Path, **extra: Any) -> Settings:
+    return Settings(model_dir=tmp_path, _env_file=None, **extra)
 
 
 def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() -> None:
@@ -64,7 +64,7 @@ def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() ->
         anomaly_topic="anomalies", dlq_topic="dlq", publish_all=True, attribution_top_k=2
     )
     outcome = processor.process(records(values), model, SCORED_AT)
-    normal, anomalous = (json.loads(m.value) for m in outcome.messages)
+    normal, anomalous = (decoded(m) for m in outcome.messages)
     assert normal["is_anomaly"] is False and "attribution" not in normal
     assert anomalous["is_anomaly"] is True
     assert outcome.explained == 1
@@ -81,7 +81,7 @@ def test_top_k_zero_turns_attribution_off() -> None:
         records([valid_value("VH-A", [9.0] * N_FEATURES)]), detector(), SCORED_AT
     )
     (message,) = outcome.messages
-    assert "attribution" not in json.loads(message.value)
+    assert "attribution" not in decoded(message)
     assert outcome.explained == 0
 
 
