@@ -34,10 +34,10 @@ test-unit: $(STAMP) ## run the unit tests only (no broker)
 test-integration: $(STAMP) ## run the tests against a real broker
 	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint and format check) and mypy (strict on shared)
+lint: $(STAMP) ## ruff (lint and format check) and mypy strict on every package
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared consumer api cli
+	$(VENV)/bin/mypy shared consumer api cli bench tests scripts
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

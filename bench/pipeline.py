@@ -584,7 +584,7 @@ async def publish_path(bootstrap: str, messages: int, repeat: int) -> dict[str, 
     await create_topics(bootstrap, [topic])
     # each sink with the producer settings the worker gives it (the linger differs)
     options = {
-        name: producer_options(WorkerOptions(_env_file=None, publisher=name))  # type: ignore[call-arg]
+        name: producer_options(WorkerOptions(_env_file=None, publisher=name))
         for name in ("aiokafka", "faststream")
     }
     body = json.dumps(

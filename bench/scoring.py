@@ -37,7 +37,7 @@ def rate(score: Callable[[np.ndarray], object], rows: np.ndarray, seconds: float
         calls += 1
         elapsed = time.perf_counter() - started
         if elapsed >= seconds and calls >= 3:
-            return calls * rows.shape[0] / elapsed
+            return float(calls * rows.shape[0] / elapsed)
 
 
 def bench_scoring(features: int, trees: int, seconds: float) -> list[dict[str, float]]:

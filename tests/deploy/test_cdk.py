@@ -43,6 +43,7 @@ def render(value: Any) -> str:
     """A CloudFormation value as text: Fn::Join flattened, other intrinsics as <...> markers."""
     if isinstance(value, str):
         return value
+    separator: str
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return separator.join(render(part) for part in parts)
@@ -363,11 +364,11 @@ def test_container_environment_is_valid_configuration(
     for container in app_containers(synthesis).values():
         environment = {e["Name"]: e["Value"] for e in container["Environment"]}
         assert set(environment) <= fields, set(environment) - fields
-        values = {
+        values: dict[str, Any] = {
             k.lower(): v if isinstance(v, str) else "b-1.example:9098"
             for k, v in environment.items()
         }
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, **values)
         assert settings.kafka_security_protocol.value == "SASL_SSL"
         assert settings.kafka_sasl_mechanism is not None
         assert settings.kafka_sasl_mechanism.value == "AWS_MSK_IAM"

@@ -48,8 +48,8 @@ def run_local_facts() -> dict[str, Any]:
     builds, the keys of its ``service_env`` dict, and ``create_topics(..., partitions=N)``.
     """
     tree = ast.parse(RUN_LOCAL.read_text())
-    modules: set[str] = set()
-    service_env: set[str] = set()
+    modules: set[object] = set()  # constants of the source, str when it has the expected shape
+    service_env: set[object] = set()
     partitions: list[Any] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.List) and len(node.elts) == 3:
@@ -63,7 +63,7 @@ def run_local_facts() -> dict[str, Any]:
             assert isinstance(node.value, ast.Dict)
             service_env |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "create_topics":
-            partitions += [k.value.value for k in node.keywords if k.arg == "partitions"]  # type: ignore[attr-defined]
+            partitions += [k.value.value for k in node.keywords if k.arg == "partitions"]  # type: ignore[attr-defined]  # a Constant in that file
     assert modules and service_env and partitions, "scripts/run-local.py changed shape"
     fields = Settings.model_fields
     return {

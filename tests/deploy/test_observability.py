@@ -67,6 +67,7 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 def test_the_worker_exposes_the_documented_metrics() -> None:
+    """WorkerMetrics and ApiMetrics together expose each listed worker and api metric family."""
     names = exposed_names()
     for name in (
         "anomaly_worker_records_consumed_total",
@@ -90,6 +91,7 @@ def test_the_worker_exposes_the_documented_metrics() -> None:
 
 
 def test_dashboard_parses_and_uses_only_existing_metrics() -> None:
+    """The dashboard parses, its panel ids are unique, and it queries only metrics we expose."""
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] and dashboard["panels"]
     ids = [panel["id"] for panel in dashboard["panels"]]
@@ -113,6 +115,7 @@ def test_dashboard_parses_and_uses_only_existing_metrics() -> None:
 
 
 def test_alert_rules_are_valid_and_use_only_existing_metrics() -> None:
+    """The six alert rules have known keys, a severity, a summary, and use only exposed metrics."""
     rules = alert_rules()
     names = exposed_names()
     alerts = {rule["alert"] for rule in rules}
@@ -135,6 +138,7 @@ def test_alert_rules_are_valid_and_use_only_existing_metrics() -> None:
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
+    """promtool check rules accepts the alert rules file and finds its six rules."""
     result = subprocess.run(
         ["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
     )
@@ -143,6 +147,7 @@ def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
 
 
 def test_prometheus_scrapes_both_services_as_compose_names_them() -> None:
+    """Prometheus scrapes api:8000 and worker:8001 with the rules mounted, the stack a profile."""
     compose = yaml(ROOT / "compose.yaml")
     config = yaml(OBS / "prometheus.yml")
     targets = {

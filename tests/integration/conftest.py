@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.api_helpers import Server, start_api, stop_api
 from tests.integration.broker import kafka_broker
 from tests.integration.kafka_helpers import create_topics
-from tests.integration.test_api_http import Server, _start, _stop
 from tests.integration.worker_helpers import Topics
 
 HERE = Path(__file__).resolve().parent
@@ -47,8 +47,8 @@ async def topics(kafka_bootstrap: str, unique_topic: Callable[..., str]) -> Topi
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Server]:
     """``python -m api`` over real HTTP, its model directory ``tmp_path/"models"``."""
-    server = _start(tmp_path)
+    server = start_api(tmp_path)
     try:
         yield server
     finally:
-        _stop(server)
+        stop_api(server)

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from shared.simulation import FEATURES, SimRecord
+from tests.integration.api_helpers import AUTH, Server
 from tests.integration.kafka_helpers import produce
-from tests.integration.test_api_http import AUTH, Server
 
 END = datetime(2024, 1, 15, tzinfo=UTC)
 VEHICLES = 20

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-API_KEY = "integration-key"
-AUTH = {"X-API-Key": API_KEY}
+from tests.integration.api_helpers import AUTH, Server, start_api, stop_api
+
 SEED_INGEST = {
     "records": [
         {
@@ -40,86 +35,13 @@ SEED_SCORE = {
 }
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-    model_dir: Path
-
-    def log_lines(self) -> list[dict[str, object]]:
-        lines = []
-        for raw in self.log.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-        return lines
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _start(tmp: Path) -> Server:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "API_KEYS": API_KEY,
-        "AUTH_DISABLED": "false",
-        "MODEL_DIR": str(tmp / "models"),
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "RATE_LIMIT_PER_SECOND": "1000",
-        "RATE_LIMIT_BURST": "1000",
-    }
-    log = tmp / "api.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api"],
-            env=env,
-            cwd=tmp,  # no .env file there
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log, tmp / "models")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the api exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    _stop(server)
-    raise RuntimeError(f"the api did not answer within 60 s:\n{log.read_text()}")
-
-
-def _stop(server: Server) -> int:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=10)
-    return server.process.returncode
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = _start(tmp_path_factory.mktemp("api-http"))
+    running = start_api(tmp_path_factory.mktemp("api-http"))
     try:
         yield running
     finally:
-        _stop(running)
+        stop_api(running)
 
 
 def test_seed_examples_over_http(server: Server) -> None:
@@ -195,8 +117,8 @@ async def test_healthz_answers_during_a_long_training(server: Server) -> None:
 
 def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
     """SIGTERM ends `python -m api` after its lifespan shutdown ran (uvicorn re-raises the signal)."""
-    running = _start(tmp_path)
-    assert _stop(running) in (0, -signal.SIGTERM)
+    running = start_api(tmp_path)
+    assert stop_api(running) in (0, -signal.SIGTERM)
     messages = [line.get("message") for line in running.log_lines()]
     assert "api started" in messages
     assert "api stopped" in messages

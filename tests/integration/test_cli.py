@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import re
 import signal
 import subprocess
@@ -28,10 +27,14 @@ import pytest
 from shared.simulation import FEATURES, training_history
 from tests.conftest import topic_name
 from tests.integration.broker import free_ports
+from tests.integration.cli_helpers import (
+    assert_ok,
+    assert_one_line_error,
+    clean_env,
+    run_cli,
+)
 from tests.integration.kafka_helpers import consume_all, create_topics
 
-REPO = Path(__file__).resolve().parents[2]
-CLI = Path(sys.executable).with_name("vehicle-anomaly")
 KEY = "cli-test-key"
 START = "2025-03-01T12:00:00Z"
 VERSION = re.compile(r"^\d{14}(-\d+)?$")
@@ -40,59 +43,6 @@ VERSION = re.compile(r"^\d{14}(-\d+)?$")
 # random_state); the floors leave a little room for a different scikit-learn build.
 PRECISION_FLOOR = 0.20
 RECALL_FLOOR = 0.35
-_SERVICE_PREFIXES = (
-    "KAFKA_",
-    "API_",
-    "MODEL_",
-    "CONSUMER_",
-    "TELEMETRY_",
-    "ANOMALY_",
-    "DLQ_",
-    "PUBLISH_",
-    "VEHICLE_ANOMALY_",
-    "IFOREST_",
-)
-
-
-# --- helpers (also used by test_make_run.py) ----------------------------------------------
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any service or CLI setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_PREFIXES)}
-    env.update({"PYTHONPATH": str(REPO), **extra})
-    return env
-
-
-def run_cli(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    """``vehicle-anomaly ARGS`` as a subprocess; its completed process (text)."""
-    return subprocess.run(
-        [str(CLI), *args],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def assert_ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
-    """Status ``code``, exactly one stderr line containing ``text``, no traceback."""
-    assert result.returncode == code, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("vehicle-anomaly"), result.stderr
-    assert text in result.stderr, result.stderr
 
 
 def http_json(url: str, timeout: float = 3.0) -> Any:
@@ -265,8 +215,8 @@ def test_train_from_csv_jsonl_and_parquet_files(stack: Stack) -> None:
     jsonl_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     paths = [csv_path, jsonl_path]
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no types
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no types
     except ImportError:
         pass  # the parquet extra is optional; tests/unit/cli/test_readers.py skips it too
     else:

@@ -23,9 +23,9 @@ from shared.simulation import (
     SimulationConfig,
     training_history,
 )
+from tests.integration.api_helpers import API_KEY, Server
+from tests.integration.cli_helpers import CLI, assert_ok, clean_env
 from tests.integration.insight_helpers import END, OIL, VEHICLES, publish, train
-from tests.integration.test_api_http import API_KEY, Server
-from tests.integration.test_cli import CLI, assert_ok, clean_env
 from tests.integration.worker_helpers import (
     Topics,
     collect_outputs,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from scipy.stats import spearmanr  # type: ignore[import-untyped]  # scipy ships no types
 
 from shared.registry import ModelRegistry
 from shared.simulation import (
@@ -25,8 +25,8 @@ from shared.simulation import (
     SimulationConfig,
     training_history,
 )
+from tests.integration.api_helpers import Server
 from tests.integration.insight_helpers import END, OIL, VEHICLES, call, publish, train
-from tests.integration.test_api_http import Server
 from tests.integration.worker_helpers import (
     Topics,
     asgi_get,
@@ -134,6 +134,7 @@ def worker_psi(text: str) -> dict[str, float]:
 async def test_a_shifted_stream_raises_drift_past_the_threshold_and_a_steady_one_does_not(
     kafka_bootstrap: str, topics: Topics, api: Server
 ) -> None:
+    """A steady stream keeps PSI under 0.25; an oil-pressure offset drifts that feature alone."""
     version = await train(api, training_history(VEHICLES, 4000, seed=7, end=END), seed=1)
     steady = stream(2000, anomaly_rate=0.0, run=21, spread_days=2.0)
     shifted = stream(2000, anomaly_rate=0.0, run=22, spread_days=2.0)
@@ -178,6 +179,7 @@ async def test_a_shifted_stream_raises_drift_past_the_threshold_and_a_steady_one
 async def test_shadow_report_matches_an_offline_computation(
     kafka_bootstrap: str, topics: Topics, api: Server
 ) -> None:
+    """The shadow report equals offline scoring; only active verdicts publish; promotion ends it."""
     active = await train(api, training_history(VEHICLES, 4000, seed=7, end=END), seed=1)
     candidate = await train(
         api, training_history(VEHICLES, 2000, seed=7, end=END), seed=2, activate=False

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.broker import free_ports
-from tests.integration.test_cli import REPO, assert_ok, clean_env, run_cli
+from tests.integration.cli_helpers import REPO, assert_ok, clean_env, run_cli
 
 RUNNER = REPO / "scripts" / "run-local.py"
 KAFKA_HOME = Path(os.environ.get("KAFKA_LOCAL_HOME") or REPO / "var" / "kafka")

@@ -56,6 +56,7 @@ def trace_of(spans: list[ReadableSpan], trace_id: str) -> list[ReadableSpan]:
 async def test_traces_metrics_and_logs_of_a_run(
     kafka_bootstrap: str, topics: Topics, model_dir: Path, json_log: io.StringIO
 ) -> None:
+    """A run continues the producer's trace, counts every record, and logs dead letters with ids."""
     version, _ = publish_model(model_dir)
     values, keys = telemetry(300, anomaly_every=25)  # 12 far-out records
     headers: list[list[tuple[str, bytes]] | None] = [None] * len(values)

@@ -389,6 +389,7 @@ async def test_exclude_flagged_leaves_out_what_a_verdict_flagged(
 async def test_invalid_records_are_skipped_and_counted(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path
 ) -> None:
+    """Invalid records are skipped by reason; the model equals one trained on the valid ones."""
     base = base_ms()
     good = [record_value(f"VH-{i % 3}", r) for i, r in enumerate(rows(120, 4, seed=7))]
     bad: list[bytes | None] = [
@@ -457,6 +458,7 @@ async def test_progress_is_visible_while_a_job_runs(
 async def test_a_missing_topic_fails_the_job(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path
 ) -> None:
+    """A job on a topic that does not exist fails with a topic-not-found problem naming it."""
     absent = Topics(topics.telemetry + "-absent", topics.anomalies, topics.dlq, topics.group)
     async with run_api(tmp_path, kafka_bootstrap, absent) as api:
         report, _ = await api.train_from_topic({"last": 10})

@@ -30,7 +30,10 @@ TS = "2024-01-15T10:00:00Z"
 
 
 def scores_of(model: Any, values: list[bytes]) -> np.ndarray:
-    return model.decision_function(np.array([features_of(v) for v in values], dtype=np.float64))
+    scores: np.ndarray = model.decision_function(
+        np.array([features_of(v) for v in values], dtype=np.float64)
+    )
+    return scores
 
 
 async def end_offsets_committed(bootstrap: str, topics: Topics, metas: list[Any]) -> None:
@@ -56,7 +59,7 @@ async def test_every_offset_gets_exactly_one_verdict_or_dead_letter(
     values, keys = telemetry(600)
     poison = [b"nope", b"[1,2]", None, b"", record_value("VH-X", [1.0, 2.0])]
     for i, bad in enumerate(poison * 8):
-        values.insert(i * 15 + 7, bad)  # type: ignore[arg-type]
+        values.insert(i * 15 + 7, bad)  # type: ignore[arg-type]  # None is one of the poison values
         keys.insert(i * 15 + 7, b"VH-BAD")
     metas = await produce(kafka_bootstrap, topics.telemetry, values, keys=keys)
     sent = {(m.partition, m.offset): (v, k) for m, v, k in zip(metas, values, keys, strict=True)}

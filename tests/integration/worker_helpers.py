@@ -128,7 +128,7 @@ def worker_env(
 
 def worker_settings(bootstrap: str, topics: Topics, model_dir: Path, **extra: Any) -> Settings:
     """Settings for an in-process worker (no ``.env`` file read)."""
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         kafka_bootstrap_servers=bootstrap,
         telemetry_topic=topics.telemetry,
         anomaly_topic=topics.anomalies,
@@ -382,11 +382,11 @@ async def running_worker(
 
     app = create_app(
         settings,
-        WorkerOptions(_env_file=None, **options),  # type: ignore[call-arg]
+        WorkerOptions(_env_file=None, **options),
         span_exporter=span_exporter,
     )
     async with app.start_lifespan_context():
-        yield app.worker  # type: ignore[attr-defined]
+        yield app.worker  # type: ignore[attr-defined]  # create_app hangs the worker on the app
 
 
 async def asgi_get(worker: Any, path: str) -> httpx.Response:

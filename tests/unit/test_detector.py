@@ -150,7 +150,7 @@ def test_train_version_publishes_with_reference_and_warnings(tmp_path: Path) -> 
     assert answer.record_count == 40 and answer.n_features == 3 and answer.active
     assert registry.active_version() == answer.model_version
     meta = registry.meta(answer.model_version)
-    assert len(meta.model_extra["reference"]["mean"]) == 3  # type: ignore[index]
+    assert len(meta.model_extra["reference"]["mean"]) == 3  # type: ignore[index]  # a published model has extra fields
     assert answer.warnings and "fewer than 256" in answer.warnings[0]
     single = train_version(registry, records(np.ones((1, 4))), None, settings, activate=False)
     assert "score every record 0" in single.warnings[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from shared.settings import Settings
 
@@ -20,7 +21,7 @@ def test_env_example_lists_every_setting() -> None:
 
 def test_env_example_values_are_valid() -> None:
     """The uncommented values of .env.example load without error."""
-    values = dict(
+    values: dict[str, Any] = dict(
         line.split("=", 1)
         for line in (ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")

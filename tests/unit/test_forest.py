@@ -19,7 +19,7 @@ ENGINES = ["numba", "walk", "apply"]
 def fit(data: np.ndarray, **params: object) -> IsolationForest:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # max_samples > n_samples is clipped
-        return IsolationForest(**params).fit(data)  # type: ignore[arg-type]
+        return IsolationForest(**params).fit(data)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

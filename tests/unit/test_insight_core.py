@@ -6,12 +6,13 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from scipy.stats import spearmanr  # type: ignore[import-untyped]  # scipy ships no types
 from sklearn.ensemble import IsolationForest
 from sklearn.ensemble._iforest import _average_path_length
 
@@ -23,10 +24,12 @@ from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.shadow import ShadowStats, pairs_from_payload, report
 
 
-def fitted(rows: int = 512, width: int = 6, seed: int = 0, **params: object) -> tuple:
+def fitted(
+    rows: int = 512, width: int = 6, seed: int = 0, **params: Any
+) -> tuple[np.ndarray, IsolationForest, CompiledForest]:
     rng = np.random.default_rng(seed)
     data = rng.normal(size=(rows, width))
-    model = IsolationForest(n_estimators=60, random_state=seed, **params).fit(data)  # type: ignore[arg-type]
+    model = IsolationForest(n_estimators=60, random_state=seed, **params).fit(data)
     return data, model, CompiledForest.from_sklearn(model)
 
 
@@ -62,7 +65,8 @@ def reference_gains(forest: CompiledForest, model: IsolationForest, row: np.ndar
 
 
 @pytest.mark.parametrize("params", [{}, {"max_features": 0.5}, {"max_samples": 64}])
-def test_isolation_gains_follow_their_definition(params: dict[str, object]) -> None:
+def test_isolation_gains_follow_their_definition(params: dict[str, Any]) -> None:
+    """Isolation gains equal a direct walk of each tree, with max_features and max_samples too."""
     data, model, forest = fitted(**params)
     rows = np.vstack([data[:20], data[:5] + 6.0])
     gains = forest.isolation_gains(rows)
@@ -71,6 +75,7 @@ def test_isolation_gains_follow_their_definition(params: dict[str, object]) -> N
 
 
 def test_compiled_and_python_kernels_agree() -> None:
+    """The compiled gains kernel and its pure Python twin give the same gains."""
     data, _, forest = fitted()
     rows = np.ascontiguousarray(np.vstack([data[:50], data[:10] * 5]), dtype=np.float32)
     out = np.zeros((rows.shape[0], forest.n_features))
@@ -109,13 +114,14 @@ def test_one_sensor_far_off_ranks_first(column: int, offset: float, sign: float,
     (top, *_) = rank(gains, row, reference, 3)
     assert top["feature"] == column
     assert top["direction"] == ("above" if sign > 0 else "below")
-    assert top["typical"] == [reference.low[column], reference.high[column]]  # type: ignore[index]
+    assert top["typical"] == [reference.low[column], reference.high[column]]  # type: ignore[index]  # the bounds are lists here
 
 
 FITTED = fitted(seed=3)
 
 
 def test_rank_orders_by_share_and_names_features() -> None:
+    """rank orders by share, names features, sets directions from the reference, drops zeros."""
     gains = np.array([0.5, 3.0, 0.0, 1.5])
     ranked = rank(gains, [1.0, 9.0, 0.0, -4.0], Reference([0, 0, 0, 0], [2, 2, 2, 2]), 3, "abcd")
     assert [r["feature"] for r in ranked] == [1, 3, 0]
@@ -135,6 +141,7 @@ def test_rank_orders_by_share_and_names_features() -> None:
 
 
 def test_reference_bins_cut_the_training_data_in_tenths() -> None:
+    """Reference bins cut each feature and the score in deciles; a constant one gets one edge."""
     rng = np.random.default_rng(1)
     features = rng.normal(size=(5000, 3))
     bins = reference_bins(features, rng.normal(size=5000))
@@ -153,6 +160,7 @@ def window_for(features: np.ndarray, size: int = 2000) -> DriftWindow:
 
 
 def test_psi_and_ks_are_small_for_the_same_distribution_and_large_for_a_shift() -> None:
+    """PSI and KS stay under 0.05 for the same distribution and pass the thresholds on a shift."""
     rng = np.random.default_rng(2)
     window = window_for(rng.normal(size=(10_000, 2)))
     same = rng.normal(size=(2000, 2))
@@ -170,6 +178,7 @@ def test_psi_and_ks_are_small_for_the_same_distribution_and_large_for_a_shift() 
 
 
 def test_psi_of_known_shares() -> None:
+    """psi and ks of two-bin shares equal their textbook formulas."""
     expected = np.array([0.5, 0.5])
     assert psi(np.array([50, 50]), expected) == 0.0
     value = psi(np.array([80, 20]), expected)
@@ -178,6 +187,7 @@ def test_psi_of_known_shares() -> None:
 
 
 def test_windows_merge_exactly_by_adding_counts() -> None:
+    """Merged window counts equal one window that saw both batches; merging none is None."""
     rng = np.random.default_rng(3)
     data = rng.normal(size=(4000, 2))
     one, two, both = window_for(data), window_for(data), window_for(data, size=10_000)
@@ -193,6 +203,7 @@ def test_windows_merge_exactly_by_adding_counts() -> None:
 
 
 def test_a_model_without_bins_has_no_drift_reference() -> None:
+    """Metadata without reference bins gives no drift reference."""
     assert DriftReference.from_meta({}) is None
     assert DriftReference.from_meta({"reference": {"p05": [0.0]}}) is None
 
@@ -201,6 +212,7 @@ def test_a_model_without_bins_has_no_drift_reference() -> None:
 
 
 def test_shadow_counts_and_rank_correlation_match_an_offline_computation() -> None:
+    """Shadow counts, flips and Spearman's rank correlation match a computation over all scores."""
     rng = np.random.default_rng(4)
     active, candidate = rng.normal(size=3000) * 0.1, rng.normal(size=3000) * 0.1
     candidate = 0.7 * active + 0.3 * candidate
@@ -218,6 +230,7 @@ def test_shadow_counts_and_rank_correlation_match_an_offline_computation() -> No
 
 
 def test_the_sample_keeps_the_latest_pairs() -> None:
+    """The rank-correlation sample keeps the newest score pairs, while the record count goes on."""
     stats = ShadowStats("c", "a", sample_size=10)
     for start in range(0, 37, 6):
         values = np.arange(start, min(start + 6, 37), dtype=np.float64)
@@ -229,6 +242,7 @@ def test_the_sample_keeps_the_latest_pairs() -> None:
 
 
 def test_reports_from_several_workers_add_up_and_empty_is_none() -> None:
+    """Several workers' shadow payloads add up; an empty report has no agreement or correlation."""
     one, two = ShadowStats("c", "a"), ShadowStats("c", "a")
     one.observe(np.array([-1.0, 1.0]), np.array([1.0, 1.0]))
     two.observe(np.array([1.0, 2.0, 3.0]), np.array([-1.0, 2.0, 3.0]))
@@ -246,6 +260,7 @@ def test_reports_from_several_workers_add_up_and_empty_is_none() -> None:
 
 
 def test_observation_files_are_per_worker_and_stale_ones_step_aside(tmp_path: Path) -> None:
+    """Observation files are per worker; stale ones step aside unless all are; unsafe names fail."""
     store = ObservationStore(tmp_path)
     store.write(DRIFT, ("20240115100000",), "w1", {"records": 1})
     store.write(DRIFT, ("20240115100000",), "w2", {"records": 2})
@@ -265,6 +280,7 @@ def test_observation_files_are_per_worker_and_stale_ones_step_aside(tmp_path: Pa
 
 
 def test_sweep_removes_day_old_files_and_empty_folders(tmp_path: Path) -> None:
+    """sweep deletes observation files older than a day and the folders they leave empty."""
     store = ObservationStore(tmp_path)
     store.write(SHADOW, ("c", "a"), "w1", {})
     store.write(SHADOW, ("c", "b"), "w1", {})

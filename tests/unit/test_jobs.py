@@ -64,6 +64,7 @@ def test_an_unknown_or_malformed_id_has_no_report(model_dir: Path, job_id: str) 
 
 
 def test_a_path_is_only_made_for_an_id(model_dir: Path) -> None:
+    """JobStore.path refuses anything but a job id, so no path escapes the jobs folder."""
     with pytest.raises(ValueError, match="not a job id"):
         JobStore(model_dir).path("../../etc/passwd")
 
@@ -93,6 +94,7 @@ def test_a_silent_unfinished_job_reads_as_abandoned() -> None:
 
 
 def test_get_applies_the_abandonment_rule(model_dir: Path) -> None:
+    """get returns a queued report silent for an hour as failed (abandoned)."""
     store = JobStore(model_dir)
     record = _record(JobStatus.QUEUED, updated=datetime.now(UTC) - timedelta(hours=1))
     store.save(record)
@@ -101,6 +103,7 @@ def test_get_applies_the_abandonment_rule(model_dir: Path) -> None:
 
 
 def test_prune_removes_old_reports_and_stale_temporary_files(model_dir: Path) -> None:
+    """prune deletes reports and temporary files older than a week and keeps the newer ones."""
     store = JobStore(model_dir)
     old, new = _record(JobStatus.SUCCEEDED), _record(JobStatus.FAILED)
     store.save(old)
@@ -118,6 +121,7 @@ def test_prune_removes_old_reports_and_stale_temporary_files(model_dir: Path) ->
 
 
 def test_an_unwritable_volume_is_a_registry_error(tmp_path: Path) -> None:
+    """Saving a report where the model directory is a file is a RegistryError."""
     blocker = tmp_path / "models"
     blocker.write_text("a file where the directory should be")
     with pytest.raises(RegistryError, match="cannot write the job report"):

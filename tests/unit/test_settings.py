@@ -110,7 +110,7 @@ def test_settings_are_frozen() -> None:
     """Settings cannot be changed after start."""
     s = load_settings()
     with pytest.raises(ValueError, match="frozen"):
-        s.consumer_group = "other"  # type: ignore[misc]
+        s.consumer_group = "other"  # type: ignore[misc]  # the refused assignment is the test
 
 
 def test_client_options_per_protocol() -> None:

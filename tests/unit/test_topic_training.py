@@ -4,6 +4,7 @@ exclusion, validation with the worker's rules, and equality with POST /ingest's 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def _value(vector: list[Any], vehicle: str = "VH-1", stamp: str = "2024-01-15T10
     ).encode()
 
 
-def _records(rows: list[tuple[int, int, int, bytes | None]], **window: Any) -> TopicRecords:
+def _records(rows: Sequence[tuple[int, int, int, bytes | None]], **window: Any) -> TopicRecords:
     found = TopicRecords(**window)
     for stamp, partition, offset, value in rows:
         found.timestamps.append(stamp)
@@ -175,6 +176,7 @@ def test_records_are_put_in_timestamp_partition_offset_order() -> None:
 
 
 def test_last_keeps_the_newest_records_in_that_order() -> None:
+    """last=N keeps the N newest records in time order, or all when there are fewer."""
     rows = [(1000 + i, i % 3, i, _value([float(i)])) for i in range(10)]
     prepared = select_and_decode(_records(rows, last=4), max_bytes=65536)
     assert prepared.features[:, 0].tolist() == [6.0, 7.0, 8.0, 9.0]
@@ -193,6 +195,7 @@ def test_since_until_keeps_the_window_and_counts_the_rest() -> None:
 
 
 def test_flagged_records_are_excluded_after_selection() -> None:
+    """Flagged records are dropped after the last-N selection and counted, not replaced."""
     rows = [(1000 + i, i % 2, i, _value([float(i)])) for i in range(6)]
     flagged = np.array([(1 << 40) | 3, (0 << 40) | 0, (1 << 40) | 999], dtype=np.int64)
     records = _records(rows, last=5)
@@ -246,6 +249,7 @@ def test_the_majority_dimension_wins_across_chunks(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_tie_goes_to_the_dimension_seen_first() -> None:
+    """When two widths are equally common the first seen wins; the others are dimension_mismatch."""
     values: list[bytes | None] = [
         _value([1.0, 1.0]),
         _value([2.0]),
@@ -258,6 +262,7 @@ def test_a_tie_goes_to_the_dimension_seen_first() -> None:
 
 
 def test_nothing_valid_is_an_empty_matrix() -> None:
+    """With no valid record (or none at all) the features are a 0 x 0 matrix, rejects counted."""
     features, skipped = decode_in_order([b"nope", None], max_bytes=65536)
     assert features.shape == (0, 0)
     assert skipped == {"invalid_json": 1, "empty": 1}
@@ -268,6 +273,7 @@ def test_nothing_valid_is_an_empty_matrix() -> None:
 
 
 def test_no_usable_record_is_a_training_error(model_dir: Path) -> None:
+    """When flags and invalid values leave nothing, fitting is a TrainingError naming the count."""
     records = _records([(1, 0, 0, b"nope"), (2, 0, 1, _value([1.0]))], last=5)
     records.flagged = np.array([1], dtype=np.int64)
     prepared = select_and_decode(records, max_bytes=65536)

@@ -1,4 +1,4 @@
-"""Helpers shared by the api's tests (imported as ``api_support``)."""
+"""Helpers shared by the api's tests."""
 
 from __future__ import annotations
 

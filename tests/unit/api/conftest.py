@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import make_settings, serve
 from fastapi import FastAPI
 
 from api.app import create_app
 from shared.settings import Settings
+from tests.unit.api.api_support import make_settings, serve
 
 
 @pytest.fixture

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_support import API_KEY, AUTH, OTHER_KEY, SEED_INGEST, assert_problem, make_settings, serve
 
 from api.app import create_app
 from api.auth import KeyRing, key_identity
 from shared.errors import ConfigurationError
+from tests.unit.api.api_support import (
+    API_KEY,
+    AUTH,
+    OTHER_KEY,
+    SEED_INGEST,
+    assert_problem,
+    make_settings,
+    serve,
+)
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 PROTECTED = [
@@ -64,7 +69,7 @@ async def test_no_key_is_401_with_challenges(
 async def test_wrong_key_is_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     """A key that is not configured (or not sent as a Bearer token) is refused with 401."""
     encoded = {k: v.encode() for k, v in headers.items()}
-    response = await client.get("/models", headers=encoded)
+    response = await client.get("/models", headers=encoded)  # type: ignore[arg-type]  # httpx takes bytes values too
     assert_problem(response, 401, kind="unauthorized")
 
 
@@ -123,47 +128,6 @@ def test_no_keys_refuses_to_start(tmp_path: Path) -> None:
     """Without API_KEYS (and auth not disabled) create_app raises a ConfigurationError."""
     with pytest.raises(ConfigurationError, match=r"API_KEYS is empty: set API_KEYS=key1,key2"):
         create_app(make_settings(tmp_path, api_keys=""))
-
-
-def test_python_dash_m_api_refuses_without_keys(tmp_path: Path) -> None:
-    """`python -m api` without keys prints one line naming API_KEYS and exits 2."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key.upper() not in {"API_KEYS", "AUTH_DISABLED"}
-    }
-    env.update({"MODEL_DIR": str(tmp_path), "API_PORT": "1"})
-    done = subprocess.run(
-        [sys.executable, "-m", "api"],
-        env=env,
-        cwd=tmp_path,  # no .env file there
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert lines == [
-        "api: API_KEYS is empty: set API_KEYS=key1,key2 or AUTH_DISABLED=true for a local demo"
-    ]
-
-
-def test_python_dash_m_api_names_a_bad_variable(tmp_path: Path) -> None:
-    """`python -m api` with a bad setting prints one line naming the variable and exits 2."""
-    env = {**os.environ, "API_PORT": "eighty", "API_KEYS": "k"}
-    done = subprocess.run(
-        [sys.executable, "-m", "api"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert "API_PORT" in done.stderr
 
 
 async def test_auth_disabled_opens_the_routes(

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import AUTH, SEED_INGEST, SEED_SCORE, assert_problem, records
+
+from tests.unit.api.api_support import AUTH, SEED_INGEST, SEED_SCORE, assert_problem, records
 
 JSON = {**AUTH, "Content-Type": "application/json"}
 

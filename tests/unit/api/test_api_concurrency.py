@@ -7,10 +7,10 @@ import json
 
 import httpx
 import numpy as np
-from api_support import AUTH, records
 
 from shared.registry import ModelRegistry
 from shared.settings import Settings
+from tests.unit.api.api_support import AUTH, records
 
 
 def _large_batch() -> bytes:
@@ -58,6 +58,7 @@ async def test_two_concurrent_trainings_publish_two_versions(
     registry = ModelRegistry(settings.model_dir)
     latest = registry.active_version()
     assert latest in versions
+    assert latest is not None
     assert registry.verify(latest).record_count == 2_000
     assert registry.load(latest).estimator is not None
     assert set(registry.versions()) == versions

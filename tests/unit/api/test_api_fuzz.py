@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_support import AUTH, make_settings
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -22,6 +21,7 @@ from api.app import create_app
 from shared.registry import ModelRegistry
 from shared.schemas import TelemetryRecord
 from shared.training import train_version
+from tests.unit.api.api_support import AUTH, make_settings
 
 # Any finite float is valid by the contract, but numpy warns when huge ones overflow: the
 # training data's summary (mean, std of ±1e308) and scikit-learn's float32 cast (beyond ±3.4e38,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from api_support import AUTH, SEED_INGEST, SEED_SCORE, make_settings, serve
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
+from tests.unit.api.api_support import AUTH, SEED_INGEST, SEED_SCORE, make_settings, serve
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-from api_support import AUTH, assert_problem, records
 from sklearn.ensemble import IsolationForest
 
 from shared.drift import DriftReference, DriftWindow
@@ -19,6 +18,7 @@ from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.registry import ModelRegistry
 from shared.settings import Settings
 from shared.shadow import ShadowStats, report
+from tests.unit.api.api_support import AUTH, assert_problem, records
 
 NAMES = ["speed", "rpm", "temp"]
 
@@ -44,6 +44,7 @@ def data(seed: int = 0, rows: int = 600) -> np.ndarray:
 async def test_drift_report_merges_the_workers_windows(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
+    """/models/{v}/drift adds two workers' windows and flags the shifted feature by its PSI."""
     version = await train(client, data())
     meta = ModelRegistry(settings.model_dir).meta(version)
     reference = DriftReference.from_meta(meta.model_extra)
@@ -77,6 +78,7 @@ async def test_drift_report_merges_the_workers_windows(
 async def test_drift_before_enough_records_and_for_unknown_or_old_models(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
+    """Drift is not ready without records, 404 for no such version, 409 without a reference."""
     version = await train(client, data())
     waiting = (await client.get(f"/models/{version}/drift", headers=AUTH)).json()
     assert waiting["records"] == 0 and not waiting["ready"] and not waiting["drifted"]
@@ -99,6 +101,7 @@ async def test_drift_before_enough_records_and_for_unknown_or_old_models(
 async def test_shadow_candidate_lifecycle_and_report(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
+    """An inactive new model is the candidate, its report merges workers, and the routes move it."""
     active = await train(client, data(0))
     candidate = await train(client, data(1), activate=False)
     listing = (await client.get("/models", headers=AUTH)).json()
@@ -150,6 +153,7 @@ async def test_shadow_candidate_lifecycle_and_report(
 async def test_feature_names_are_kept_and_must_match_the_dimension(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
+    """Feature names are kept in the model's metadata; names not matching the width are a 422."""
     version = await train(client, data())
     meta = ModelRegistry(settings.model_dir).meta(version)
     assert (meta.model_extra or {})["feature_names"] == NAMES
@@ -162,6 +166,7 @@ async def test_feature_names_are_kept_and_must_match_the_dimension(
 
 
 async def test_score_explains_an_anomalous_record(client: httpx.AsyncClient) -> None:
+    """/score attributes an anomaly to the deviating feature by name and direction, not a normal."""
     await train(client, data())
     record = {"vehicle_id": "VH-1", "timestamp": "2024-01-15T10:00:00Z"}
     normal = await client.post("/score", json={**record, "feature_vector": [0, 0, 0]}, headers=AUTH)
@@ -175,6 +180,7 @@ async def test_score_explains_an_anomalous_record(client: httpx.AsyncClient) -> 
 
 
 async def test_attribution_top_k_setting(client_for: Any, tmp_path: Path) -> None:
+    """ATTRIBUTION_TOP_K=0 turns attribution off: an anomalous verdict comes without one."""
     async with client_for(attribution_top_k=0) as client:
         await train(client, data())
         record = {"vehicle_id": "VH-1", "timestamp": "2024-01-15T10:00:00Z"}

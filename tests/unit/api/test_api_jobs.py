@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_support import AUTH, assert_problem, make_settings, serve
 
 import api.routes.jobs as jobs_route
 from api.app import create_app
 from shared.jobs import JobProgress, JobRecord, JobStatus, JobStore, new_job_id
 from shared.settings import Settings
 from shared.topic_training import TopicRecords, TopicTrainingRequest
+from tests.unit.api.api_support import AUTH, assert_problem, make_settings, serve
 
 UNREACHABLE = "127.0.0.1:1"
 
@@ -33,7 +33,7 @@ def _value(vector: list[float]) -> bytes:
 
 
 def _fake_reader(
-    values: list[bytes | None], *, gate: asyncio.Event | None = None, delay: float = 0.0
+    values: Sequence[bytes | None], *, gate: asyncio.Event | None = None, delay: float = 0.0
 ) -> Callable[..., Awaitable[TopicRecords]]:
     """A stand-in for read_topic: these values, one partition, after ``gate`` opens."""
 
@@ -110,6 +110,7 @@ def _finished(report: dict[str, Any]) -> bool:
 async def test_a_bad_request_is_a_422_naming_the_field(
     client_for: Callable[..., Any], body: dict[str, Any], field: str, kind: str
 ) -> None:
+    """Each invalid topic-job request is a 422 problem naming the field, and no job is made."""
     async with client_for(ingest_topic_max_records=1000) as client:
         response = await client.post("/ingest/from-topic", json=body, headers=AUTH)
         assert_problem(response, 422, field=field, kind=kind)
@@ -123,6 +124,7 @@ def client_for_dir(client: httpx.AsyncClient) -> Path:
 
 
 async def test_a_body_that_is_not_json_is_refused(client: httpx.AsyncClient) -> None:
+    """A truncated JSON body is a 400 malformed-json problem, and a text/plain body a 415."""
     response = await client.post(
         "/ingest/from-topic",
         content=b'{"last": ',
@@ -136,6 +138,7 @@ async def test_a_body_that_is_not_json_is_refused(client: httpx.AsyncClient) -> 
 
 
 async def test_an_unknown_job_is_a_404(client: httpx.AsyncClient) -> None:
+    """An unknown job id is a 404 job-not-found, and a malformed one a 422 naming job_id."""
     response = await client.get(f"/jobs/{new_job_id()}", headers=AUTH)
     assert_problem(response, 404, kind="job-not-found")
     response = await client.get("/jobs/not-a-job-id", headers=AUTH)
@@ -179,7 +182,7 @@ async def test_a_job_trains_and_reports(
 ) -> None:
     """202 + Location; the report goes queued/running -> succeeded with the /ingest answer."""
     rows = [[float(i % 17), float(i % 5)] for i in range(300)]
-    values: list[bytes | None] = [_value(r) for r in rows] + [b"junk", _value([1.0])]
+    values = [_value(r) for r in rows] + [b"junk", _value([1.0])]
     gate = asyncio.Event()
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader(values, gate=gate))
     async with client_for(kafka_bootstrap_servers=UNREACHABLE) as client:
@@ -221,6 +224,7 @@ async def test_a_job_trains_and_reports(
 async def test_too_few_records_ends_failed_with_a_problem(
     client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A job reading fewer than MIN_TRAINING_RECORDS records ends failed, training-rejected."""
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])] * 3))
     async with client_for(min_training_records=10) as client:
         job = (await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)).json()
@@ -246,6 +250,7 @@ async def test_an_unreachable_broker_fails_the_job(client_for: Callable[..., Any
 async def test_jobs_beyond_the_cap_are_refused_with_429(
     client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Past INGEST_TOPIC_MAX_JOBS a new job is a 429 with Retry-After, accepted once one ends."""
     gate = asyncio.Event()
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])] * 5, gate=gate))
     async with client_for(ingest_topic_max_jobs=1) as client:
@@ -263,6 +268,7 @@ async def test_jobs_beyond_the_cap_are_refused_with_429(
 async def test_a_job_past_its_timeout_fails(
     client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A job past INGEST_TOPIC_JOB_TIMEOUT_SECONDS fails with a 504 job-timeout naming it."""
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])], delay=30))
     async with client_for(ingest_topic_job_timeout_seconds=0.2) as client:
         job = (await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)).json()
@@ -276,6 +282,7 @@ async def test_a_job_past_its_timeout_fails(
 async def test_stopping_the_api_interrupts_a_reading_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Stopping the api while a job reads marks its report failed with job-interrupted."""
     monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([], gate=asyncio.Event()))
     settings = make_settings(tmp_path / "models")
     async with serve(create_app(settings)) as client:
@@ -293,7 +300,7 @@ async def test_stopping_the_api_lets_a_fit_in_progress_finish(
     monkeypatch.setattr(
         jobs_route, "read_topic", _fake_reader([_value([float(i)]) for i in range(50)])
     )
-    real_fit = jobs_route.fit_and_publish
+    real_fit = jobs_route.fit_and_publish  # type: ignore[attr-defined]  # the name the route calls, replaced below
     fitting = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -315,6 +322,7 @@ async def test_stopping_the_api_lets_a_fit_in_progress_finish(
 
 
 async def test_the_openapi_document_describes_the_routes(client: httpx.AsyncClient) -> None:
+    """OpenAPI lists the job routes' examples, responses and Location header, tagged jobs."""
     schema = (await client.get("/openapi.json")).json()
     post = schema["paths"]["/ingest/from-topic"]["post"]
     examples = post["requestBody"]["content"]["application/json"]["examples"]

@@ -8,9 +8,9 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from api_support import AUTH, SEED_SCORE, assert_problem, records
 
 from shared.settings import Settings
+from tests.unit.api.api_support import AUTH, SEED_SCORE, assert_problem, records
 
 
 def _batch(seed: int, n: int = 300) -> dict[str, Any]:

@@ -7,17 +7,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-from api_support import AUTH, make_settings, records, serve
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
+from tests.unit.api.api_support import AUTH, make_settings, records, serve
 
 
 async def test_ingest_is_traced_and_logged_with_its_ids(
     tmp_path: Path, json_log: io.StringIO
 ) -> None:
+    """/ingest makes a SERVER span with the training as child, logs with its ids, and metrics."""
     exporter = InMemorySpanExporter()
     app = create_app(make_settings(tmp_path / "models"), span_exporter=exporter)
     rows = np.random.default_rng(0).normal(size=(40, 4)).round(4).tolist()
@@ -66,6 +67,7 @@ async def test_ingest_is_traced_and_logged_with_its_ids(
 
 
 async def test_without_an_exporter_nothing_is_traced(tmp_path: Path) -> None:
+    """Without a span exporter the app has no tracer and still serves."""
     app = create_app(make_settings(tmp_path / "models"))
     assert app.state.tracer is None
     async with serve(app) as client:

@@ -12,11 +12,11 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from api_support import AUTH, SEED_INGEST, SEED_SCORE, serve
 from fastapi import FastAPI
 
 from shared.observability import JsonFormatter
 from shared.settings import Settings
+from tests.unit.api.api_support import AUTH, SEED_INGEST, SEED_SCORE, serve
 
 VERSION_RE = re.compile(r"^[0-9]{14}(-[0-9]+)?$")
 

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from cli.apiclient import ApiClient, problem_message
 from cli.config import Context, KeyChoice
 from cli.errors import CliError
 
-ANSWERS: dict[str, tuple[int, dict]] = {
+ANSWERS: dict[str, tuple[int, dict[str, Any]]] = {
     "/models": (200, {"active": None, "models": []}),
     "/401": (401, {"title": "Unauthorized", "detail": "missing or unknown API key"}),
     "/422": (

@@ -93,12 +93,14 @@ def bars_of(text: str) -> list[str]:
     ],
 )
 def test_bar_length_is_proportional_to_the_share(share: float, width: int, expected: str) -> None:
+    """A bar fills share x width cells in eighths, padded to the width; any share above 0 shows."""
     drawn = bar(share, width)
     assert drawn == expected.ljust(width)
     assert len(drawn) == width
 
 
 def test_ascii_bars_round_to_whole_cells() -> None:
+    """ASCII bars use whole # cells, keep at least one for a small share, and pad to the width."""
     assert bar(0.5, 10, ascii_only=True) == "#####     "
     assert bar(0.04, 10, ascii_only=True) == "#         "
     assert bar(0.0, 4, ascii_only=True) == "    "
@@ -133,6 +135,7 @@ def test_anomalous_verdict_chart() -> None:
 
 
 def test_feature_names_fall_back_to_the_index() -> None:
+    """A feature without a name is labelled by its index, "feature 4"."""
     verdict = {**VERDICT, "attribution": [{**VERDICT["attribution"][0], "name": None}]}
     line = rendered_text(verdict).splitlines()[1]
     assert line.startswith("  feature 4  ")
@@ -150,10 +153,12 @@ def test_feature_names_fall_back_to_the_index() -> None:
     ],
 )
 def test_direction_text(entry: dict[str, Any], expected: str) -> None:
+    """Each direction gets its arrow and the typical range, or says the model keeps none."""
     assert direction_text(entry) == expected
 
 
 def test_ascii_arrows() -> None:
+    """With ascii_only the arrows are ^ for above and v for below."""
     assert direction_text({"direction": "above", "typical": [1, 2]}, ascii_only=True).startswith(
         "^ above"
     )
@@ -176,10 +181,12 @@ def test_ascii_arrows() -> None:
     ],
 )
 def test_numbers_are_compact(value: float | None, text: str) -> None:
+    """Numbers print short: thousands grouped, 4 significant digits, ? for none, e for huge."""
     assert number(value) == text
 
 
 def test_a_normal_verdict_says_so_in_one_line() -> None:
+    """A normal verdict renders as one line saying it is not anomalous and has no attribution."""
     text = rendered_text(NORMAL)
     assert text == (
         "VH-003 at 2024-01-15T10:05:10Z: not anomalous, score +0.0312 (model 20240115100000); "
@@ -208,6 +215,7 @@ def test_styles_colour_the_bars_by_direction() -> None:
 
 
 def test_decode_json_lines_objects_and_lists() -> None:
+    """JSON lines, indented objects, lists and values sharing a line decode, each with its line."""
     text = '{"a": 1}\n\n{"b": 2}\n{\n  "c": 3\n}\n[{"d": 4}, {"e": 5}]\n{"f": 6} {"g": 7}\n'
     found = list(decode_json(io.StringIO(text), "x"))
     assert found == [
@@ -244,6 +252,7 @@ def test_json_lines_are_yielded_as_they_arrive() -> None:
     ],
 )
 def test_decode_json_errors_name_the_line(text: str, message: str) -> None:
+    """Text that is not JSON, or a value cut short, is a CliError naming the line it starts on."""
     with pytest.raises(CliError) as caught:
         list(decode_json(io.StringIO(text), "x"))
     assert caught.value.message.startswith(message), caught.value.message
@@ -284,12 +293,14 @@ def test_decode_json_errors_name_the_line(text: str, message: str) -> None:
     ],
 )
 def test_check_verdict_refuses_what_is_not_a_verdict(value: Any, message: str) -> None:
+    """A record, a non-object or a bad attribution entry is refused, naming the field."""
     with pytest.raises(CliError) as caught:
         check_verdict(value, "f line 1")
     assert caught.value.message.startswith("f line 1: ") and message in caught.value.message
 
 
 def test_read_verdicts_skips_unreadable_markers_and_flattens_lists() -> None:
+    """read_verdicts drops tail's unreadable markers and yields a list's verdicts one by one."""
     text = (
         json.dumps({"unreadable": True, "partition": 0, "offset": 3})
         + "\n"
@@ -313,6 +324,7 @@ def explain_cli(
 
 
 def test_a_file_of_json_lines(clean_cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON-lines file prints a block per verdict: a chart for an anomaly, a line if normal."""
     path = clean_cli_env / "verdicts.jsonl"
     path.write_text(json.dumps(VERDICT) + "\n" + json.dumps(NORMAL) + "\n")
     out, err = explain_cli([str(path)], capsys)
@@ -326,6 +338,7 @@ def test_a_file_of_json_lines(clean_cli_env: Path, capsys: pytest.CaptureFixture
 def test_stdin_with_a_dash_or_by_default(
     clean_cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Verdicts come from stdin with - or, when stdin is not a terminal, with no argument."""
     pretty = json.dumps(VERDICT, indent=2)
     monkeypatch.setattr("sys.stdin", io.StringIO(pretty))
     out, _ = explain_cli(["-"], capsys)
@@ -338,6 +351,7 @@ def test_stdin_with_a_dash_or_by_default(
 def test_json_prints_the_attribution_as_received(
     clean_cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--json prints each verdict's attribution unchanged, null for a normal verdict."""
     path = clean_cli_env / "verdicts.jsonl"
     path.write_text(json.dumps(VERDICT) + "\n" + json.dumps(NORMAL) + "\n")
     out, _ = explain_cli([str(path), "--json"], capsys)
@@ -347,6 +361,7 @@ def test_json_prints_the_attribution_as_received(
 
 
 def test_vehicle_filter(clean_cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--vehicle keeps that vehicle's verdicts; finding none is a one-line error, status 1."""
     path = clean_cli_env / "verdicts.jsonl"
     path.write_text(json.dumps(VERDICT) + "\n" + json.dumps(NORMAL) + "\n")
     out, _ = explain_cli([str(path), "--vehicle", "VH-003"], capsys)
@@ -356,6 +371,7 @@ def test_vehicle_filter(clean_cli_env: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_width_sets_the_scale(clean_cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--width sets the number of cells a share of 1 fills."""
     path = clean_cli_env / "v.json"
     path.write_text(json.dumps(VERDICT))
     out, _ = explain_cli([str(path), "--width", "10"], capsys)
@@ -379,6 +395,7 @@ def test_invalid_input_is_a_one_line_error(
     clean_cli_env: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A missing, empty, tabular, record or malformed file is one stderr line, status 1."""
     path = clean_cli_env / "input.json"
     if content is not None:
         path.write_text(content)
@@ -398,6 +415,7 @@ def test_invalid_input_is_a_one_line_error(
 def test_bad_arguments_exit_2(
     argv: list[str], message: str, clean_cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Conflicting or invalid arguments are refused by the parser with one line and status 2."""
     with pytest.raises(SystemExit) as exited:
         main(["explain", *argv])
     assert exited.value.code == 2
@@ -417,6 +435,7 @@ def test_bad_arguments_exit_2(
 def test_options_that_do_not_fit_the_source_exit_2(
     argv: list[str], message: str, clean_cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """An option that does not fit the source (--last without --from-topic...) exits 2."""
     _, err = explain_cli(argv, capsys, code=2)
     assert err == f"vehicle-anomaly: {message}\n" or message in err
 
@@ -424,6 +443,8 @@ def test_options_that_do_not_fit_the_source_exit_2(
 def test_nothing_to_read_on_a_terminal(
     clean_cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With no source and stdin a terminal, explain exits 2 listing the sources it can read."""
+
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -434,6 +455,7 @@ def test_nothing_to_read_on_a_terminal(
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """explain --help exits 0 and shows examples of --from-topic and --record."""
     with pytest.raises(SystemExit) as exited:
         main(["explain", "--help"])
     assert exited.value.code == 0
@@ -453,6 +475,7 @@ RECORD = {
 def test_record_is_scored_through_the_api_and_explained(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--record POSTs the record to /score with the key and --model, then charts the verdict."""
     answer = {k: v for k, v in VERDICT.items() if k != "source"}
     stub_api.answers[("POST", "/score")] = (200, answer)
     path = Path("record.json")
@@ -473,6 +496,7 @@ def test_record_is_scored_through_the_api_and_explained(
 
 
 def test_record_scored_normal(stub_api: StubApi, capsys: pytest.CaptureFixture[str]) -> None:
+    """--record scores each line of a JSON-lines file and prints one line per normal verdict."""
     stub_api.answers[("POST", "/score")] = (200, NORMAL)
     Path("r.jsonl").write_text(json.dumps(RECORD) + "\n" + json.dumps(RECORD) + "\n")
     out, _ = explain_cli(["--record", "r.jsonl", *stub_api.argv()], capsys)
@@ -502,6 +526,7 @@ def test_record_errors(stub_api: StubApi, capsys: pytest.CaptureFixture[str]) ->
 def test_record_against_an_unreachable_api(
     clean_cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--record against a closed port is a one-line error saying the api cannot be reached."""
     Path("record.json").write_text(json.dumps(RECORD))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -653,6 +678,7 @@ def test_latest_anomalous_verdicts_across_partitions(
 
 
 def test_latest_stops_at_the_scan_bound_and_the_first_offset(fake_kafka: Any) -> None:
+    """Without a match the scan stops at --scan per partition, or at each first offset."""
     logs, _ = topic_log(3000)
     fake_kafka["consumer"] = FakeConsumer("anomalies", logs, {0: 500, 1: 0, 2: 7})
     found, read = latest(count=1, vehicle="VH-404", scan=300)
@@ -675,6 +701,7 @@ def test_latest_prefers_the_busy_partition(fake_kafka: Any) -> None:
 def test_from_topic_through_the_command(
     fake_kafka: Any, clean_cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--from-topic --last 2 --vehicle prints its two newest anomalies; none is a one-line error."""
     logs, every = topic_log(400)
     fake_kafka["consumer"] = FakeConsumer("anomalies", logs, {})
     out, _ = explain_cli(["--from-topic", "--last", "2", "--vehicle", "VH-000"], capsys)
@@ -691,6 +718,7 @@ def test_from_topic_through_the_command(
 def test_from_topic_with_an_unreachable_broker(
     clean_cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--from-topic against a closed port is a one-line error saying Kafka cannot be reached."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -699,4 +727,5 @@ def test_from_topic_with_an_unreachable_broker(
 
 
 def test_module_constants_agree() -> None:
+    """The arrow tables and the list of directions name the same directions."""
     assert set(explain.ARROWS) == set(explain.ASCII_ARROWS) == set(explain.DIRECTIONS)

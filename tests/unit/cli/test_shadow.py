@@ -79,6 +79,7 @@ def row(text: str, label: str) -> list[str]:
 
 
 def test_report_table() -> None:
+    """The report is a table, active then candidate, its formatted figures lined up."""
     text = render(REPORT)
     lines = text.splitlines()
     assert lines[0] == f"candidate {CANDIDATE} (scored in shadow now)"
@@ -102,6 +103,7 @@ def test_report_table() -> None:
 
 
 def test_no_records_compared_yet() -> None:
+    """An empty report says so instead of a table, and asks if the workers run when stale."""
     text = render(EMPTY)
     assert "no records compared yet" in text
     assert "ACTIVE" not in text and "agreement" not in text
@@ -109,6 +111,7 @@ def test_no_records_compared_yet() -> None:
 
 
 def test_stale_and_not_shadowing() -> None:
+    """A candidate no longer shadowed says its figures are old; stale shows yes, agreement -."""
     text = render({**REPORT, "stale": True, "shadowing": False, "agreement": None})
     assert text.splitlines()[0].endswith(
         "(not scored in shadow now: the figures are from when it was)"
@@ -118,6 +121,7 @@ def test_stale_and_not_shadowing() -> None:
 
 
 def test_nothing_to_compare_with() -> None:
+    """Without an active model the report says so and how to shadow a version."""
     text = render({**EMPTY, "active": None, "shadowing": False})
     assert "there is no active model to compare with" in text
     assert "models shadow VERSION" in text.splitlines()[0]
@@ -138,6 +142,7 @@ def shadow_cli(
 def test_default_version_is_the_registrys_candidate(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """With no version, shadow asks /models for the candidate and prints that candidate's report."""
     stub_api.answers[("GET", "/models")] = (200, LISTING)
     stub_api.answers[("GET", f"/models/{CANDIDATE}/shadow")] = (200, REPORT)
     out, err = shadow_cli(stub_api, [], capsys)
@@ -148,6 +153,7 @@ def test_default_version_is_the_registrys_candidate(
 def test_explicit_version_against_and_json(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """An explicit version and --against send against= and --json prints the report as received."""
     stub_api.answers[("GET", f"/models/{CANDIDATE}/shadow")] = (200, REPORT)
     out, _ = shadow_cli(stub_api, [CANDIDATE, "--against", ACTIVE, "--json"], capsys)
     (request,) = stub_api.requests
@@ -158,6 +164,7 @@ def test_explicit_version_against_and_json(
 def test_no_candidate_is_a_clear_one_line_error(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Without a shadow candidate, shadow is one line saying how to train one, status 1."""
     stub_api.answers[("GET", "/models")] = (200, {**LISTING, "candidate": None})
     _, err = shadow_cli(stub_api, [], capsys, code=1)
     assert err.count("\n") == 1
@@ -165,6 +172,7 @@ def test_no_candidate_is_a_clear_one_line_error(
 
 
 def test_unknown_version(stub_api: StubApi, capsys: pytest.CaptureFixture[str]) -> None:
+    """The api's 404 for an unknown version is one line quoting its detail, status 1."""
     stub_api.answers[("GET", "/models/19990101000000/shadow")] = (
         404,
         {"title": "Not Found", "detail": "model version '19990101000000' not found"},
@@ -192,6 +200,7 @@ def test_usage_errors_exit_2_before_any_request(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A bad version, --yes alone or --promote off a terminal exits 2 before any request."""
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal
     stub_api.answers[("GET", "/models")] = (200, LISTING)
     _, err = shadow_cli(stub_api, argv, capsys, code=2)
@@ -200,6 +209,7 @@ def test_usage_errors_exit_2_before_any_request(
 
 
 def test_promote_with_yes(stub_api: StubApi, capsys: pytest.CaptureFixture[str]) -> None:
+    """--promote --yes prints the report, activates the candidate, names the one it replaced."""
     stub_api.answers[("GET", f"/models/{CANDIDATE}/shadow")] = (200, REPORT)
     stub_api.answers[("POST", f"/models/{CANDIDATE}/activate")] = (
         200,
@@ -226,6 +236,7 @@ def test_promote_asks_on_a_terminal(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """On a terminal --promote asks y/N and activates only on y or yes, else exits 1."""
     monkeypatch.setattr("sys.stdin", Terminal(answer))
     stub_api.answers[("GET", f"/models/{CANDIDATE}/shadow")] = (200, REPORT)
     stub_api.answers[("POST", f"/models/{CANDIDATE}/activate")] = (
@@ -245,6 +256,7 @@ def test_promote_asks_on_a_terminal(
 def test_promote_json_prints_the_report_then_the_answer(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--promote --yes --json prints the report, then the activation answer, as JSON lines."""
     stub_api.answers[("GET", f"/models/{CANDIDATE}/shadow")] = (200, REPORT)
     stub_api.answers[("POST", f"/models/{CANDIDATE}/activate")] = (
         200,
@@ -256,6 +268,7 @@ def test_promote_json_prints_the_report_then_the_answer(
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """shadow --help exits 0 and shows examples of --promote and --against."""
     with pytest.raises(SystemExit) as exited:
         main(["shadow", "--help"])
     assert exited.value.code == 0
@@ -269,6 +282,7 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
 def test_models_list_marks_the_candidate(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """models list has a ROLE column: candidate, and a starred active model."""
     stub_api.answers[("GET", "/models")] = (200, LISTING)
     assert main(["models", "list", *stub_api.argv()]) == 0
     header, candidate, active = capsys.readouterr().out.splitlines()
@@ -281,6 +295,7 @@ def test_models_list_marks_the_candidate(
 def test_models_list_of_an_older_api_without_candidates(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """models list still works against an api whose listing has no candidate fields."""
     entry = model(ACTIVE, active=True)
     del entry["candidate"]
     older = {"active": ACTIVE, "models": [entry]}
@@ -290,6 +305,7 @@ def test_models_list_of_an_older_api_without_candidates(
 
 
 def test_models_shadow_and_unshadow(stub_api: StubApi, capsys: pytest.CaptureFixture[str]) -> None:
+    """models shadow POSTs and unshadow DELETEs the version's shadow route, each in one line."""
     stub_api.answers[("POST", f"/models/{CANDIDATE}/shadow")] = (200, model(CANDIDATE))
     stub_api.answers[("DELETE", f"/models/{CANDIDATE}/shadow")] = (204, None)
     assert main(["models", "shadow", CANDIDATE, *stub_api.argv()]) == 0
@@ -305,6 +321,7 @@ def test_models_shadow_and_unshadow(stub_api: StubApi, capsys: pytest.CaptureFix
 def test_models_unshadow_of_a_version_that_is_not_the_candidate(
     stub_api: StubApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Unshadowing a version that is not the candidate prints the api's 409 detail, status 1."""
     stub_api.answers[("DELETE", f"/models/{ACTIVE}/shadow")] = (
         409,
         {"title": "Conflict", "detail": f"model version {ACTIVE!r} is not the shadow candidate"},
@@ -317,6 +334,7 @@ def test_models_unshadow_of_a_version_that_is_not_the_candidate(
 
 
 def test_models_needs_an_action_naming_the_new_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    """models without an action exits 2 and the usage names shadow VERSION and unshadow VERSION."""
     with pytest.raises(SystemExit) as exited:
         main(["models"])
     assert exited.value.code == 2

@@ -6,6 +6,7 @@ import itertools
 import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from shared.simulation import (
     LABEL_HEADER,
     FaultKind,
     FleetSimulator,
+    SimRecord,
     SimulationConfig,
     episode_start_probability,
     feature_matrix,
@@ -28,8 +30,8 @@ START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 COL = {name: i for i, name in enumerate(FEATURES)}
 
 
-def simulate(count: int, **options: object) -> list:
-    config = SimulationConfig(**{"vehicles": 10, "seed": 3, "start": START, **options})  # type: ignore[arg-type]
+def simulate(count: int, **options: object) -> list[SimRecord]:
+    config = SimulationConfig(**{"vehicles": 10, "seed": 3, "start": START, **options})  # type: ignore[arg-type]  # the options are its fields
     return FleetSimulator(config).take(count)
 
 
@@ -87,7 +89,7 @@ def test_each_vehicle_reports_once_per_interval() -> None:
 def test_sensors_are_correlated_through_speed_and_load() -> None:
     """Speed drives rpm, oil pressure, fuel rate and vibration; engine and coolant move together."""
     x = feature_matrix(training_history(20, 6000, seed=5, end=START))
-    corr = np.corrcoef(x.T)
+    corr: np.ndarray = np.corrcoef(x.T)  # type: ignore[assignment]  # a matrix for several rows
 
     def c(a: str, b: str) -> float:
         return float(corr[COL[a], COL[b]])
@@ -103,7 +105,7 @@ def test_sensors_are_correlated_through_speed_and_load() -> None:
 def test_daily_pattern_slows_rush_hour_traffic() -> None:
     """Mean speed at the 17:30 rush hour is lower than at 3:00 at night."""
     history = training_history(20, 20000, seed=2, end=START, days=4)
-    speed = {h: [] for h in (3, 17)}
+    speed: dict[int, list[float]] = {h: [] for h in (3, 17)}
     for record in history:
         hour = parse_timestamp(record.timestamp).hour
         if hour in speed:
@@ -121,7 +123,7 @@ def test_labels_match_exactly_the_records_faults_changed() -> None:
     labelled = {i for i, r in enumerate(faulty) if r.label == 1}
     assert labelled and changed == labelled
     for i in labelled:
-        kind, sensor = faulty[i].fault.split(":")  # type: ignore[union-attr]
+        kind, sensor = faulty[i].fault.split(":")  # type: ignore[union-attr]  # labelled: it has one
         differs = [FEATURES[j] for j in range(8) if clean[i].features[j] != faulty[i].features[j]]
         assert differs == [sensor], (i, kind, differs)
     assert all(r.fault is None and r.label == 0 for r in clean)
@@ -183,7 +185,7 @@ def test_faults_have_their_shape() -> None:
         first = faulty[indices[0]]
         assert {faulty[i].fault for i in indices} == {first.fault}
         assert {faulty[i].vehicle_id for i in indices} == {first.vehicle_id}
-        kind, sensor = first.fault.split(":")  # type: ignore[union-attr]
+        kind, sensor = first.fault.split(":")  # type: ignore[union-attr]  # an episode has a fault
         j = COL[sensor]
         seen[kind] += 1
         lo, hi = EPISODE_LENGTH[FaultKind(kind)]
@@ -213,7 +215,7 @@ def test_start_probability_solves_for_the_share() -> None:
         ({"start": datetime(2025, 1, 1)}, "timezone"),
     ],
 )
-def test_bad_configurations_are_refused(options: dict, message: str) -> None:
+def test_bad_configurations_are_refused(options: dict[str, Any], message: str) -> None:
     """A bad configuration raises ValueError naming the field."""
     with pytest.raises(ValueError, match=message):
-        SimulationConfig(**options)  # type: ignore[arg-type]
+        SimulationConfig(**options)

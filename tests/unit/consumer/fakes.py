@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,10 +42,16 @@ def valid_value(vehicle: str = "VH-1", features: list[float] | None = None) -> b
     ).encode()
 
 
-def records(values: list[bytes | None], partition: int = 0, start: int = 0) -> list[Rec]:
+def records(values: Sequence[bytes | None], partition: int = 0, start: int = 0) -> list[Rec]:
     return [
         Rec(TOPIC, partition, start + i, f"k{i}".encode(), value) for i, value in enumerate(values)
     ]
+
+
+def decoded(message: Outgoing) -> Any:
+    """A published message's value, decoded from JSON."""
+    assert message.value is not None
+    return json.loads(message.value)
 
 
 def make_detector(version: str = "20240115100000", seed: int = 0) -> Detector:

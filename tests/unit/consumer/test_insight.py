@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -18,7 +18,7 @@ from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.schemas import ModelMeta
 from shared.settings import Settings
 from shared.training import reference_summary
-from tests.unit.consumer.fakes import N_FEATURES, records, valid_value
+from tests.unit.consumer.fakes import N_FEATURES, decoded, records, valid_value
 
 SCORED_AT = "2024-01-15T10:00:01.000Z"
 NAMES = ["speed", "rpm", "temp", "oil"][:N_FEATURES]
@@ -51,11 +51,12 @@ def detector(version: str = "20240115100000", seed: int = 0) -> Detector:
     return Detector(meta, model)
 
 
-def settings(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(model_dir=tmp_path, _env_file=None, **extra)  # type: ignore[call-arg]
+def settings(tmp_path: Path, **extra: Any) -> Settings:
+    return Settings(model_dir=tmp_path, _env_file=None, **extra)
 
 
 def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() -> None:
+    """An anomaly's top-k attribution leads with the spiked feature; a normal verdict has none."""
     model = detector()
     spiked = [0.1, 0.0, -0.2, 9.0][:N_FEATURES]
     values = [valid_value("VH-N", [0.0] * N_FEATURES), valid_value("VH-A", spiked)]
@@ -63,7 +64,7 @@ def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() ->
         anomaly_topic="anomalies", dlq_topic="dlq", publish_all=True, attribution_top_k=2
     )
     outcome = processor.process(records(values), model, SCORED_AT)
-    normal, anomalous = (json.loads(m.value) for m in outcome.messages)
+    normal, anomalous = (decoded(m) for m in outcome.messages)
     assert normal["is_anomaly"] is False and "attribution" not in normal
     assert anomalous["is_anomaly"] is True
     assert outcome.explained == 1
@@ -74,16 +75,18 @@ def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() ->
 
 
 def test_top_k_zero_turns_attribution_off() -> None:
+    """With attribution_top_k=0 an anomalous verdict has no attribution, none counted explained."""
     processor = BatchProcessor(anomaly_topic="a", dlq_topic="d", attribution_top_k=0)
     outcome = processor.process(
         records([valid_value("VH-A", [9.0] * N_FEATURES)]), detector(), SCORED_AT
     )
     (message,) = outcome.messages
-    assert "attribution" not in json.loads(message.value)
+    assert "attribution" not in decoded(message)
     assert outcome.explained == 0
 
 
 async def test_drift_window_and_shadow_figures_reach_metrics_and_files(tmp_path: Path) -> None:
+    """A batch's drift and shadow figures reach metrics and files; no model shadows itself."""
     state, metrics = WorkerState(), WorkerMetrics()
     store = ObservationStore(tmp_path)
     insight = Insight(state, metrics, settings(tmp_path, drift_min_records=100), store, "worker-1")
@@ -124,6 +127,7 @@ async def test_drift_window_and_shadow_figures_reach_metrics_and_files(tmp_path:
 
 
 async def test_a_model_without_a_reference_has_no_drift_window(tmp_path: Path) -> None:
+    """A model without a drift reference gets no window, no observation file and no PSI gauge."""
     from tests.unit.consumer.fakes import make_detector
 
     state, metrics = WorkerState(), WorkerMetrics()

@@ -10,7 +10,7 @@ from sklearn.ensemble import IsolationForest
 from consumer.metrics import WorkerMetrics
 from consumer.models import ModelWatcher
 from consumer.state import WorkerState
-from shared.registry import MODEL_FILE, ModelRegistry
+from shared.registry import MODEL_FILE, LoadedModel, ModelRegistry
 
 
 def publish(registry: ModelRegistry, seed: int = 0) -> str:
@@ -22,7 +22,7 @@ def publish(registry: ModelRegistry, seed: int = 0) -> str:
 class CountingRegistry(ModelRegistry):
     loads = 0
 
-    def load(self, version: str | None = None):  # type: ignore[no-untyped-def]
+    def load(self, version: str | None = None) -> LoadedModel:
         self.loads += 1
         return super().load(version)
 

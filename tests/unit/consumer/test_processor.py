@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -13,6 +11,7 @@ from tests.unit.consumer.fakes import (
     N_FEATURES,
     TOPIC,
     Rec,
+    decoded,
     make_detector,
     records,
     valid_value,
@@ -51,7 +50,7 @@ def test_scores_are_exactly_decision_function_and_keys_are_vehicle_ids() -> None
     outcome = processor().process(records(values), detector, SCORED_AT)
     expected = detector.estimator.decision_function(rows)
     for i, message in enumerate(outcome.messages):
-        body = json.loads(message.value)
+        body = decoded(message)
         assert body["anomaly_score"] == expected[i]
         assert body["is_anomaly"] is bool(expected[i] < 0)
         assert body["model_version"] == detector.version

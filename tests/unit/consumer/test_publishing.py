@@ -91,7 +91,7 @@ async def test_verdicts_go_as_one_record_batch_per_partition_in_order() -> None:
     keys = [f"VH-{i % 9}".encode() for i in range(40)]
     messages = [verdict(key) for key in keys]
     messages.insert(5, dead_letter())
-    await publish_confirmed(AiokafkaSink(producer), messages)  # type: ignore[arg-type]
+    await publish_confirmed(AiokafkaSink(producer), messages)
     batches = [call for call in producer.calls if call[0] == "batch"]
     assert {call[2] for call in batches} == {partition_of(key) for key in keys}
     for _, topic, partition, batch_keys in batches:
@@ -107,7 +107,7 @@ async def test_a_full_record_batch_is_sent_before_the_next_one_and_a_huge_verdic
     producer = Producer(room=30)
     sizes = [10, 10, 10, 10, 100, 10]  # all to one key, so one partition
     await publish_confirmed(
-        AiokafkaSink(producer),  # type: ignore[arg-type]
+        AiokafkaSink(producer),
         [verdict(b"VH-1", size) for size in sizes],
     )
     kinds = [(kind, len(keys)) for kind, _, _, keys in producer.calls]
@@ -117,7 +117,7 @@ async def test_a_full_record_batch_is_sent_before_the_next_one_and_a_huge_verdic
 async def test_without_metadata_verdicts_go_one_by_one() -> None:
     """Before the producer knows the topic's partitions, each verdict is sent on its own."""
     producer = Producer(known=False)
-    await publish_confirmed(AiokafkaSink(producer), [verdict(b"VH-1"), verdict(b"VH-2")])  # type: ignore[arg-type]
+    await publish_confirmed(AiokafkaSink(producer), [verdict(b"VH-1"), verdict(b"VH-2")])
     assert [call[0] for call in producer.calls] == ["send", "send"]
 
 
@@ -125,7 +125,7 @@ async def test_a_dead_letter_to_a_verdict_topic_keeps_every_message_in_place() -
     """If both kinds share a topic, nothing is grouped: their common order is kept."""
     producer = Producer()
     messages = [verdict(b"VH-1"), dead_letter("anomalies"), verdict(b"VH-1")]
-    await publish_confirmed(AiokafkaSink(producer), messages)  # type: ignore[arg-type]
+    await publish_confirmed(AiokafkaSink(producer), messages)
     assert [call[0] for call in producer.calls] == ["send", "send", "send"]
 
 
@@ -133,12 +133,12 @@ async def test_a_refused_record_batch_fails_the_publish() -> None:
     """One refused record batch refuses all its verdicts, and so the whole batch."""
     producer = Producer(fail=True)
     with pytest.raises(PublishError):
-        await publish_confirmed(AiokafkaSink(producer), [verdict(b"VH-1")])  # type: ignore[arg-type]
+        await publish_confirmed(AiokafkaSink(producer), [verdict(b"VH-1")])
 
 
 async def test_grouping_can_be_turned_off() -> None:
     """``group_verdicts=False`` sends every verdict on its own."""
     producer = Producer()
-    sink = AiokafkaSink(producer, group_verdicts=False)  # type: ignore[arg-type]
+    sink = AiokafkaSink(producer, group_verdicts=False)
     await publish_confirmed(sink, [verdict(b"VH-1"), verdict(b"VH-1")])
     assert [call[0] for call in producer.calls] == ["send", "send"]
