@@ -51,6 +51,17 @@ from shared.registry_files import (
 )
 from shared.schemas import ModelMeta
 
+__all__ = [
+    "CANDIDATE_FILE",
+    "LATEST_FILE",
+    "META_FILE",
+    "MODEL_FILE",
+    "LoadedModel",
+    "ModelRegistry",
+    "is_version_name",
+    "version_sort_key",
+]
+
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 LATEST_FILE = "LATEST"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from sklearn.ensemble import IsolationForest
 
@@ -214,7 +215,9 @@ def test_loader_falls_back_to_scikit_learn_when_the_compiled_forest_differs(
     version = _publish_object(registry, model, 4)
 
     class Skewed(CompiledForest):
-        def decision_function(self, X: object, *, engine: str | None = None) -> np.ndarray:
+        def decision_function(
+            self, X: npt.ArrayLike, *, engine: str | None = None
+        ) -> npt.NDArray[np.float64]:
             return super().decision_function(X, engine=engine) + 1e-12
 
     original = CompiledForest.from_sklearn
