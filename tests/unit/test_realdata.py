@@ -21,11 +21,15 @@ import pytest
 
 from cli.readers import read_records
 
-# scripts/ is not a package: the helper package is found the way scripts/fetch-real-data finds it
+# scripts/ is not a package: the helper package is found the way scripts/fetch-real-data finds
+# it. scripts/ then comes off the path, so that its kafka/ directory (Maven files, no Python)
+# cannot pose as a `kafka` namespace package for the other tests in this process.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from realdata import command, convert, csvout, download
 from realdata.errors import ChecksumError
 from realdata.sources import SOURCES, Archive, DataFile, Source
+
+sys.path.remove(str(Path(__file__).resolve().parents[2] / "scripts"))
 
 
 def csv_lines(table: convert.Table) -> list[str]:
