@@ -81,12 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats[name] = found = build(name, cache, outdir)
             count = len(found["vehicles"])
             print(f"{outdir / name}.csv: {found['rows']} rows, {count} vehicle id(s)")
-        csvout.write_stats(stats_path, stats)
+            csvout.write_stats(stats_path, stats)  # after each file, so the two always agree
     except RealDataError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"{PROG}: error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{PROG}: error: {where}{error.strerror or error}", file=sys.stderr)
         return 1
     print(f"{stats_path} ({len(names)} dataset(s) in {time.monotonic() - started:.0f} s)")
     return 0
