@@ -36,6 +36,7 @@ COPY shared ./shared
 COPY consumer ./consumer
 COPY api ./api
 COPY cli ./cli
+COPY simulator ./simulator
 RUN uv sync --frozen --no-dev --no-editable
 
 # --- runtime: the virtual environment only; no uv, pip caches or sources ---------------------

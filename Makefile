@@ -37,7 +37,7 @@ test-integration: $(STAMP) ## run the tests against a real broker
 lint: $(STAMP) ## ruff (lint and format check) and mypy strict on every package
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared consumer api cli bench tests scripts
+	$(VENV)/bin/mypy shared consumer api cli simulator bench tests scripts
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -67,7 +67,7 @@ def labelled_items(args: argparse.Namespace) -> list[Item]:
                     f"{path}: record {index} has no label (a label field of 1/0 is needed)"
                 )
         return [Item(i.record, int(i.label or 0), i.fault) for i in found]
-    from shared.simulation import FleetSimulator
+    from simulator import FleetSimulator
 
     simulator = FleetSimulator(fleet_config(args, args.start or datetime.now(UTC)))
     return [Item(r.to_record(), r.label, r.fault, r.episode) for r in simulator.take(args.count)]

@@ -91,7 +91,7 @@ def timestamp(text: str) -> datetime:
 
 
 def kinds(text: str) -> list[str]:
-    from shared.simulation import FaultKind
+    from simulator import FaultKind
 
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     allowed = [k.value for k in FaultKind]

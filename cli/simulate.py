@@ -42,7 +42,7 @@ def chosen_params(
 
 
 def fleet_config(args: argparse.Namespace, start: datetime) -> Any:
-    from shared.simulation import ALL_KINDS, FaultKind, SimulationConfig
+    from simulator import ALL_KINDS, FaultKind, SimulationConfig
 
     kinds = tuple(FaultKind(k) for k in args.kinds) if args.kinds else ALL_KINDS
     return SimulationConfig(
@@ -69,7 +69,7 @@ def train_on_history(
 ) -> dict[str, Any]:
     """POST /ingest a clean history of the fleet; the api's answer."""
     from cli.apiclient import ApiClient
-    from shared.simulation import FEATURES, training_history
+    from simulator import FEATURES, training_history
 
     history = training_history(vehicles, count, seed=seed, end=end, days=HISTORY_DAYS)
     body = {
@@ -129,7 +129,7 @@ async def _stream(
 ) -> dict[str, Any]:
     from aiokafka.errors import KafkaError
 
-    from shared.simulation import FleetSimulator
+    from simulator import FleetSimulator
 
     simulator = FleetSimulator(config)
     limit = args.count

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from shared.simulation import FEATURES, SimRecord
+from simulator import FEATURES, SimRecord
 from tests.integration.api_helpers import AUTH, Server
 from tests.integration.kafka_helpers import produce
 

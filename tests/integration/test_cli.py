@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from shared.simulation import FEATURES, training_history
+from simulator import FEATURES, training_history
 from tests.conftest import topic_name
 from tests.integration.broker import free_ports
 from tests.integration.cli_helpers import (
@@ -362,7 +362,7 @@ def test_evaluate_reaches_the_stated_precision_and_recall(stack: Stack) -> None:
 
 def test_evaluate_a_labelled_file(stack: Stack) -> None:
     """evaluate --file replays JSON lines with a label field and counts every record."""
-    from shared.simulation import FleetSimulator, SimulationConfig
+    from simulator import FleetSimulator, SimulationConfig
 
     start = datetime(2025, 3, 1, 12, tzinfo=UTC)
     records = FleetSimulator(SimulationConfig(seed=7, anomaly_rate=0.05, start=start)).take(300)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.simulation import (
+from simulator import (
     FEATURES,
     SCALES,
     FleetSimulator,

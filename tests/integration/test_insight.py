@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import spearmanr  # type: ignore[import-untyped]  # scipy ships no types
 
 from shared.registry import ModelRegistry
-from shared.simulation import (
+from simulator import (
     FEATURES,
     SCALES,
     FleetSimulator,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from shared.schemas import TelemetryRecord, parse_timestamp
-from shared.simulation import (
+from simulator import (
     EPISODE_LENGTH,
     FEATURES,
     INJECTED_HEADER,
