@@ -18,59 +18,18 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from cli import kafkaio, ui
 from cli.config import Context
 from cli.errors import CliError
-from cli.metrics import Confusion
-from cli.simulate import _signals, fleet_config
+from cli.evaluate_input import Item, labelled_items
+from cli.evaluate_report import figures, print_result
+from cli.simulate import _signals
 
 MEMBER_WAIT_SECONDS = 60.0
 COMMIT_POLL_SECONDS = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One labelled record to replay."""
-
-    record: dict[str, Any]
-    label: int
-    fault: str | None
-    episode: int | None = None
-
-    @property
-    def kind(self) -> str | None:
-        return self.fault.split(":", 1)[0] if self.fault else None
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        headers = [("x-label", str(self.label).encode())]
-        if self.fault:
-            headers.append(("x-injected", self.fault.encode()))
-        return headers
-
-
-def labelled_items(args: argparse.Namespace) -> list[Item]:
-    if args.file:
-        from cli.readers import read_records
-
-        path = Path(args.file)
-        found = read_records(path, args.format)
-        for index, item in enumerate(found, start=1):
-            if item.label is None:
-                raise CliError(
-                    f"{path}: record {index} has no label (a label field of 1/0 is needed)"
-                )
-        return [Item(i.record, int(i.label or 0), i.fault) for i in found]
-    from simulator import FleetSimulator
-
-    simulator = FleetSimulator(fleet_config(args, args.start or datetime.now(UTC)))
-    return [Item(r.to_record(), r.label, r.fault, r.episode) for r in simulator.take(args.count)]
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
@@ -86,7 +45,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        _print(result)
+        print_result(result)
     return 0
 
 
@@ -247,7 +206,7 @@ async def _evaluate(
             ) from None
         finally:
             signals.close()
-    return _result(
+    return figures(
         items,
         verdicts,
         dead,
@@ -256,84 +215,6 @@ async def _evaluate(
         time.monotonic() - began,
         time.monotonic() - produced_at,
     )
-
-
-def _result(
-    items: list[Item],
-    verdicts: dict[int, dict[str, Any]],
-    dead: dict[int, str],
-    topics: dict[str, str],
-    group: str,
-    seconds: float,
-    scoring_seconds: float,
-) -> dict[str, Any]:
-    if len(dead) == len(items):
-        reasons = Counter(dead.values()).most_common(1)[0][0]
-        raise CliError(
-            f"all {len(items):,} records were dead-lettered ({reasons}) on {topics['dlq']!r}: "
-            "does the active model expect this many features?"
-        )
-    confusion = Confusion.of(
-        (item.label, bool(verdicts.get(i, {}).get("is_anomaly", False)), item.kind, item.episode)
-        for i, item in enumerate(items)
-        if i not in dead
-    )
-    versions = sorted({str(v.get("model_version")) for v in verdicts.values()})
-    return {
-        **confusion.as_dict(),
-        "produced": len(items),
-        "dead_lettered": dict(Counter(dead.values())),
-        "verdicts": len(verdicts),
-        "model_versions": versions,
-        "topic": topics["raw"],
-        "group": group,
-        "seconds": round(seconds, 2),
-        "scoring_seconds": round(scoring_seconds, 2),
-    }
-
-
-def _print(result: dict[str, Any]) -> None:
-    c = result["confusion"]
-    print(
-        f"evaluated {result['records']:,} records ({result['anomalies']:,} with injected faults) "
-        f"through {result['topic']} in {result['seconds']:.1f} s"
-    )
-    if result["model_versions"]:
-        print(f"model version(s) in the verdicts: {', '.join(result['model_versions'])}")
-    if result["dead_lettered"]:
-        counts = ", ".join(f"{k} {v}" for k, v in result["dead_lettered"].items())
-        print(f"dead-lettered and not counted: {counts}")
-    print()
-    print(
-        ui.table(
-            ["", "predicted anomaly", "predicted normal"],
-            [
-                ["actual anomaly", f"{c['tp']:,}", f"{c['fn']:,}"],
-                ["actual normal", f"{c['fp']:,}", f"{c['tn']:,}"],
-            ],
-            right=(1, 2),
-        )
-    )
-    print()
-    print(f"precision            {result['precision']:.3f}")
-    print(f"recall               {result['recall']:.3f}")
-    print(f"F1                   {result['f1']:.3f}")
-    print(f"false-positive rate  {result['false_positive_rate']:.3f}")
-    kinds = result["recall_by_kind"]
-    if kinds:
-        print(
-            "recall by kind:      "
-            + ", ".join(
-                f"{k} {v['recall']:.2f} ({v['caught']}/{v['injected']})" for k, v in kinds.items()
-            )
-        )
-    faults = result["faults_caught"]
-    if faults:
-        print(
-            "faults caught:       "
-            + ", ".join(f"{k} {v['caught']}/{v['injected']}" for k, v in faults.items())
-            + "  (caught: at least one of its records flagged)"
-        )
 
 
 @contextlib.contextmanager
