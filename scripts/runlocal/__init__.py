@@ -1,0 +1,1 @@
+"""The parts of `make run` (scripts/run-local.py): prerequisites, key, processes, broker."""
