@@ -15,6 +15,7 @@ removes versions and its own temporary entries. Reports are kept :data:`RETENTIO
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import re
@@ -27,13 +28,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.errors import RegistryError
+from shared.errors import JobAbandonedError, RegistryError, TrainingError, error_kind
 from shared.schemas import TrainingResponse
 
 JOBS_DIR = ".jobs"
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
-PROBLEM_TYPE_PREFIX = "urn:vehicle-anomaly:problem:"
 
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 60.0
@@ -70,6 +70,25 @@ class JobProblem(BaseModel):
     status: int = Field(description="the HTTP status a synchronous request would have had")
     detail: str
     field: str | None = Field(None, description="the request field at fault, if one is")
+
+    @classmethod
+    def from_error(
+        cls,
+        error: BaseException,
+        *,
+        kind_of: builtins.type[BaseException] | None = None,
+        detail: str | None = None,
+    ) -> JobProblem:
+        """The problem of ``error`` by its class in ``shared.errors.ERROR_TABLE``
+        (or by ``kind_of``'s), with ``detail`` (default: the error's message)."""
+        kind = error_kind(kind_of or error)
+        return cls(
+            type=kind.type,
+            title=kind.title,
+            status=kind.status,
+            detail=str(error) if detail is None else detail,
+            field=error.field if isinstance(error, TrainingError) else None,
+        )
 
 
 class PartitionRange(BaseModel):
@@ -205,15 +224,12 @@ class JobRecord(BaseModel):
         silent = (moment - self.updated_at).total_seconds()
         if silent <= STALE_AFTER_SECONDS:
             return self
-        problem = JobProblem(
-            type=PROBLEM_TYPE_PREFIX + "job-abandoned",
-            title="Job abandoned",
-            status=503,
-            detail=(
+        problem = JobProblem.from_error(
+            JobAbandonedError(
                 f"the api replica running this job ({self.owner or 'unknown'}) last reported "
                 f"{silent:.0f} s ago, while {self.progress.phase}: it was stopped or crashed, "
                 "and nothing was published by this job; start a new one"
-            ),
+            )
         )
         return self.model_copy(update={"status": JobStatus.FAILED, "problem": problem})
 

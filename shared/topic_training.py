@@ -53,7 +53,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from shared.errors import InvalidRecordError, TrainingError, VehicleAnomalyError
+from shared.errors import (
+    InvalidRecordError,
+    KafkaUnavailableError,
+    TooManyRecordsError,
+    TopicNotFoundError,
+    TrainingError,
+)
 from shared.jobs import JobProgress, PartitionRange
 from shared.kafka import client_options
 from shared.kafka.aiokafka_compat import fetch_all_metadata
@@ -231,17 +237,6 @@ def window_ms(request: TopicTrainingRequest, now: datetime) -> tuple[int, int]:
 # --- reading --------------------------------------------------------------------------------
 
 
-class TopicTrainingError(VehicleAnomalyError):
-    """The job cannot go on: ``kind`` names the problem, ``status`` its HTTP equivalent."""
-
-    def __init__(self, kind: str, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.status = status
-        self.title = title
-        self.detail = detail
-
-
 class _Source(msgspec.Struct):
     topic: str
     partition: int
@@ -297,10 +292,7 @@ async def _partitions(consumer: Any, topic: str, setting: str) -> list[Any]:
     cluster = await fetch_all_metadata(consumer)
     found = cluster.partitions_for_topic(topic)
     if not found:
-        raise TopicTrainingError(
-            "topic-not-found",
-            503,
-            "Topic not found",
+        raise TopicNotFoundError(
             f"the topic {topic!r} ({setting}) does not exist on Kafka",
         )
     return [TopicPartition(topic, p) for p in sorted(found)]
@@ -422,7 +414,7 @@ async def read_topic(
     """Read the request's range of ``TELEMETRY_TOPIC`` (and the flagged positions).
 
     ``progress`` is updated as records arrive; ``on_progress`` is called after each fetch.
-    Raises :class:`TopicTrainingError` when Kafka or a topic cannot be used, or when a
+    Raises a :class:`~shared.errors.TopicTrainingError` when Kafka or a topic cannot be used, or when a
     ``since`` range holds more than ``max_records`` records.
     """
     from aiokafka import AIOKafkaConsumer
@@ -442,10 +434,7 @@ async def read_topic(
         try:
             await consumer.start()
         except (KafkaError, OSError) as error:
-            raise TopicTrainingError(
-                "kafka-unavailable",
-                503,
-                "Kafka unavailable",
+            raise KafkaUnavailableError(
                 f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {_kafka_reason(error)}",
             ) from error
         try:
@@ -457,10 +446,7 @@ async def read_topic(
             hook()
             await _read_raw(consumer, settings, request, progress, records, now, max_records, hook)
         except KafkaError as error:
-            raise TopicTrainingError(
-                "kafka-unavailable",
-                503,
-                "Kafka unavailable",
+            raise KafkaUnavailableError(
                 f"reading from Kafka at {settings.kafka_bootstrap_servers} failed: "
                 f"{_kafka_reason(error)}",
             ) from error
@@ -506,10 +492,7 @@ async def _read_raw(
     expected = sum(stops[tp] - starts[tp] for tp in tps)
     progress.records_expected = expected
     if request.last is None and expected > max_records:
-        raise TopicTrainingError(
-            "too-many-records",
-            422,
-            "Too many records",
+        raise TooManyRecordsError(
             f"the range holds {expected} records; a job reads at most {max_records} "
             "(INGEST_TOPIC_MAX_RECORDS): narrow since/until, or use last",
         )

@@ -23,20 +23,19 @@ from fastapi.responses import JSONResponse
 
 from api.body import _check_content_type, decode_json, validate
 from api.deps import AuthorizedCaller, ServicesDep
-from api.errors import (
-    INTERNAL,
-    REGISTRY_UNAVAILABLE,
-    TOO_MANY_RECORDS,
-    TRAINING_FAILED,
-    TYPE_PREFIX,
-    VALIDATION,
-    ProblemError,
-)
+from api.errors import TOO_MANY_RECORDS, VALIDATION, ProblemError
 from api.openapi import AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
 from api.routes.ingest import published
 from api.schemas import FieldError
 from api.services import Services
-from shared.errors import RegistryError, TrainingError
+from shared.errors import (
+    JobInterruptedError,
+    JobTimeoutError,
+    RegistryError,
+    TopicTrainingError,
+    TrainingError,
+    problem_type,
+)
 from shared.jobs import (
     HEARTBEAT_SECONDS,
     JOB_ID_PATTERN,
@@ -52,7 +51,6 @@ from shared.schemas import TrainingResponse
 from shared.topic_training import (
     LAST_EXAMPLE,
     RANGE_EXAMPLE,
-    TopicTrainingError,
     TopicTrainingRequest,
     elapsed_since,
     fit_and_publish,
@@ -65,11 +63,9 @@ logger = logging.getLogger("api.jobs")
 
 router = APIRouter()
 
-JOB_NOT_FOUND = TYPE_PREFIX + "job-not-found"
-JOBS_BUSY = TYPE_PREFIX + "jobs-busy"
-INVALID_RANGE = TYPE_PREFIX + "invalid-range"
-JOB_TIMEOUT = TYPE_PREFIX + "job-timeout"
-JOB_INTERRUPTED = TYPE_PREFIX + "job-interrupted"
+JOB_NOT_FOUND = problem_type("job-not-found")
+JOBS_BUSY = problem_type("jobs-busy")
+INVALID_RANGE = problem_type("invalid-range")
 BUSY_RETRY_SECONDS = 10
 # While a job reads, its report is rewritten at most this often (more often than the heartbeat).
 PROGRESS_SAVE_SECONDS = 0.2
@@ -160,19 +156,10 @@ class TopicJobs:
             await self._execute(record, request)  # records the outcome on success
         except asyncio.CancelledError:
             if not record.finished:
-                self._fail(record, _problem(JOB_INTERRUPTED, 503, "Job interrupted", _STOPPED))
+                self._fail(record, JobProblem.from_error(JobInterruptedError(_STOPPED)))
             raise
-        except TopicTrainingError as error:
-            self._fail(
-                record, _problem(TYPE_PREFIX + error.kind, error.status, error.title, error.detail)
-            )
-        except TrainingError as error:
-            self._fail(
-                record,
-                _problem(
-                    TRAINING_FAILED, 422, "Training rejected", error.detail, field=error.field
-                ),
-            )
+        except (TopicTrainingError, TrainingError) as error:
+            self._fail(record, JobProblem.from_error(error))
         except TimeoutError:
             timeout = self.services.settings.ingest_topic_job_timeout_seconds
             detail = (
@@ -180,15 +167,14 @@ class TopicJobs:
                 f"(INGEST_TOPIC_JOB_TIMEOUT_SECONDS), while {record.progress.phase}; nothing was "
                 "published"
             )
-            self._fail(record, _problem(JOB_TIMEOUT, 504, "Job timed out", detail))
+            self._fail(record, JobProblem.from_error(JobTimeoutError(detail)))
         except RegistryError as error:
-            self._fail(
-                record, _problem(REGISTRY_UNAVAILABLE, 503, "Registry unavailable", str(error))
-            )
-        except Exception:
+            # whichever registry error: the job could not publish (the registry is unusable)
+            self._fail(record, JobProblem.from_error(error, kind_of=RegistryError))
+        except Exception as error:
             logger.exception("topic training job failed", extra={"job_id": record.job_id})
             detail = "the job failed unexpectedly; quote its id when reporting it"
-            self._fail(record, _problem(INTERNAL, 500, "Internal Server Error", detail))
+            self._fail(record, JobProblem.from_error(error, detail=detail))
         finally:
             heartbeat.cancel()
             self._save(record)
@@ -310,12 +296,6 @@ _STOPPED = (
 )
 
 
-def _problem(
-    type_: str, status: int, title: str, detail: str, *, field: str | None = None
-) -> JobProblem:
-    return JobProblem(type=type_, title=title, status=status, detail=detail, field=field)
-
-
 def get_jobs(request: Request) -> TopicJobs:
     jobs: TopicJobs = request.app.state.jobs
     return jobs
@@ -381,7 +361,7 @@ FAILED_EXAMPLE: dict[str, Any] = {
     },
     "result": None,
     "problem": {
-        "type": TRAINING_FAILED,
+        "type": problem_type("training-rejected"),
         "title": "Training rejected",
         "status": 422,
         "detail": "no record to train on: the range holds 0 record(s)",

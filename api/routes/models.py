@@ -12,7 +12,6 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
 from api.deps import AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
-from api.errors import NO_DRIFT_REFERENCE, NOT_CANDIDATE, ProblemError
 from api.openapi import AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
 from api.schemas import (
     DRIFT_EXAMPLE,
@@ -24,7 +23,12 @@ from api.schemas import (
     ShadowReport,
 )
 from shared.drift import DriftReference, merge_counts, statistics
-from shared.errors import ModelIntegrityError, ModelNotFoundError
+from shared.errors import (
+    ModelIntegrityError,
+    ModelNotFoundError,
+    NoDriftReferenceError,
+    NotCandidateError,
+)
 from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.registry import ModelRegistry, version_sort_key
 from shared.schemas import ModelMeta
@@ -70,11 +74,9 @@ def drift_report(
     meta = registry.meta(version)
     reference = DriftReference.from_meta(meta.model_extra)
     if reference is None:
-        raise ProblemError(
-            409,
+        raise NoDriftReferenceError(
             f"model version {version!r} was trained without a drift reference; "
-            "train a new version to watch drift",
-            type_=NO_DRIFT_REFERENCE,
+            "train a new version to watch drift"
         )
     payloads, stale = store.read(DRIFT, (version,), settings.observations_ttl_seconds)
     usable = [
@@ -348,9 +350,7 @@ async def stop_shadow(
     def clear() -> None:
         registry.meta(version)
         if registry.candidate_version() != version:
-            raise ProblemError(
-                409, f"model version {version!r} is not the shadow candidate", type_=NOT_CANDIDATE
-            )
+            raise NotCandidateError(f"model version {version!r} is not the shadow candidate")
         registry.clear_candidate()
 
     await anyio.to_thread.run_sync(clear)
