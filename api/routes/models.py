@@ -29,10 +29,10 @@ from shared.errors import (
     NoDriftReferenceError,
     NotCandidateError,
 )
-from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.registry import ModelRegistry, version_sort_key
 from shared.schemas import ModelMeta
 from shared.shadow import report as shadow_figures
+from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 
 logger = logging.getLogger("api.models")
 

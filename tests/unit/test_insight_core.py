@@ -18,8 +18,8 @@ from sklearn.ensemble._iforest import _average_path_length
 from shared.attribution import Reference, rank
 from shared.drift import DriftReference, DriftWindow, ks, merge_counts, psi, reference_bins
 from shared.forest import CompiledForest, _gains_python
-from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.shadow import ShadowStats, pairs_from_payload, report
+from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 
 
 def fitted(rows: int = 512, width: int = 6, seed: int = 0, **params: object) -> tuple:
