@@ -2,7 +2,7 @@
 
 A job runs in the caller's event loop as an asyncio task: it reads the range through the
 injected reader, then decodes and fits in worker threads while holding one of the training
-slots that ``POST /ingest`` uses. Its report lives on the model volume (:mod:`shared.jobs`),
+slots that ``POST /ingest`` uses. Its report lives on the model volume (:mod:`shared.job_store`),
 so every api replica answers for it; the replica that accepted the job is the one running it.
 How it went is told to a :class:`JobObserver` (the api's metrics and logs).
 """
@@ -30,12 +30,12 @@ from shared.errors import (
     TopicTrainingError,
     TrainingError,
 )
+from shared.job_store import JobStore
 from shared.jobs import (
     HEARTBEAT_SECONDS,
     JobProblem,
     JobRecord,
     JobStatus,
-    JobStore,
     new_job_id,
     utc_now,
 )

@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 from shared.errors import ModelIntegrityError, TopicNotFoundError
-from shared.jobs import JobRecord, JobStatus, JobStore
+from shared.job_store import JobStore
+from shared.jobs import JobRecord, JobStatus
 from shared.registry import ModelRegistry
 from shared.schemas import TrainingResponse
 from shared.settings import Settings, load_settings

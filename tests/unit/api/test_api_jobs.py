@@ -17,7 +17,8 @@ import pytest
 from api_support import AUTH, assert_problem, make_settings, serve
 
 from api.app import create_app
-from shared.jobs import JobRecord, JobStatus, JobStore, new_job_id
+from shared.job_store import JobStore
+from shared.jobs import JobRecord, JobStatus, new_job_id
 from shared.settings import Settings
 from tests.unit.topic_fakes import FakeTopicReader
 from tests.unit.topic_fakes import record_value as _value
