@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.errors import problem_type
 from shared.schemas import ModelMeta
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -24,7 +25,7 @@ class FieldError(BaseModel):
 
 
 PROBLEM_EXAMPLE: dict[str, Any] = {
-    "type": "urn:vehicle-anomaly:problem:validation-error",
+    "type": problem_type("validation-error"),
     "title": "Unprocessable Entity",
     "status": 422,
     "detail": "1 validation error in the request",
