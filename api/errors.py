@@ -22,6 +22,7 @@ from api.schemas import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from shared.errors import (
     ERROR_TABLE,
     InvalidRecordError,
+    JobsBusyError,
     ModelIntegrityError,
     TrainingError,
     error_kind,
@@ -235,7 +236,10 @@ def problem_for(exc: Exception) -> ProblemError:
             errors = [FieldError(field=exc.field, message=exc.detail, type=tag)]
     elif isinstance(exc, ModelIntegrityError):
         detail = f"{exc}; the version is refused"
-    return ProblemError(kind.status, detail, type_=kind.type, errors=errors)
+    headers = None
+    if isinstance(exc, JobsBusyError):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+    return ProblemError(kind.status, detail, type_=kind.type, errors=errors, headers=headers)
 
 
 async def _shared_error_handler(request: Request, exc: Exception) -> Response:

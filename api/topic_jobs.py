@@ -22,7 +22,7 @@ logger = logging.getLogger("api.jobs")
 
 
 class JobMetrics:
-    """A :class:`shared.topic_jobs.JobObserver` feeding the api's metrics and logs."""
+    """A :class:`shared.jobs.JobObserver` feeding the api's metrics and logs."""
 
     def __init__(self, metrics: ApiMetrics) -> None:
         self.metrics = metrics

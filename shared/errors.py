@@ -17,6 +17,7 @@
         ├── TopicNotFoundError      a topic it reads does not exist (HTTP 503)
         ├── KafkaUnavailableError   Kafka cannot be reached or read (HTTP 503)
         ├── TooManyRecordsError     the range holds more than a job may read (HTTP 422)
+        ├── JobsBusyError           the replica runs as many jobs as it may (HTTP 429)
         ├── JobTimeoutError         reading and waiting took longer than allowed (HTTP 504)
         ├── JobInterruptedError     the replica running it stopped (HTTP 503)
         └── JobAbandonedError       the replica running it stopped reporting (HTTP 503)
@@ -137,6 +138,14 @@ class TooManyRecordsError(TopicTrainingError):
     """The range holds more records than one job may read."""
 
 
+class JobsBusyError(TopicTrainingError):
+    """This replica already runs as many jobs as it may; retry after ``retry_after_seconds``."""
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class JobTimeoutError(TopicTrainingError):
     """Reading the topic and waiting for a training slot took longer than allowed."""
 
@@ -185,6 +194,7 @@ ERROR_TABLE: Mapping[type[Exception], ErrorKind] = {
     TopicNotFoundError: ErrorKind(503, "topic-not-found", "Topic not found"),
     KafkaUnavailableError: ErrorKind(503, "kafka-unavailable", "Kafka unavailable"),
     TooManyRecordsError: ErrorKind(422, "too-many-records", "Too many records"),
+    JobsBusyError: ErrorKind(429, "jobs-busy", "Jobs busy"),
     JobTimeoutError: ErrorKind(504, "job-timeout", "Job timed out"),
     JobInterruptedError: ErrorKind(503, "job-interrupted", "Job interrupted"),
     JobAbandonedError: ErrorKind(503, "job-abandoned", "Job abandoned"),

@@ -13,7 +13,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -230,3 +230,16 @@ def is_job_id(value: str) -> bool:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class JobObserver(Protocol):
+    """What the runner tells about its jobs (the api counts and logs it)."""
+
+    def job_started(self, record: JobRecord) -> None:
+        """A job began running."""
+
+    def job_published(self, record: JobRecord, result: TrainingResponse, seconds: float) -> None:
+        """A job published a version after ``seconds`` of fitting."""
+
+    def job_finished(self, record: JobRecord, seconds: float) -> None:
+        """A job ended (its report is final), ``seconds`` after it began running."""

@@ -4,7 +4,7 @@ A job runs in the caller's event loop as an asyncio task: it reads the range thr
 injected reader, then decodes and fits in worker threads while holding one of the training
 slots that ``POST /ingest`` uses. Its report lives on the model volume (:mod:`shared.job_store`),
 so every api replica answers for it; the replica that accepted the job is the one running it.
-How it went is told to a :class:`JobObserver` (the api's metrics and logs).
+How it went is told to a :class:`~shared.jobs.JobObserver` (the api's metrics and logs).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
 from shared.errors import (
     JobInterruptedError,
+    JobsBusyError,
     JobTimeoutError,
     RegistryError,
     TopicTrainingError,
@@ -33,6 +34,7 @@ from shared.errors import (
 from shared.job_store import JobStore
 from shared.jobs import (
     HEARTBEAT_SECONDS,
+    JobObserver,
     JobProblem,
     JobRecord,
     JobStatus,
@@ -54,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 # While a job reads, its report is rewritten at most this often (more often than the heartbeat).
 PROGRESS_SAVE_SECONDS = 0.2
+# When every job slot of the replica is taken, the caller is told to retry after this long.
+BUSY_RETRY_SECONDS = 10
 
 STOPPED = (
     "the api replica running this job was stopped before the job ended; nothing was "
@@ -61,19 +65,6 @@ STOPPED = (
 )
 
 Fit = Callable[..., TrainingResponse]
-
-
-class JobObserver(Protocol):
-    """What the runner tells about its jobs (the api counts and logs it)."""
-
-    def job_started(self, record: JobRecord) -> None:
-        """A job began running."""
-
-    def job_published(self, record: JobRecord, result: TrainingResponse, seconds: float) -> None:
-        """A job published a version after ``seconds`` of fitting."""
-
-    def job_finished(self, record: JobRecord, seconds: float) -> None:
-        """A job ended (its report is final), ``seconds`` after it began running."""
 
 
 class TopicJobs:
@@ -117,9 +108,18 @@ class TopicJobs:
     ) -> JobRecord:
         """Write the queued report and start the job's task (in the running loop).
 
-        ``request`` is the body as given, kept in the report. A
-        :class:`~shared.errors.RegistryError` means nothing was started.
+        ``request`` is the body as given, kept in the report. Raises
+        :class:`~shared.errors.JobsBusyError` when ``INGEST_TOPIC_MAX_JOBS`` jobs run, and a
+        :class:`~shared.errors.RegistryError` when the report cannot be written: either way
+        nothing was started.
         """
+        limit = self.settings.ingest_topic_max_jobs
+        if self.running >= limit:
+            raise JobsBusyError(
+                f"{self.running} topic training job(s) already run on this replica, the limit "
+                f"(INGEST_TOPIC_MAX_JOBS={limit}); retry when one has ended",
+                BUSY_RETRY_SECONDS,
+            )
         now = self.clock()
         record = JobRecord(
             job_id=new_job_id(),

@@ -34,9 +34,7 @@ logger = logging.getLogger("api.jobs")
 router = APIRouter()
 
 JOB_NOT_FOUND = problem_type("job-not-found")
-JOBS_BUSY = problem_type("jobs-busy")
 INVALID_RANGE = problem_type("invalid-range")
-BUSY_RETRY_SECONDS = 10
 
 _ISSUE_TYPES = {
     "validation-error": VALIDATION,
@@ -130,15 +128,7 @@ async def ingest_from_topic(
     issues = request_issues(body, max_records=settings.ingest_topic_max_records, now=utc_now())
     if issues:
         raise _issues_problem(issues)
-    if jobs.running >= settings.ingest_topic_max_jobs:
-        raise ProblemError(
-            429,
-            f"{jobs.running} topic training job(s) already run on this replica, the limit "
-            f"(INGEST_TOPIC_MAX_JOBS={settings.ingest_topic_max_jobs}); retry when one has ended",
-            type_=JOBS_BUSY,
-            headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
-        )
-    record = jobs.submit(
+    record = jobs.submit(  # JobsBusyError (429) past INGEST_TOPIC_MAX_JOBS
         body.to_spec(),
         activate=activate,
         request=body.model_dump(mode="json", exclude_unset=True),

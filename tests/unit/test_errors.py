@@ -54,6 +54,7 @@ def test_every_class_is_drawn_in_the_docstring() -> None:
         (errors.TopicNotFoundError("x"), 503, "topic-not-found"),
         (errors.KafkaUnavailableError("x"), 503, "kafka-unavailable"),
         (errors.TooManyRecordsError("x"), 422, "too-many-records"),
+        (errors.JobsBusyError("x", 10), 429, "jobs-busy"),
         (errors.JobTimeoutError("x"), 504, "job-timeout"),
         (errors.JobInterruptedError("x"), 503, "job-interrupted"),
         (errors.JobAbandonedError("x"), 503, "job-abandoned"),

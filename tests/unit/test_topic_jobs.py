@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from shared.errors import ModelIntegrityError, TopicNotFoundError
+from shared.errors import JobsBusyError, ModelIntegrityError, TopicNotFoundError
 from shared.job_store import JobStore
 from shared.jobs import JobRecord, JobStatus
 from shared.registry import ModelRegistry
@@ -157,3 +157,16 @@ async def test_shutdown_lets_a_fit_in_progress_finish(model_dir: Path) -> None:
     record = JobStore(model_dir).get(queued.job_id)
     assert record is not None and record.status is JobStatus.SUCCEEDED, record
     assert record.result is not None and record.result.record_count == 50
+
+
+async def test_a_job_beyond_the_cap_is_refused_before_anything_starts(model_dir: Path) -> None:
+    """Past INGEST_TOPIC_MAX_JOBS running jobs, submit raises JobsBusyError and writes nothing."""
+    gate = asyncio.Event()
+    jobs = _jobs(model_dir, FakeTopicReader(_rows(5), gate=gate))
+    first = jobs.submit(TopicTrainingSpec(last=5), activate=True, request={})
+    with pytest.raises(JobsBusyError, match=r"INGEST_TOPIC_MAX_JOBS=1") as refused:
+        jobs.submit(TopicTrainingSpec(last=5), activate=True, request={})
+    assert refused.value.retry_after_seconds == 10
+    assert [p.stem for p in JobStore(model_dir).root.glob("*.json")] == [first.job_id]
+    gate.set()
+    await _finished(jobs, first.job_id)
