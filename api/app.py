@@ -25,13 +25,16 @@ from api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestCo
 from api.openapi import install_openapi
 from api.routes import health, ingest, jobs, models, score
 from api.services import build_services
+from api.topic_jobs import build_topic_jobs
+from api.topic_request import TopicTrainingRequest
 from shared.schemas import TelemetryRecord, TrainingRequest
 from shared.settings import Settings, load_settings
-from shared.topic_training import TopicTrainingRequest
 from shared.tracing import API_SERVICE, tracer_provider
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
+
+    from shared.topic_training import TopicReader
 
 logger = logging.getLogger("api")
 
@@ -61,12 +64,16 @@ def _service_version() -> str:
 
 
 def create_app(
-    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+    settings: Settings | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+    topic_reader: TopicReader | None = None,
 ) -> FastAPI:
     """The api for ``settings`` (default: read from the environment).
 
     Tracing (a SERVER span per request, a ``train model`` child per training) is on when
-    spans go somewhere: ``span_exporter`` (tests) or ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+    spans go somewhere: ``span_exporter`` (tests) or ``OTEL_EXPORTER_OTLP_ENDPOINT``. Topic
+    jobs read through ``topic_reader`` (tests), else from Kafka.
     """
     settings = settings if settings is not None else load_settings()
     keys = KeyRing.from_settings(settings)  # ConfigurationError without keys
@@ -84,7 +91,7 @@ def create_app(
             )
         services = build_services(settings, metrics, keys)
         app.state.services = services
-        app.state.jobs = jobs.TopicJobs(services)
+        app.state.jobs = build_topic_jobs(services, topic_reader)
         logger.info(
             "api started",
             extra={

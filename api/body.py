@@ -30,6 +30,7 @@ from api.errors import (
     validation_problem,
 )
 from api.schemas import FieldError
+from api.topic_request import TopicTrainingRequest
 from shared.schemas import TelemetryRecord, TrainingRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,7 +39,8 @@ M = TypeVar("M", bound=BaseModel)
 THREAD_THRESHOLD_BYTES = 64 * 1024
 
 
-def _check_content_type(request: Request) -> None:
+def check_content_type(request: Request) -> None:
+    """A 415 problem unless the body is declared JSON (no ``Content-Type`` is read as JSON)."""
     value = request.headers.get("content-type")
     if not value:
         return
@@ -112,7 +114,7 @@ async def training_request_body(request: Request) -> TrainingRequest:
     A large body is decoded in a worker thread that takes one of the training slots, so at
     most that many batches are expanded into Python objects at once.
     """
-    _check_content_type(request)
+    check_content_type(request)
     raw = await request.body()
     limit = request.app.state.settings.ingest_max_records
     if len(raw) > THREAD_THRESHOLD_BYTES:
@@ -123,8 +125,15 @@ async def training_request_body(request: Request) -> TrainingRequest:
 
 async def telemetry_record_body(request: Request) -> TelemetryRecord:
     """Dependency: the ``/score`` body."""
-    _check_content_type(request)
+    check_content_type(request)
     raw = await request.body()
     if len(raw) > THREAD_THRESHOLD_BYTES:
         return await anyio.to_thread.run_sync(lambda: validate(TelemetryRecord, decode_json(raw)))
     return validate(TelemetryRecord, decode_json(raw))
+
+
+async def topic_training_body(request: Request) -> TopicTrainingRequest:
+    """Dependency: the ``/ingest/from-topic`` body (problem+json for every failure)."""
+    check_content_type(request)
+    raw = await request.body()
+    return validate(TopicTrainingRequest, decode_json(raw))

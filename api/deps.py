@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.auth import Principal, authenticate
-from api.body import telemetry_record_body, training_request_body
+from api.body import telemetry_record_body, topic_training_body, training_request_body
 from api.errors import RATE_LIMITED, ProblemError
 from api.services import ModelCache, Services
+from api.topic_request import TopicTrainingRequest
 from shared.registry import ModelRegistry
 from shared.schemas import TelemetryRecord, TrainingRequest
+from shared.topic_jobs import TopicJobs
 
 
 def get_services(request: Request) -> Services:
@@ -30,8 +32,14 @@ def get_models(services: ServicesDep) -> ModelCache:
     return services.models
 
 
+def get_jobs(request: Request) -> TopicJobs:
+    jobs: TopicJobs = request.app.state.jobs
+    return jobs
+
+
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 ModelCacheDep = Annotated[ModelCache, Depends(get_models)]
+JobsDep = Annotated[TopicJobs, Depends(get_jobs)]
 CallerDep = Annotated[Principal, Depends(authenticate)]
 
 
@@ -58,3 +66,4 @@ async def rate_limited(request: Request, principal: CallerDep) -> Principal:
 AuthorizedCaller = Annotated[Principal, Depends(rate_limited)]
 TrainingBody = Annotated[TrainingRequest, Depends(training_request_body)]
 RecordBody = Annotated[TelemetryRecord, Depends(telemetry_record_body)]
+TopicBody = Annotated[TopicTrainingRequest, Depends(topic_training_body)]

@@ -20,37 +20,29 @@ from starlette.responses import Response
 
 from api.schemas import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from shared.errors import (
+    ERROR_TABLE,
     InvalidRecordError,
+    JobsBusyError,
     ModelIntegrityError,
-    ModelInUseError,
-    ModelNotFoundError,
-    RegistryError,
     TrainingError,
+    error_kind,
+    problem_type,
 )
 from shared.observability import request_id_var
 from shared.schemas import TIMESTAMP_PATTERN, VEHICLE_ID_PATTERN
 
-TYPE_PREFIX = "urn:vehicle-anomaly:problem:"
 MAX_LISTED_ERRORS = 20
 
-# Kinds of problem (the `type` member), beyond the plain HTTP ones (`about:blank`).
-VALIDATION = TYPE_PREFIX + "validation-error"
-MALFORMED_JSON = TYPE_PREFIX + "malformed-json"
-PAYLOAD_TOO_LARGE = TYPE_PREFIX + "payload-too-large"
-TOO_MANY_RECORDS = TYPE_PREFIX + "too-many-records"
-UNSUPPORTED_MEDIA_TYPE = TYPE_PREFIX + "unsupported-media-type"
-UNAUTHORIZED = TYPE_PREFIX + "unauthorized"
-RATE_LIMITED = TYPE_PREFIX + "rate-limited"
-TRAINING_FAILED = TYPE_PREFIX + "training-rejected"
-DIMENSION_MISMATCH = TYPE_PREFIX + "dimension-mismatch"
-MODEL_NOT_FOUND = TYPE_PREFIX + "model-not-found"
-NO_ACTIVE_MODEL = TYPE_PREFIX + "no-active-model"
-MODEL_IN_USE = TYPE_PREFIX + "model-in-use"
-MODEL_INTEGRITY = TYPE_PREFIX + "model-integrity"
-NO_DRIFT_REFERENCE = TYPE_PREFIX + "no-drift-reference"
-NOT_CANDIDATE = TYPE_PREFIX + "not-candidate"
-REGISTRY_UNAVAILABLE = TYPE_PREFIX + "registry-unavailable"
-INTERNAL = TYPE_PREFIX + "internal-error"
+# Kinds of problem (the `type` member) the api answers itself, beyond the plain HTTP ones
+# (`about:blank`); the shared errors' kinds are in shared.errors.ERROR_TABLE.
+VALIDATION = problem_type("validation-error")
+MALFORMED_JSON = problem_type("malformed-json")
+PAYLOAD_TOO_LARGE = problem_type("payload-too-large")
+TOO_MANY_RECORDS = problem_type("too-many-records")
+UNSUPPORTED_MEDIA_TYPE = problem_type("unsupported-media-type")
+UNAUTHORIZED = problem_type("unauthorized")
+RATE_LIMITED = problem_type("rate-limited")
+INTERNAL = problem_type("internal-error")
 
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -233,28 +225,21 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 def problem_for(exc: Exception) -> ProblemError:
-    """The problem that answers one of the shared errors."""
-    if isinstance(exc, TrainingError):
-        errors = None
+    """The problem that answers one of the shared errors (by class: ``ERROR_TABLE``)."""
+    kind = error_kind(exc)
+    detail = str(exc)
+    errors = None
+    if isinstance(exc, TrainingError | InvalidRecordError):
+        detail = exc.detail
         if exc.field is not None:
-            errors = [FieldError(field=exc.field, message=exc.detail, type="training_error")]
-        return ProblemError(422, exc.detail, type_=TRAINING_FAILED, errors=errors)
-    if isinstance(exc, InvalidRecordError):
-        kind = DIMENSION_MISMATCH if exc.reason == "dimension_mismatch" else VALIDATION
-        errors = None
-        if exc.field is not None:
-            errors = [FieldError(field=exc.field, message=exc.detail, type=exc.reason)]
-        return ProblemError(422, exc.detail, type_=kind, errors=errors)
-    if isinstance(exc, ModelNotFoundError):
-        kind = NO_ACTIVE_MODEL if "no model" in str(exc) else MODEL_NOT_FOUND
-        return ProblemError(404, str(exc), type_=kind)
-    if isinstance(exc, ModelInUseError):
-        return ProblemError(409, str(exc), type_=MODEL_IN_USE)
-    if isinstance(exc, ModelIntegrityError):
-        return ProblemError(409, f"{exc}; the version is refused", type_=MODEL_INTEGRITY)
-    if isinstance(exc, RegistryError):
-        return ProblemError(503, str(exc), type_=REGISTRY_UNAVAILABLE)
-    raise TypeError(f"no problem mapping for {type(exc).__name__}")  # pragma: no cover
+            tag = exc.reason if isinstance(exc, InvalidRecordError) else "training_error"
+            errors = [FieldError(field=exc.field, message=exc.detail, type=tag)]
+    elif isinstance(exc, ModelIntegrityError):
+        detail = f"{exc}; the version is refused"
+    headers = None
+    if isinstance(exc, JobsBusyError):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+    return ProblemError(kind.status, detail, type_=kind.type, errors=errors, headers=headers)
 
 
 async def _shared_error_handler(request: Request, exc: Exception) -> Response:
@@ -271,6 +256,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
-    for shared_error in (TrainingError, InvalidRecordError, RegistryError):
+    for shared_error in ERROR_TABLE:
         app.add_exception_handler(shared_error, _shared_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

@@ -7,6 +7,9 @@ Names follow the Prometheus conventions: a ``vehicle_anomaly_api_`` namespace, b
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     GC_COLLECTOR,
@@ -18,6 +21,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+if TYPE_CHECKING:
+    from shared.schemas import TrainingResponse
+
+# A published version is logged as POST /ingest's, whoever trained it.
+logger = logging.getLogger("api.ingest")
 
 NAMESPACE = "vehicle_anomaly_api"
 UNMATCHED_ROUTE = "<unmatched>"
@@ -142,3 +151,21 @@ class ApiMetrics:
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+def published(
+    metrics: ApiMetrics, result: TrainingResponse, seconds: float, **context: str
+) -> None:
+    """Count and log a published version (``context``: who asked, or which job)."""
+    metrics.training_published(result.record_count, seconds)
+    logger.info(
+        "model version published",
+        extra={
+            "model_version": result.model_version,
+            "record_count": result.record_count,
+            "n_features": result.n_features,
+            "active": result.active,
+            "training_ms": round(seconds * 1000, 1),
+            **context,
+        },
+    )

@@ -15,7 +15,7 @@ from api.auth import KeyRing
 from api.metrics import ApiMetrics
 from api.ratelimit import TokenBucketLimiter
 from shared.detector import Detector, load_detector
-from shared.errors import ModelNotFoundError
+from shared.errors import NoActiveModelError
 from shared.registry import ModelRegistry
 from shared.settings import Settings
 
@@ -55,10 +55,10 @@ class ModelCache:
         return self.registry.active_version()
 
     async def active(self) -> Detector:
-        """The active version's detector; :class:`ModelNotFoundError` before any training."""
+        """The active version's detector; :class:`NoActiveModelError` before any training."""
         version = self.active_version()
         if version is None:
-            raise ModelNotFoundError("no model has been trained yet: POST /ingest first")
+            raise NoActiveModelError("no model has been trained yet: POST /ingest first")
         return await self.get(version)
 
     async def get(self, version: str) -> Detector:

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from consumer.metrics import WorkerMetrics
 from consumer.state import WorkerState
 from shared.drift import DriftWindow
-from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.settings import Settings
 from shared.shadow import ShadowStats
+from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 
 if TYPE_CHECKING:
     from shared.detector import Detector, Matrix

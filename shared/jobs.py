@@ -1,44 +1,30 @@
-"""Background jobs' state, kept on the model volume so that every api replica can report it.
+"""Background jobs' reports: what a job is doing or did, as every api replica reports it.
 
-    $MODEL_DIR/.jobs/<job id>.json     one job's report (a :class:`JobRecord`)
-
-A job is run by the replica that accepted it; that replica is its only writer. Each write
-goes to a temporary file in the same directory, then ``os.replace`` puts it in place: a
-reader (any replica, answering ``GET /jobs/{id}``) sees a whole report or the previous one.
-The runner rewrites the report at least every :data:`HEARTBEAT_SECONDS` while the job is
-not finished; a report left unfinished and untouched for :data:`STALE_AFTER_SECONDS` was
-abandoned (its replica stopped or crashed) and reads as ``failed`` (``job-abandoned``).
-
-The registry ignores this directory: its name is not a version name, and retention only
-removes versions and its own temporary entries. Reports are kept :data:`RETENTION_SECONDS`.
+A :class:`JobRecord` is kept on the model volume by :class:`shared.job_store.JobStore`. The
+runner rewrites it at least every :data:`HEARTBEAT_SECONDS` while the job is not finished; a
+report left unfinished and untouched for :data:`STALE_AFTER_SECONDS` was abandoned (its
+replica stopped or crashed) and reads as ``failed`` (``job-abandoned``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import builtins
 import re
-import time
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import RegistryError
+from shared.errors import JobAbandonedError, TrainingError, error_kind
 from shared.schemas import TrainingResponse
 
-JOBS_DIR = ".jobs"
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
-PROBLEM_TYPE_PREFIX = "urn:vehicle-anomaly:problem:"
 
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 60.0
-RETENTION_SECONDS = 7 * 24 * 3600
-_STALE_TEMP_SECONDS = 3600
 
 
 class JobStatus(StrEnum):
@@ -70,6 +56,25 @@ class JobProblem(BaseModel):
     status: int = Field(description="the HTTP status a synchronous request would have had")
     detail: str
     field: str | None = Field(None, description="the request field at fault, if one is")
+
+    @classmethod
+    def from_error(
+        cls,
+        error: BaseException,
+        *,
+        kind_of: builtins.type[BaseException] | None = None,
+        detail: str | None = None,
+    ) -> JobProblem:
+        """The problem of ``error`` by its class in ``shared.errors.ERROR_TABLE``
+        (or by ``kind_of``'s), with ``detail`` (default: the error's message)."""
+        kind = error_kind(kind_of or error)
+        return cls(
+            type=kind.type,
+            title=kind.title,
+            status=kind.status,
+            detail=str(error) if detail is None else detail,
+            field=error.field if isinstance(error, TrainingError) else None,
+        )
 
 
 class PartitionRange(BaseModel):
@@ -205,15 +210,12 @@ class JobRecord(BaseModel):
         silent = (moment - self.updated_at).total_seconds()
         if silent <= STALE_AFTER_SECONDS:
             return self
-        problem = JobProblem(
-            type=PROBLEM_TYPE_PREFIX + "job-abandoned",
-            title="Job abandoned",
-            status=503,
-            detail=(
+        problem = JobProblem.from_error(
+            JobAbandonedError(
                 f"the api replica running this job ({self.owner or 'unknown'}) last reported "
                 f"{silent:.0f} s ago, while {self.progress.phase}: it was stopped or crashed, "
                 "and nothing was published by this job; start a new one"
-            ),
+            )
         )
         return self.model_copy(update={"status": JobStatus.FAILED, "problem": problem})
 
@@ -230,67 +232,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class JobStore:
-    """Reports of jobs under ``<model_dir>/.jobs`` (plain files; no lock: one writer per job)."""
+class JobObserver(Protocol):
+    """What the runner tells about its jobs (the api counts and logs it)."""
 
-    def __init__(self, model_dir: Path | str) -> None:
-        self.root = Path(model_dir) / JOBS_DIR
+    def job_started(self, record: JobRecord) -> None:
+        """A job began running."""
 
-    def path(self, job_id: str) -> Path:
-        if not is_job_id(job_id):
-            raise ValueError(f"not a job id: {job_id!r}")
-        return self.root / f"{job_id}.json"
+    def job_published(self, record: JobRecord, result: TrainingResponse, seconds: float) -> None:
+        """A job published a version after ``seconds`` of fitting."""
 
-    def save(self, record: JobRecord) -> None:
-        """Write ``record`` atomically (temporary file, then ``os.replace``)."""
-        target = self.path(record.job_id)
-        temp = self.root / f".tmp-{record.job_id}-{uuid.uuid4().hex[:8]}"
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with temp.open("wb") as handle:
-                handle.write(record.model_dump_json(indent=1).encode())
-                handle.flush()
-            os.replace(temp, target)
-        except OSError as error:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise RegistryError(f"cannot write the job report {target}: {error}") from error
-
-    def load(self, job_id: str) -> JobRecord | None:
-        """The report of ``job_id`` as written, or ``None`` when there is none."""
-        if not is_job_id(job_id):
-            return None
-        try:
-            raw = self.path(job_id).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise RegistryError(f"cannot read the job report of {job_id}: {error}") from error
-        try:
-            return JobRecord.model_validate_json(raw)
-        except ValidationError as error:
-            raise RegistryError(f"the job report of {job_id} is unreadable: {error}") from error
-
-    def get(self, job_id: str, now: datetime | None = None) -> JobRecord | None:
-        """The report as a reader should see it (see :meth:`JobRecord.observed`)."""
-        record = self.load(job_id)
-        return record.observed(now) if record is not None else None
-
-    def prune(self, *, max_age_seconds: float = RETENTION_SECONDS) -> int:
-        """Remove reports untouched for ``max_age_seconds`` and stale temporary files."""
-        removed = 0
-        now = time.time()
-        try:
-            entries = list(os.scandir(self.root))
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            is_temp = entry.name.startswith(".tmp-")
-            if not is_temp and not entry.name.endswith(".json"):
-                continue
-            limit = _STALE_TEMP_SECONDS if is_temp else max_age_seconds
-            with contextlib.suppress(OSError):
-                if entry.stat().st_mtime < now - limit:
-                    os.unlink(entry.path)
-                    removed += not is_temp
-        return removed
+    def job_finished(self, record: JobRecord, seconds: float) -> None:
+        """A job ended (its report is final), ``seconds`` after it began running."""

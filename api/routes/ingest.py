@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import AuthorizedCaller, ServicesDep, TrainingBody
-from api.metrics import ApiMetrics
+from api.metrics import published
 from api.openapi import (
     AUTH_PROBLEMS,
     BODY_PROBLEMS,
@@ -56,24 +56,6 @@ RESPONSE_EXAMPLE = {
         "and this model will score every record 0 (not anomalous)"
     ],
 }
-
-
-def published(
-    metrics: ApiMetrics, result: TrainingResponse, seconds: float, **context: str
-) -> None:
-    """Count and log a published version (``context``: who asked, or which job)."""
-    metrics.training_published(result.record_count, seconds)
-    logger.info(
-        "model version published",
-        extra={
-            "model_version": result.model_version,
-            "record_count": result.record_count,
-            "n_features": result.n_features,
-            "active": result.active,
-            "training_ms": round(seconds * 1000, 1),
-            **context,
-        },
-    )
 
 
 @router.post(

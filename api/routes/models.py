@@ -3,32 +3,27 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
 from api.deps import AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
-from api.errors import NO_DRIFT_REFERENCE, NOT_CANDIDATE, ProblemError
 from api.openapi import AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
-from api.schemas import (
+from api.schemas import ModelInfo, ModelList
+from shared.errors import ModelIntegrityError, ModelNotFoundError, NotCandidateError
+from shared.registry import version_sort_key
+from shared.reports import (
     DRIFT_EXAMPLE,
     SHADOW_EXAMPLE,
     DriftReport,
-    DriftStatistic,
-    ModelInfo,
-    ModelList,
     ShadowReport,
+    drift_report,
+    shadow_report,
 )
-from shared.drift import DriftReference, merge_counts, statistics
-from shared.errors import ModelIntegrityError, ModelNotFoundError
-from shared.observations import DRIFT, SHADOW, ObservationStore
-from shared.registry import ModelRegistry, version_sort_key
 from shared.schemas import ModelMeta
-from shared.shadow import report as shadow_figures
+from shared.worker_figures import ObservationStore
 
 logger = logging.getLogger("api.models")
 
@@ -52,102 +47,6 @@ def _info(meta: ModelMeta, active: str | None, candidate: str | None = None) -> 
             **meta.model_dump(),
             "active": meta.version == active,
             "candidate": meta.version == candidate,
-        }
-    )
-
-
-def _observed_at(payloads: list[dict[str, Any]]) -> str | None:
-    if not payloads:
-        return None
-    newest = max(float(p.get("written_at", 0)) for p in payloads)
-    return datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def drift_report(
-    registry: ModelRegistry, store: ObservationStore, version: str, settings: Any
-) -> DriftReport:
-    """Merge the workers' drift windows of ``version`` and compare them with its reference."""
-    meta = registry.meta(version)
-    reference = DriftReference.from_meta(meta.model_extra)
-    if reference is None:
-        raise ProblemError(
-            409,
-            f"model version {version!r} was trained without a drift reference; "
-            "train a new version to watch drift",
-            type_=NO_DRIFT_REFERENCE,
-        )
-    payloads, stale = store.read(DRIFT, (version,), settings.observations_ttl_seconds)
-    usable = [
-        p
-        for p in payloads
-        if np.asarray(p.get("counts", [])).shape == (len(reference.edges), reference.width)
-    ]
-    counts = merge_counts(np.asarray(p["counts"], dtype=np.int64) for p in usable)
-    records = sum(int(p.get("records", 0)) for p in usable)
-    ready = counts is not None and records >= settings.drift_min_records
-    names = (meta.model_extra or {}).get("feature_names")
-    threshold = settings.drift_psi_threshold
-    features: list[DriftStatistic] = []
-    score: DriftStatistic | None = None
-    if ready and counts is not None:
-        stats = statistics(reference, counts)
-        for label, values in stats.items():
-            item = DriftStatistic(
-                feature=None if label == "score" else int(label),
-                name=None
-                if label == "score" or not isinstance(names, list)
-                else str(names[int(label)]),
-                psi=values["psi"],
-                ks=values["ks"],
-                drifted=values["psi"] > threshold,
-            )
-            if label == "score":
-                score = item
-            else:
-                features.append(item)
-    return DriftReport(
-        version=version,
-        active=registry.active_version() == version,
-        records=records,
-        ready=ready,
-        threshold=threshold,
-        drifted=any(f.drifted for f in features) or bool(score and score.drifted),
-        features=features,
-        score=score,
-        workers=len(usable),
-        stale=stale,
-        observed_at=_observed_at(usable),
-    )
-
-
-def shadow_report(
-    registry: ModelRegistry,
-    store: ObservationStore,
-    candidate: str,
-    against: str | None,
-    settings: Any,
-) -> ShadowReport:
-    """Merge the workers' shadow figures of ``candidate`` against ``against`` (or the active)."""
-    registry.meta(candidate)  # 404 when there is no such version
-    active = against or registry.active_version()
-    if active is None:
-        compared = store.subjects(SHADOW, candidate)
-        active = compared[-1] if compared else None
-    payloads, stale = (
-        store.read(SHADOW, (candidate, active), settings.observations_ttl_seconds)
-        if active is not None
-        else ([], False)
-    )
-    figures = shadow_figures(payloads)
-    return ShadowReport.model_validate(
-        {
-            **figures,
-            "candidate": candidate,
-            "active": active,
-            "shadowing": registry.candidate_version() == candidate,
-            "workers": len(payloads),
-            "stale": stale,
-            "observed_at": _observed_at(payloads),
         }
     )
 
@@ -348,9 +247,7 @@ async def stop_shadow(
     def clear() -> None:
         registry.meta(version)
         if registry.candidate_version() != version:
-            raise ProblemError(
-                409, f"model version {version!r} is not the shadow candidate", type_=NOT_CANDIDATE
-            )
+            raise NotCandidateError(f"model version {version!r} is not the shadow candidate")
         registry.clear_candidate()
 
     await anyio.to_thread.run_sync(clear)

@@ -20,8 +20,8 @@ from shared.attribution import Reference, rank
 from shared.drift import DriftReference, DriftWindow, ks, merge_counts, psi, reference_bins
 from shared.forest import CompiledForest
 from shared.forest_kernels import gains_python
-from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.shadow import ShadowStats, pairs_from_payload, report
+from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 
 
 def fitted(

@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 
 from shared.errors import RegistryError
-from shared.jobs import (
-    JOBS_DIR,
-    STALE_AFTER_SECONDS,
-    JobProgress,
-    JobRecord,
-    JobStatus,
-    JobStore,
-    new_job_id,
-)
+from shared.job_store import JOBS_DIR, JobStore
+from shared.jobs import STALE_AFTER_SECONDS, JobProgress, JobRecord, JobStatus, new_job_id
 from shared.registry import ModelRegistry
 
 NOW = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)

@@ -1,30 +1,29 @@
-"""Training from the topic without a broker: the request's rules, the training order, selection,
-exclusion, validation with the worker's rules, and equality with POST /ingest's training."""
+"""Training from the topic without a broker: the training order, selection, exclusion,
+validation with the worker's rules, and equality with POST /ingest's training.
+
+(The request body's rules: tests/unit/api/test_topic_request.py.)"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
-import shared.topic_training as topic_training
 from shared.errors import TrainingError
 from shared.registry import ModelRegistry
 from shared.schemas import TelemetryRecord, TrainingParams
 from shared.settings import Settings, load_settings
 from shared.topic_training import (
     TopicRecords,
-    TopicTrainingRequest,
+    TopicTrainingSpec,
     decode_in_order,
     fit_and_publish,
-    request_issues,
     select_and_decode,
     window_ms,
 )
@@ -54,107 +53,20 @@ def _records(rows: Sequence[tuple[int, int, int, bytes | None]], **window: Any) 
     return found
 
 
-# --- the request ----------------------------------------------------------------------------
-
-
-def _issues(body: dict[str, Any], max_records: int = 1000) -> list[tuple[str, str]]:
-    request = TopicTrainingRequest.model_validate(body)
-    return [(i.field, i.kind) for i in request_issues(request, max_records=max_records, now=NOW)]
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ({"last": 10}, []),
-        ({"last": 1000}, []),
-        ({"since": "2024-01-14T00:00:00Z"}, []),
-        ({"since": "2024-01-14T00:00:00Z", "until": "2024-01-15T00:00:00+01:00"}, []),
-        ({}, [("last", "validation-error"), ("since", "validation-error")]),
-        ({"exclude_flagged": True}, [("last", "validation-error"), ("since", "validation-error")]),
-        (
-            {"until": "2024-01-15T00:00:00Z"},
-            [("last", "validation-error"), ("since", "validation-error")],
-        ),
-        ({"last": 5, "since": "2024-01-14T00:00:00Z"}, [("since", "validation-error")]),
-        ({"last": 5, "until": "2024-01-14T00:00:00Z"}, [("until", "validation-error")]),
-        ({"last": 1001}, [("last", "too-many-records")]),
-        (
-            {"since": "2024-01-15T00:00:00Z", "until": "2024-01-15T00:00:00Z"},
-            [("until", "invalid-range")],
-        ),
-        (
-            {"since": "2024-01-15T00:00:00Z", "until": "2024-01-14T23:59:59Z"},
-            [("until", "invalid-range")],
-        ),
-        ({"since": "2024-01-15T13:00:00Z"}, [("since", "invalid-range")]),
-    ],
-)
-def test_request_rules_beyond_the_schema(
-    body: dict[str, Any], expected: list[tuple[str, str]]
-) -> None:
-    """Exactly one range; until after since; last within INGEST_TOPIC_MAX_RECORDS."""
-    assert _issues(body) == expected
-
-
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"last": 0}, "last"),
-        ({"last": "10"}, "last"),
-        ({"last": True}, "last"),
-        ({"last": 2.5}, "last"),
-        ({"last": None}, "last"),
-        ({"since": None}, "since"),
-        ({"since": "yesterday"}, "since"),
-        ({"since": "2024-02-30T00:00:00Z"}, "since"),
-        ({"since": "2024-01-14T00:00:00"}, "since"),
-        ({"last": 5, "exclude_flagged": "yes"}, "exclude_flagged"),
-        ({"last": 5, "params": {"n_estimators": 0}}, "params"),
-        ({"last": 5, "params": {"trees": 3}}, "params"),
-        ({"last": 5, "topic": "other"}, "topic"),
-    ],
-)
-def test_request_field_errors(body: dict[str, Any], field: str) -> None:
-    """Each field's own rules (types are strict: JSON's, not Python's coercions)."""
-    with pytest.raises(ValidationError) as caught:
-        TopicTrainingRequest.model_validate(body)
-    assert any(str(error["loc"][0]) == field for error in caught.value.errors())
-
-
-def test_a_whole_float_is_an_integer() -> None:
-    """JSON Schema's integer includes 5.0: the schema and the validator agree."""
-    assert TopicTrainingRequest.model_validate({"last": 5.0}).last == 5
+# --- the range -------------------------------------------------------------------------------
 
 
 def test_the_window_is_half_open_in_milliseconds() -> None:
     """since/until become epoch milliseconds; a fraction of a millisecond rounds up."""
-    request = TopicTrainingRequest.model_validate(
-        {"since": "2024-01-15T10:00:00.0004Z", "until": "2024-01-15T11:00:00+01:00"}
+    spec = TopicTrainingSpec(
+        since=datetime(2024, 1, 15, 10, 0, 0, 400, tzinfo=UTC),
+        until=datetime(2024, 1, 15, 11, tzinfo=timezone(timedelta(hours=1))),
     )
-    since, until = window_ms(request, NOW)
+    since, until = window_ms(spec, NOW)
     assert since == int(datetime(2024, 1, 15, 10, tzinfo=UTC).timestamp() * 1000) + 1
     assert until == int(datetime(2024, 1, 15, 10, tzinfo=UTC).timestamp() * 1000)
-    default = TopicTrainingRequest.model_validate({"since": "2024-01-15T10:00:00Z"})
+    default = TopicTrainingSpec(since=datetime(2024, 1, 15, 10, tzinfo=UTC))
     assert window_ms(default, NOW)[1] == NOW_MS
-
-
-def test_the_schema_says_one_range() -> None:
-    """The JSON schema's oneOf holds the two closed shapes, with examples."""
-    schema = TopicTrainingRequest.model_json_schema()
-    shapes = [set(branch["properties"]) for branch in schema["oneOf"]]
-    assert shapes == [
-        {"last", "exclude_flagged", "params"},
-        {"since", "until", "exclude_flagged", "params"},
-    ]
-    assert all(branch["additionalProperties"] is False for branch in schema["oneOf"])
-    assert schema["properties"]["last"] == {
-        "default": None,
-        "description": schema["properties"]["last"]["description"],
-        "minimum": 1,
-        "title": "Last",
-        "type": "integer",
-    }
-    assert schema["examples"]
 
 
 # --- order, selection, exclusion ---------------------------------------------------------------
@@ -238,12 +150,11 @@ def test_invalid_records_are_skipped_by_reason() -> None:
     }
 
 
-def test_the_majority_dimension_wins_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_majority_dimension_wins_across_chunks() -> None:
     """A few early records of another dimension do not decide the dimension."""
-    monkeypatch.setattr(topic_training, "DECODE_CHUNK", 3)
     values: list[bytes | None] = [_value([9.0]), b"bad", _value([8.0])]
     values += [_value([float(i), float(i)]) for i in range(5)]
-    features, skipped = decode_in_order(values, max_bytes=65536)
+    features, skipped = decode_in_order(values, max_bytes=65536, chunk_size=3)
     assert features.tolist() == [[float(i), float(i)] for i in range(5)]
     assert skipped == {"dimension_mismatch": 2, "invalid_json": 1}
 

@@ -1,6 +1,6 @@
 """``/models/{version}/drift``, ``/models/{version}/shadow``, feature names and /score's attribution.
 
-The worker's side is played by writing its observation files (``shared.observations``) with
+The worker's side is played by writing its observation files (``shared.worker_figures``) with
 the same classes the worker uses; the api reads and merges them.
 """
 
@@ -14,10 +14,10 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from shared.drift import DriftReference, DriftWindow
-from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.registry import ModelRegistry
 from shared.settings import Settings
 from shared.shadow import ShadowStats, report
+from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 from tests.unit.api.api_support import AUTH, assert_problem, records
 
 NAMES = ["speed", "rpm", "temp"]

@@ -7,8 +7,7 @@ The same routes against a real broker: tests/integration/test_topic_training.py.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,53 +15,26 @@ from typing import Any
 import httpx
 import pytest
 
-import api.routes.jobs as jobs_route
 from api.app import create_app
-from shared.jobs import JobProgress, JobRecord, JobStatus, JobStore, new_job_id
+from shared.job_store import JobStore
+from shared.jobs import JobRecord, JobStatus, new_job_id
 from shared.settings import Settings
-from shared.topic_training import TopicRecords, TopicTrainingRequest
 from tests.unit.api.api_support import AUTH, assert_problem, make_settings, serve
+from tests.unit.topic_fakes import FakeTopicReader
+from tests.unit.topic_fakes import record_value as _value
 
 UNREACHABLE = "127.0.0.1:1"
 
 
-def _value(vector: list[float]) -> bytes:
-    return json.dumps(
-        {"vehicle_id": "VH-1", "timestamp": "2024-01-15T10:00:00Z", "feature_vector": vector}
-    ).encode()
+@pytest.fixture
+def serve_with(tmp_path: Path) -> Callable[..., Any]:
+    """``async with serve_with(reader, **settings)``: a client whose jobs read ``reader``."""
 
+    def factory(reader: FakeTopicReader, **overrides: Any) -> Any:
+        settings = make_settings(tmp_path / "models", **overrides)
+        return serve(create_app(settings, topic_reader=reader))
 
-def _fake_reader(
-    values: Sequence[bytes | None], *, gate: asyncio.Event | None = None, delay: float = 0.0
-) -> Callable[..., Awaitable[TopicRecords]]:
-    """A stand-in for read_topic: these values, one partition, after ``gate`` opens."""
-
-    async def read(
-        settings: Settings,
-        request: TopicTrainingRequest,
-        progress: JobProgress,
-        *,
-        now: datetime,
-        max_records: int,
-        on_progress: Callable[[], None] | None = None,
-    ) -> TopicRecords:
-        progress.phase = "reading"
-        progress.records_expected = len(values)
-        if on_progress is not None:
-            on_progress()
-        if gate is not None:
-            await gate.wait()
-        await asyncio.sleep(delay)
-        found = TopicRecords(last=request.last)
-        for offset, value in enumerate(values):
-            found.timestamps.append(1_700_000_000_000 + offset)
-            found.partitions.append(0)
-            found.offsets.append(offset)
-            found.values.append(value)
-        progress.records_read = len(values)
-        return found
-
-    return read
+    return factory
 
 
 async def _wait_for(
@@ -177,15 +149,13 @@ async def test_a_report_written_by_another_replica_is_answered(
 # --- a job's life ---------------------------------------------------------------------------
 
 
-async def test_a_job_trains_and_reports(
-    client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_job_trains_and_reports(serve_with: Callable[..., Any]) -> None:
     """202 + Location; the report goes queued/running -> succeeded with the /ingest answer."""
     rows = [[float(i % 17), float(i % 5)] for i in range(300)]
-    values = [_value(r) for r in rows] + [b"junk", _value([1.0])]
+    values: list[bytes | None] = [*(_value(r) for r in rows), b"junk", _value([1.0])]
     gate = asyncio.Event()
-    monkeypatch.setattr(jobs_route, "read_topic", _fake_reader(values, gate=gate))
-    async with client_for(kafka_bootstrap_servers=UNREACHABLE) as client:
+    reader = FakeTopicReader(values, gate=gate)
+    async with serve_with(reader, kafka_bootstrap_servers=UNREACHABLE) as client:
         accepted = await client.post(
             "/ingest/from-topic?activate=false",
             json={"last": 1000, "params": {"n_estimators": 10, "random_state": 3}},
@@ -219,14 +189,19 @@ async def test_a_job_trains_and_reports(
         metrics = (await client.get("/metrics")).text
         assert 'vehicle_anomaly_api_topic_jobs_total{outcome="succeeded"} 1.0' in metrics
         assert "vehicle_anomaly_api_topic_jobs_running 0.0" in metrics
+    spec, now, max_records = reader.calls[0]
+    assert (spec.last, spec.exclude_flagged, spec.params and spec.params.n_estimators) == (
+        1000,
+        False,
+        10,
+    )
+    assert now == JobRecord.model_validate(job).created_at  # until's default: when accepted
+    assert max_records == 1_000_000
 
 
-async def test_too_few_records_ends_failed_with_a_problem(
-    client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A job reading fewer than MIN_TRAINING_RECORDS records ends failed, training-rejected."""
-    monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])] * 3))
-    async with client_for(min_training_records=10) as client:
+async def test_too_few_records_ends_failed_with_a_problem(serve_with: Callable[..., Any]) -> None:
+    """A training error ends the job failed with training-rejected, as POST /ingest answers."""
+    async with serve_with(FakeTopicReader([_value([1.0])] * 3), min_training_records=10) as client:
         job = (await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)).json()
         report = await _wait_for(client, job["job_id"], _finished)
     assert report["status"] == "failed"
@@ -247,13 +222,11 @@ async def test_an_unreachable_broker_fails_the_job(client_for: Callable[..., Any
         assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_jobs_beyond_the_cap_are_refused_with_429(
-    client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past INGEST_TOPIC_MAX_JOBS a new job is a 429 with Retry-After, accepted once one ends."""
+async def test_jobs_beyond_the_cap_are_refused_with_429(serve_with: Callable[..., Any]) -> None:
+    """Past INGEST_TOPIC_MAX_JOBS running jobs: 429 jobs-busy with Retry-After."""
     gate = asyncio.Event()
-    monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])] * 5, gate=gate))
-    async with client_for(ingest_topic_max_jobs=1) as client:
+    reader = FakeTopicReader([_value([1.0])] * 5, gate=gate)
+    async with serve_with(reader, ingest_topic_max_jobs=1) as client:
         first = await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)
         assert first.status_code == 202
         busy = await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)
@@ -265,12 +238,10 @@ async def test_jobs_beyond_the_cap_are_refused_with_429(
         assert again.status_code == 202
 
 
-async def test_a_job_past_its_timeout_fails(
-    client_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A job past INGEST_TOPIC_JOB_TIMEOUT_SECONDS fails with a 504 job-timeout naming it."""
-    monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([_value([1.0])], delay=30))
-    async with client_for(ingest_topic_job_timeout_seconds=0.2) as client:
+async def test_a_job_past_its_timeout_fails(serve_with: Callable[..., Any]) -> None:
+    """A read that outlasts INGEST_TOPIC_JOB_TIMEOUT_SECONDS fails the job with a 504 problem."""
+    reader = FakeTopicReader([_value([1.0])], delay=30)
+    async with serve_with(reader, ingest_topic_job_timeout_seconds=0.2) as client:
         job = (await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)).json()
         report = await _wait_for(client, job["job_id"], _finished)
     assert report["status"] == "failed"
@@ -279,46 +250,16 @@ async def test_a_job_past_its_timeout_fails(
     assert "INGEST_TOPIC_JOB_TIMEOUT_SECONDS" in report["problem"]["detail"]
 
 
-async def test_stopping_the_api_interrupts_a_reading_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Stopping the api while a job reads marks its report failed with job-interrupted."""
-    monkeypatch.setattr(jobs_route, "read_topic", _fake_reader([], gate=asyncio.Event()))
+async def test_stopping_the_api_interrupts_a_reading_job(tmp_path: Path) -> None:
+    """The lifespan's end stops a job still reading: its report says job-interrupted."""
     settings = make_settings(tmp_path / "models")
-    async with serve(create_app(settings)) as client:
+    reader = FakeTopicReader([], gate=asyncio.Event())
+    async with serve(create_app(settings, topic_reader=reader)) as client:
         job = (await client.post("/ingest/from-topic", json={"last": 5}, headers=AUTH)).json()
         await _wait_for(client, job["job_id"], lambda r: r["status"] == "running")
     report = JobStore(settings.model_dir).get(job["job_id"])
     assert report is not None and report.status is JobStatus.FAILED
     assert report.problem is not None and report.problem.type.endswith(":job-interrupted")
-
-
-async def test_stopping_the_api_lets_a_fit_in_progress_finish(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A fit that started cannot be interrupted: the job publishes and says so."""
-    monkeypatch.setattr(
-        jobs_route, "read_topic", _fake_reader([_value([float(i)]) for i in range(50)])
-    )
-    real_fit = jobs_route.fit_and_publish  # type: ignore[attr-defined]  # the name the route calls, replaced below
-    fitting = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def slow_fit(*args: Any, **kwargs: Any) -> Any:
-        loop.call_soon_threadsafe(fitting.set)
-        import time
-
-        time.sleep(0.5)
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(jobs_route, "fit_and_publish", slow_fit)
-    settings = make_settings(tmp_path / "models")
-    async with serve(create_app(settings)) as client:
-        job = (await client.post("/ingest/from-topic", json={"last": 50}, headers=AUTH)).json()
-        await fitting.wait()
-    report = JobStore(settings.model_dir).get(job["job_id"])
-    assert report is not None and report.status is JobStatus.SUCCEEDED, report
-    assert report.result is not None and report.result.record_count == 50
 
 
 async def test_the_openapi_document_describes_the_routes(client: httpx.AsyncClient) -> None:
