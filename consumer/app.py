@@ -25,6 +25,7 @@ import gc
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from faststream import AckPolicy
@@ -95,6 +96,7 @@ class Worker:
         options: WorkerOptions,
         *,
         span_exporter: SpanExporter | None = None,
+        batch_hook: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
@@ -154,7 +156,7 @@ class Worker:
             self.state,
             self.metrics,
             retry_backoff_max=options.retry_backoff_max_seconds,
-            debug_delay=options.debug_batch_delay_seconds,
+            before_publish=batch_hook,
             tracing=(
                 MessageTracing(self.tracer_provider.get_tracer("consumer"))
                 if self.tracer_provider is not None
@@ -397,14 +399,19 @@ def create_app(
     options: WorkerOptions | None = None,
     *,
     span_exporter: SpanExporter | None = None,
+    batch_hook: Callable[[], Awaitable[None]] | None = None,
 ) -> AsgiFastStream:
     """Build the worker's ASGI app; nothing connects until its lifespan starts.
 
     ``span_exporter`` (tests, benchmarks) receives the spans; without it they go to OTLP
     when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and tracing is off otherwise.
+    ``batch_hook`` (tests) is awaited between scoring a batch and publishing it.
     """
     worker = Worker(
-        settings or load_settings(), options or load_options(), span_exporter=span_exporter
+        settings or load_settings(),
+        options or load_options(),
+        span_exporter=span_exporter,
+        batch_hook=batch_hook,
     )
     app = worker.app
     app.worker = worker  # type: ignore[attr-defined]  # for tests and the benchmark

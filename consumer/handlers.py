@@ -90,7 +90,7 @@ class BatchHandler:
         metrics: WorkerMetrics,
         *,
         retry_backoff_max: float = 5.0,
-        debug_delay: float = 0.0,
+        before_publish: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Any] = asyncio.sleep,
         tracing: MessageTracing | None = None,
@@ -103,7 +103,8 @@ class BatchHandler:
         self.state = state
         self.metrics = metrics
         self.retry_backoff_max = retry_backoff_max
-        self.debug_delay = debug_delay
+        # Awaited between scoring and publishing: tests hold a batch mid-flight with it.
+        self.before_publish = before_publish
         self.clock = clock
         self.sleep = sleep
         self.tracing = tracing
@@ -176,8 +177,8 @@ class BatchHandler:
             scoring_started = time.perf_counter()
             outcome = self.processor.process(records, detector, format_timestamp(self.clock()))
             self.metrics.scoring_seconds.observe(time.perf_counter() - scoring_started)
-            if self.debug_delay:
-                await asyncio.sleep(self.debug_delay)
+            if self.before_publish is not None:
+                await self.before_publish()
             await self._publish(records, outcome.messages)
         except (PublishError, KafkaError) as error:
             await self._fail(records, consumer, error)

@@ -1,8 +1,7 @@
 """Worker-only knobs that are not part of the shared contract (``CONSUMER_*`` variables).
 
 They tune shutdown, readiness and the publishing client; the contract's variables stay in
-:class:`shared.settings.Settings`. ``CONSUMER_DEBUG_BATCH_DELAY_SECONDS`` exists for tests
-only: it holds every batch that long before publishing, so a signal can land mid-batch.
+:class:`shared.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -57,8 +56,6 @@ class WorkerOptions(BaseSettings):
     telemetry: bool = True
     # How often the consumer-lag gauges are refreshed when no batch arrives.
     lag_poll_seconds: float = Field(5.0, gt=0, le=300)
-    # Test-only: hold each batch this long before publishing it.
-    debug_batch_delay_seconds: float = Field(0.0, ge=0, le=600)
 
 
 def producer_linger_ms(options: WorkerOptions) -> int:

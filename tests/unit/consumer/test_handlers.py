@@ -447,3 +447,18 @@ async def test_after_batch_hook_runs_at_most_once_per_interval() -> None:
     for start in (3, 4):
         assert await handler.handle(records([valid_value()], start=start), consumer)
     assert len(calls) == 3
+
+
+async def test_before_publish_hook_holds_the_scored_batch() -> None:
+    """The hook (tests' batch hold) runs after scoring and before anything is sent."""
+    sink = FakeSink()
+    handler, _, _ = build(sink)
+    seen: list[int] = []
+
+    async def hook() -> None:
+        seen.append(len(sink.sent))
+
+    handler.before_publish = hook
+    assert await handler.handle(mixed_batch(), FakeConsumer())
+    assert seen == [0]
+    assert len(sink.sent) == 3
