@@ -19,20 +19,17 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from consumer.options import WorkerOptions
     from shared.settings import Settings
 
-AppFactory = Callable[["Settings", "WorkerOptions"], Any]
+AppFactory = Callable[["Settings"], Any]
 
 
 def main(factory: AppFactory | None = None) -> int:
     """Serve the app that ``factory`` builds (default :func:`consumer.app.create_app`)."""
-    from consumer.options import load_options
     from shared.settings import load_settings
 
     try:
         settings = load_settings()
-        options = load_options()
     except ConfigurationError as error:
         print(f"consumer: {error}", file=sys.stderr)
         return 2
@@ -45,7 +42,7 @@ def main(factory: AppFactory | None = None) -> int:
     configure_logging("consumer", settings.log_format, settings.log_level)
 
     try:
-        app = (factory or create_app)(settings, options)
+        app = (factory or create_app)(settings)
     except ConfigurationError as error:  # e.g. AWS_REGION missing for MSK IAM
         print(f"consumer: {error}", file=sys.stderr)
         return 2

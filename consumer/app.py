@@ -43,7 +43,6 @@ from consumer.handlers import (
 from consumer.insight import Insight
 from consumer.metrics import WorkerMetrics
 from consumer.models import ModelWatcher
-from consumer.options import WorkerOptions, load_options, producer_linger_ms
 from consumer.processor import BatchProcessor
 from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
@@ -68,12 +67,19 @@ PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 PING_TIMEOUT_SECONDS = 2.0
 
 
-def producer_options(options: WorkerOptions) -> dict[str, Any]:
+def producer_linger_ms(settings: Settings) -> int:
+    """``CONSUMER_LINGER_MS``, or the publisher's default when it is unset."""
+    if settings.consumer_linger_ms is not None:
+        return settings.consumer_linger_ms
+    return 0 if settings.consumer_publisher == "aiokafka" else 5
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
     """Producer settings for verdicts and dead letters (both publishers use the same)."""
     return {
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": producer_linger_ms(options),
+        "linger_ms": producer_linger_ms(settings),
         "max_request_size": PRODUCER_MAX_REQUEST_BYTES,
         "max_batch_size": PRODUCER_MAX_BATCH_BYTES,
     }
@@ -93,13 +99,11 @@ class Worker:
     def __init__(
         self,
         settings: Settings,
-        options: WorkerOptions,
         *,
         span_exporter: SpanExporter | None = None,
         batch_hook: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options
         self.state = WorkerState()
         self.metrics = WorkerMetrics()
         # Tracing is on when spans go somewhere: an injected exporter (tests, the benchmark)
@@ -107,7 +111,7 @@ class Worker:
         # own Prometheus middleware off.
         self.tracer_provider: TracerProvider | None = None
         middlewares: list[Any] = []
-        if options.telemetry:
+        if settings.consumer_telemetry:
             from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
             middlewares.append(
@@ -126,8 +130,8 @@ class Worker:
         )
         self.broker = KafkaBroker(
             **broker_options(settings),
-            **producer_options(options),
-            graceful_timeout=options.graceful_timeout_seconds,
+            **producer_options(settings),
+            graceful_timeout=settings.consumer_graceful_timeout_seconds,
             allow_auto_create_topics=False,
             logger=logging.getLogger("consumer.faststream"),  # through configure_logging's handler
             log_level=logging.DEBUG,  # FastStream's per-batch "Received"/"Processed" lines
@@ -155,7 +159,7 @@ class Worker:
             self.sink,
             self.state,
             self.metrics,
-            retry_backoff_max=options.retry_backoff_max_seconds,
+            retry_backoff_max=settings.consumer_retry_backoff_max_seconds,
             before_publish=batch_hook,
             tracing=(
                 MessageTracing(self.tracer_provider.get_tracer("consumer"))
@@ -163,7 +167,7 @@ class Worker:
                 else None
             ),
             after_batch=self.update_lag,
-            background_commit=options.background_commit,
+            background_commit=settings.consumer_background_commit,
         )
         self._lag_task: asyncio.Task[None] | None = None
         self.watcher = ModelWatcher(
@@ -195,19 +199,22 @@ class Worker:
 
     async def after_startup(self) -> None:
         """Broker connected: start the verdict producer and the model watcher."""
-        if self.options.publisher == "aiokafka":
+        if self.settings.consumer_publisher == "aiokafka":
             from aiokafka import AIOKafkaProducer
 
             producer = AIOKafkaProducer(
                 **client_options(self.settings),
-                **producer_options(self.options),
+                **producer_options(self.settings),
             )
             await producer.start()
             self.producer = producer
             self.handler.sink = self.sink = AiokafkaSink(producer)
         log.info(
             "worker started; waiting for a model before consuming",
-            extra={"publisher": self.options.publisher, "model_dir": str(self.settings.model_dir)},
+            extra={
+                "publisher": self.settings.consumer_publisher,
+                "model_dir": str(self.settings.model_dir),
+            },
         )
         self.watcher.start()
         self.insight.start()
@@ -216,7 +223,7 @@ class Worker:
     async def _poll_lag(self) -> None:
         """Keep the lag gauges fresh while no batch arrives (an idle or stuck consumer)."""
         while True:
-            await asyncio.sleep(self.options.lag_poll_seconds)
+            await asyncio.sleep(self.settings.consumer_lag_poll_seconds)
             try:
                 await self.update_lag()
             except Exception as error:  # metrics must never stop the worker
@@ -249,9 +256,11 @@ class Worker:
                 ack_policy=AckPolicy.MANUAL,
                 parser=parse_traced_batch if self.tracer_provider is not None else parse_raw_batch,
                 decoder=decode_raw_batch,
-                listener=RebalanceListener(self.handler, self.options.rebalance_wait_seconds),
-                session_timeout_ms=self.options.session_timeout_ms,
-                heartbeat_interval_ms=max(100, self.options.session_timeout_ms // 3),
+                listener=RebalanceListener(
+                    self.handler, self.settings.consumer_rebalance_wait_seconds
+                ),
+                session_timeout_ms=self.settings.consumer_session_timeout_ms,
+                heartbeat_interval_ms=max(100, self.settings.consumer_session_timeout_ms // 3),
                 persistent=False,
                 include_in_schema=False,
             )
@@ -265,7 +274,7 @@ class Worker:
                 # The subscriber's lock: a graceful stop waits for the background commit too.
                 await handler.handle(records, consumer, hold=graceful_hold(subscriber))
 
-            if self.options.gc_freeze:
+            if self.settings.consumer_gc_freeze:
                 # Everything alive now (the libraries, the model) lives as long as the process:
                 # out of the collector's sight, a full collection takes milliseconds, not a
                 # tenth of a second that every record in flight would wait.
@@ -341,7 +350,7 @@ class Worker:
         partitions = await self._partitions()
         if not self.state.consuming:
             reasons.append("not consuming")
-        stall = self.options.stall_seconds
+        stall = self.settings.consumer_stall_seconds
         now = time.monotonic()
         if self.state.batch_started_monotonic is not None:
             held = now - self.state.batch_started_monotonic
@@ -373,7 +382,7 @@ class Worker:
                 "ready": ready,
                 "reasons": reasons,
                 "broker_running": self.broker.running,
-                "publisher": self.options.publisher,
+                "publisher": self.settings.consumer_publisher,
                 **self.state.summary(),
                 "assigned_partitions": sorted(partitions),
                 "partitions": partitions,
@@ -396,7 +405,6 @@ class Worker:
 
 def create_app(
     settings: Settings | None = None,
-    options: WorkerOptions | None = None,
     *,
     span_exporter: SpanExporter | None = None,
     batch_hook: Callable[[], Awaitable[None]] | None = None,
@@ -409,7 +417,6 @@ def create_app(
     """
     worker = Worker(
         settings or load_settings(),
-        options or load_options(),
         span_exporter=span_exporter,
         batch_hook=batch_hook,
     )

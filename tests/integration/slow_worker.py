@@ -14,7 +14,7 @@ from typing import Any
 from consumer.__main__ import main
 
 
-def slow_app(settings: Any, options: Any) -> Any:
+def slow_app(settings: Any) -> Any:
     """The worker's app, sleeping the configured delay before it publishes each batch."""
     from consumer.app import create_app
 
@@ -23,7 +23,7 @@ def slow_app(settings: Any, options: Any) -> Any:
     async def hold() -> None:
         await asyncio.sleep(delay)
 
-    return create_app(settings, options, batch_hook=hold)
+    return create_app(settings, batch_hook=hold)
 
 
 if __name__ == "__main__":

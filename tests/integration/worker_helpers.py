@@ -101,7 +101,7 @@ class Topics:
 def worker_env(
     bootstrap: str, topics: Topics, model_dir: Path, port: int, **extra: Any
 ) -> dict[str, str]:
-    """Environment of a worker process (settings and ``CONSUMER_*`` options)."""
+    """Environment of a worker process (its settings, ``CONSUMER_*`` included)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -387,18 +387,11 @@ def expected_offsets(metas: Iterable[Any]) -> set[tuple[int, int]]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(
-    settings: Settings, *, span_exporter: Any = None, **options: Any
-) -> AsyncIterator[Any]:
+async def running_worker(settings: Settings, *, span_exporter: Any = None) -> AsyncIterator[Any]:
     """Run the worker app's lifespan in this event loop; yields its :class:`Worker`."""
     from consumer.app import create_app
-    from consumer.options import WorkerOptions
 
-    app = create_app(
-        settings,
-        WorkerOptions(_env_file=None, **options),  # type: ignore[call-arg]
-        span_exporter=span_exporter,
-    )
+    app = create_app(settings, span_exporter=span_exporter)
     async with app.start_lifespan_context():
         yield app.worker  # type: ignore[attr-defined]
 
