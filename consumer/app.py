@@ -32,12 +32,12 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
 
+from consumer.faststream_compat import subscriber_consumer, subscriber_lock
 from consumer.handlers import (
     BatchHandler,
     RawBatch,
     RebalanceListener,
     decode_raw_batch,
-    graceful_hold,
     parse_raw_batch,
 )
 from consumer.insight import Insight
@@ -55,9 +55,10 @@ from shared.tracing import CONSUMER_SERVICE, tracer_provider
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from faststream.kafka.subscriber.usecase import BatchSubscriber
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+
+    from consumer.faststream_compat import BatchSubscriber
 
 log = logging.getLogger("consumer.app")
 
@@ -268,11 +269,11 @@ class Worker:
 
             @subscriber
             async def score_telemetry(records: RawBatch) -> None:
-                consumer = subscriber.consumer
+                consumer = subscriber_consumer(subscriber)
                 if consumer is None:  # stopped between fetch and call: leave it uncommitted
                     return
                 # The subscriber's lock: a graceful stop waits for the background commit too.
-                await handler.handle(records, consumer, hold=graceful_hold(subscriber))
+                await handler.handle(records, consumer, hold=subscriber_lock(subscriber))
 
             if self.settings.consumer_gc_freeze:
                 # Everything alive now (the libraries, the model) lives as long as the process:
@@ -319,7 +320,7 @@ class Worker:
     # -- health ----------------------------------------------------------------------------
 
     def _consumer(self) -> AIOKafkaConsumer | None:
-        return self.subscriber.consumer if self.subscriber is not None else None
+        return subscriber_consumer(self.subscriber) if self.subscriber is not None else None
 
     async def _partitions(self) -> dict[str, dict[str, int | None]]:
         consumer = self._consumer()

@@ -34,14 +34,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol, cast
+from typing import Annotated, Any, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from fast_depends.library import CustomField
-from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 
+from consumer.fast_depends_compat import AwaitedRawField
+from consumer.faststream_compat import Hold, KafkaMessage, raw_batch_message
 from consumer.metrics import WorkerMetrics
 from consumer.processor import (
     BatchOutcome,
@@ -66,14 +66,6 @@ class ConsumerLike(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
-
-
-class Hold(Protocol):
-    """Something a graceful shutdown waits for while it is held (FastStream's subscriber lock)."""
-
-    def acquire(self) -> None: ...
-
-    def release(self) -> None: ...
 
 
 COMMIT_RETRY_SECONDS = 0.1
@@ -405,41 +397,17 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aio
 # --- FastStream glue ----------------------------------------------------------------------
 
 
-class _RawBatchField(CustomField):
-    """The handler's argument as the decoder returned it, uncast (like FastStream's ``NoCast``).
-
-    ``NoCast``'s ``use`` is synchronous, and fast_depends runs a synchronous ``use`` in a
-    worker thread: one thread hop per batch. This one is a coroutine, so it is awaited.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(cast=False)
-
-    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        return kwargs
-
-
-RawBatch = Annotated[tuple[Any, ...], _RawBatchField()]
+RawBatch = Annotated[tuple[Any, ...], AwaitedRawField()]
 """The type of the subscriber function's argument: the raw ``ConsumerRecord`` tuple."""
-
-
-def graceful_hold(subscriber: Any) -> Hold | None:
-    """The subscriber's lock (FastStream's ``MultiLock``): its graceful stop waits while held."""
-    lock = getattr(subscriber, "lock", None)
-    if callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None)):
-        return cast(Hold, lock)
-    return None
 
 
 async def parse_raw_batch(records: tuple[Any, ...]) -> KafkaMessage:
     """A batch parser that touches neither values nor headers (they may not be UTF-8)."""
     first, last = records[0], records[-1]
-    return KafkaMessage(
-        body=b"",
-        raw_message=records,
+    return raw_batch_message(
+        records,
         message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
         correlation_id=f"{first.topic}-{first.partition}-{first.offset}",
-        consumer=FAKE_CONSUMER,  # offsets are committed by BatchHandler, never by FastStream
     )
 
 

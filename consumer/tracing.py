@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
+from consumer.faststream_compat import KafkaMessage, raw_batch_message
 from consumer.processor import Outgoing
 
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -54,13 +54,11 @@ async def parse_traced_batch(records: tuple[Any, ...]) -> KafkaMessage:
         if carrier is not None:
             carrier["correlation_id"] = f"{record.topic}-{record.partition}-{record.offset}"
             batch_headers.append(carrier)
-    return KafkaMessage(
-        body=b"",
-        raw_message=records,
+    return raw_batch_message(
+        records,
         batch_headers=batch_headers,
         message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
         correlation_id=f"{first.topic}-{first.partition}-{first.offset}",
-        consumer=FAKE_CONSUMER,  # offsets are committed by BatchHandler, never by FastStream
     )
 
 

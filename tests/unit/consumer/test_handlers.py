@@ -16,10 +16,8 @@ from aiokafka.errors import (
 
 from consumer.handlers import (
     BatchHandler,
-    RawBatch,
     RebalanceListener,
     decode_raw_batch,
-    graceful_hold,
     parse_raw_batch,
 )
 from consumer.metrics import WorkerMetrics
@@ -326,63 +324,6 @@ async def test_rebalance_wait_is_bounded() -> None:
     handler.idle.clear()
     listener = RebalanceListener(handler, wait_seconds=0.05)
     await asyncio.wait_for(listener.on_partitions_revoked({TopicPartition(TOPIC, 0)}), 1)
-
-
-async def test_subscriber_argument_is_awaited_not_run_in_a_thread() -> None:
-    """The handler gets the raw tuple, and fast_depends resolves it without a worker thread."""
-    import anyio.to_thread
-    from faststream import AckPolicy
-    from faststream.kafka import KafkaBroker, TestKafkaBroker
-
-    broker = KafkaBroker(graceful_timeout=5)
-    subscriber = broker.subscriber(
-        "raw-batch",
-        batch=True,
-        ack_policy=AckPolicy.MANUAL,
-        parser=parse_raw_batch,
-        decoder=decode_raw_batch,
-        group_id="g",
-    )
-    got: list[Any] = []
-
-    @subscriber
-    async def handle(records: RawBatch) -> None:
-        got.append(records)
-
-    real = anyio.to_thread.run_sync
-    hops: list[Any] = []
-
-    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(func)
-        return await real(func, *args, **kwargs)
-
-    anyio.to_thread.run_sync = counting  # type: ignore[assignment]
-    try:
-        async with TestKafkaBroker(broker) as test_broker:
-            await test_broker.publish(b"\xff", "raw-batch")
-            assert isinstance(got[0], tuple | list)  # the test client hands a list
-            assert got[0][0].value == b"\xff"
-    finally:
-        anyio.to_thread.run_sync = real
-    assert hops == []
-
-
-async def test_graceful_stop_waits_for_the_hold() -> None:
-    """A started subscriber's lock is a hold that FastStream's graceful stop waits for."""
-    from faststream._internal.endpoint.subscriber.utils import MultiLock
-
-    class Subscriber:  # what SubscriberUsecase.start() leaves: lock = MultiLock()
-        lock = MultiLock()
-
-    hold = graceful_hold(Subscriber())
-    assert hold is Subscriber.lock
-    assert graceful_hold(object()) is None
-    hold.acquire()
-    stopping = asyncio.create_task(Subscriber.lock.wait_release(5))
-    await asyncio.sleep(0.05)
-    assert not stopping.done()
-    hold.release()
-    await asyncio.wait_for(stopping, 1)
 
 
 async def test_faststream_glue_keeps_records_raw() -> None:
