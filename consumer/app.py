@@ -28,25 +28,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
 
-from consumer.faststream_compat import subscriber_consumer, subscriber_lock
-from consumer.handlers import (
-    BatchHandler,
-    RawBatch,
-    RebalanceListener,
-    decode_raw_batch,
-    parse_raw_batch,
-)
+from consumer.faststream_compat import subscriber_consumer
+from consumer.handlers import BatchHandler
 from consumer.insight import Insight
 from consumer.metrics import WorkerMetrics
 from consumer.models import ModelWatcher
 from consumer.processor import BatchProcessor
 from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
-from consumer.tracing import MessageTracing, parse_traced_batch
+from consumer.subscription import telemetry_subscriber
+from consumer.tracing import MessageTracing
 from shared.kafka import broker_options, client_options
 from shared.observations import ObservationStore, worker_id
 from shared.registry import ModelRegistry
@@ -247,33 +241,9 @@ class Worker:
             if self.subscriber is not None:
                 return
             settings = self.settings
-            subscriber = self.broker.subscriber(
-                settings.telemetry_topic,
-                batch=True,
-                max_records=settings.batch_max_records,
-                batch_timeout_ms=settings.batch_timeout_ms,
-                group_id=settings.consumer_group,
-                auto_offset_reset="earliest",
-                ack_policy=AckPolicy.MANUAL,
-                parser=parse_traced_batch if self.tracer_provider is not None else parse_raw_batch,
-                decoder=decode_raw_batch,
-                listener=RebalanceListener(
-                    self.handler, self.settings.consumer_rebalance_wait_seconds
-                ),
-                session_timeout_ms=self.settings.consumer_session_timeout_ms,
-                heartbeat_interval_ms=max(100, self.settings.consumer_session_timeout_ms // 3),
-                persistent=False,
-                include_in_schema=False,
+            subscriber = telemetry_subscriber(
+                self.broker, settings, self.handler, traced=self.tracer_provider is not None
             )
-            handler = self.handler
-
-            @subscriber
-            async def score_telemetry(records: RawBatch) -> None:
-                consumer = subscriber_consumer(subscriber)
-                if consumer is None:  # stopped between fetch and call: leave it uncommitted
-                    return
-                # The subscriber's lock: a graceful stop waits for the background commit too.
-                await handler.handle(records, consumer, hold=subscriber_lock(subscriber))
 
             if self.settings.consumer_gc_freeze:
                 # Everything alive now (the libraries, the model) lives as long as the process:

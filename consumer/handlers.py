@@ -20,28 +20,26 @@ Its guarantees, which the integration tests check against a real broker:
 * a commit refused after a rebalance (``CommitFailedError``/``IllegalStateError``) is
   logged: the new owner gets the records again (at least once).
 
-The FastStream glue at the bottom hands the handler aiokafka's raw ``ConsumerRecord``
-tuple, with neither FastStream's parser (which decodes headers as UTF-8) nor its JSON decoder
-touching a record.
+The offsets are :class:`consumer.committer.OffsetCommitter`'s; the FastStream glue that
+hands the handler aiokafka's raw ``ConsumerRecord`` tuple is :mod:`consumer.subscription`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
-from consumer.fast_depends_compat import AwaitedRawField
-from consumer.faststream_compat import Hold, KafkaMessage, raw_batch_message
+from consumer.committer import ConsumerLike, OffsetCommitter
+from consumer.faststream_compat import Hold
 from consumer.metrics import WorkerMetrics
 from consumer.processor import (
     BatchOutcome,
@@ -56,19 +54,6 @@ from consumer.tracing import MessageTracing, end_spans
 from shared.schemas import format_timestamp
 
 log = logging.getLogger("consumer.handlers")
-
-
-class ConsumerLike(Protocol):
-    """The part of ``AIOKafkaConsumer`` the handler uses."""
-
-    def assignment(self) -> set[TopicPartition]: ...
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
-
-    def seek(self, partition: TopicPartition, offset: int) -> None: ...
-
-
-COMMIT_RETRY_SECONDS = 0.1
 
 
 class BatchHandler:
@@ -110,9 +95,7 @@ class BatchHandler:
         self.idle.set()
         self._consecutive_failures = 0
         self._in_hand = False
-        # Acknowledged, not yet committed: partition -> the offset after its last answered record.
-        self._uncommitted: dict[TopicPartition, int] = {}
-        self._committer: asyncio.Task[None] | None = None
+        self.committer = OffsetCommitter(state, metrics, on_settled=self._update_idle)
 
     async def handle(
         self, records: Sequence[RecordLike], consumer: ConsumerLike, hold: Hold | None = None
@@ -150,7 +133,7 @@ class BatchHandler:
             self._update_idle()
 
     def _update_idle(self) -> None:
-        if not self._in_hand and self._committer is None:
+        if not self._in_hand and not self.committer.running:
             self.idle.set()
 
     async def _handle(
@@ -185,9 +168,9 @@ class BatchHandler:
             return False
         acknowledged = time.time()
         if self.background_commit:
-            self._commit_later(consumer, outcome.next_offsets, hold)
+            self.committer.commit_later(consumer, outcome.next_offsets, hold)
         else:
-            await self._commit(consumer, self._owned(consumer, outcome.next_offsets))
+            await self.committer.commit_now(consumer, outcome.next_offsets)
         self._succeeded(outcome, started)
         self.metrics.observe_many(
             self.metrics.end_to_end_seconds,
@@ -213,99 +196,13 @@ class BatchHandler:
             raise
         end_spans(spans)
 
-    def _owned(
-        self,
-        consumer: ConsumerLike,
-        offsets: Mapping[tuple[str, int], int] | Mapping[TopicPartition, int],
-    ) -> dict[TopicPartition, int]:
-        """The offsets of the partitions this member still owns (the others are logged)."""
-        wanted = {TopicPartition(*where): offset for where, offset in offsets.items()}
-        owned = consumer.assignment()
-        lost = sorted(str(tp) for tp in wanted if tp not in owned)
-        if lost:
-            log.warning(
-                "partitions were revoked while their batch was in hand; their records "
-                "will be redelivered to the new owner",
-                extra={"partitions": lost},
-            )
-        return {tp: offset for tp, offset in wanted.items() if tp in owned}
-
-    async def _commit(self, consumer: ConsumerLike, offsets: dict[TopicPartition, int]) -> None:
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as error:
-            self.state.commit_failures += 1
-            self.metrics.commit_failures.inc()
-            log.warning(
-                "offset commit refused (group rebalanced); the records will be redelivered",
-                extra={"error": repr(error)},
-            )
-
-    def _commit_later(
-        self, consumer: ConsumerLike, offsets: Mapping[tuple[str, int], int], hold: Hold | None
-    ) -> None:
-        """Hand acknowledged offsets to the committer task (starting it when none runs)."""
-        uncommitted = self._uncommitted
-        for (topic, partition), offset in offsets.items():
-            tp = TopicPartition(topic, partition)
-            if offset > uncommitted.get(tp, -1):
-                uncommitted[tp] = offset
-        if self._committer is None or self._committer.done():
-            if hold is not None:
-                hold.acquire()
-            self.idle.clear()
-            task = asyncio.create_task(self._commit_behind(consumer), name="offset-committer")
-            task.add_done_callback(functools.partial(self._committer_done, hold))
-            self._committer = task
-
-    def _committer_done(self, hold: Hold | None, task: asyncio.Task[None]) -> None:
-        # Also runs for a task cancelled before it started (its ``finally`` never ran).
-        if hold is not None:
-            hold.release()
-        if self._committer is task:
-            self._committer = None
-            self._update_idle()
-
-    async def _commit_behind(self, consumer: ConsumerLike) -> None:
-        """Commit what was acknowledged until nothing is left; one commit at a time."""
-        failures = 0
-        try:
-            while self._uncommitted:
-                wanted, self._uncommitted = self._uncommitted, {}
-                offsets = self._owned(consumer, wanted)
-                try:
-                    await self._commit(consumer, offsets)
-                except KafkaError as error:
-                    # Not a refusal (the coordinator moved, a timeout...): keep the offsets
-                    # unless a later batch brought newer ones, and try again shortly.
-                    failures += 1
-                    log.warning(
-                        "offset commit failed; retrying",
-                        extra={"error": repr(error), "attempt": failures},
-                    )
-                    for tp, offset in offsets.items():
-                        self._uncommitted.setdefault(tp, offset)
-                    if failures >= 5:
-                        return  # the next batch (or a rebalance, or a restart) tries again
-                    await asyncio.sleep(COMMIT_RETRY_SECONDS * failures)
-        except Exception:  # never an unobserved task error; the offsets are simply redelivered
-            log.exception("offset committer failed")
-        finally:
-            if self._committer is asyncio.current_task():
-                self._committer = None
-                self._update_idle()
-
     async def drain(self) -> None:
         """Wait until every acknowledged offset was committed (or given up on)."""
-        while (committer := self._committer) is not None and not committer.done():
-            await asyncio.shield(committer)
+        await self.committer.drain()
 
     def forget(self, partitions: set[TopicPartition]) -> None:
         """Drop uncommitted offsets of revoked partitions (their new owner starts over)."""
-        for tp in partitions:
-            self._uncommitted.pop(tp, None)
+        self.committer.forget(partitions)
 
     def _succeeded(self, outcome: BatchOutcome, started: float) -> None:
         self._consecutive_failures = 0
@@ -392,26 +289,3 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aio
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.debug("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
-
-
-# --- FastStream glue ----------------------------------------------------------------------
-
-
-RawBatch = Annotated[tuple[Any, ...], AwaitedRawField()]
-"""The type of the subscriber function's argument: the raw ``ConsumerRecord`` tuple."""
-
-
-async def parse_raw_batch(records: tuple[Any, ...]) -> KafkaMessage:
-    """A batch parser that touches neither values nor headers (they may not be UTF-8)."""
-    first, last = records[0], records[-1]
-    return raw_batch_message(
-        records,
-        message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
-        correlation_id=f"{first.topic}-{first.partition}-{first.offset}",
-    )
-
-
-async def decode_raw_batch(message: KafkaMessage) -> tuple[Any, ...]:
-    """The handler's body: the raw ``ConsumerRecord`` tuple, not JSON-decoded."""
-    records: tuple[Any, ...] = message.raw_message
-    return records

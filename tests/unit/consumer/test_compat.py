@@ -94,7 +94,7 @@ async def test_a_coroutine_use_is_awaited_not_run_in_a_thread() -> None:
     """The handler gets the raw tuple, and fast_depends resolves it without a worker thread."""
     import anyio.to_thread
 
-    from consumer.handlers import decode_raw_batch, parse_raw_batch
+    from consumer.subscription import decode_raw_batch, parse_raw_batch
 
     broker = KafkaBroker(graceful_timeout=5)
     subscriber = broker.subscriber(

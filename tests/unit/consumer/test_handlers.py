@@ -14,12 +14,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
 )
 
-from consumer.handlers import (
-    BatchHandler,
-    RebalanceListener,
-    decode_raw_batch,
-    parse_raw_batch,
-)
+from consumer.handlers import BatchHandler, RebalanceListener
 from consumer.metrics import WorkerMetrics
 from consumer.processor import BatchProcessor, Kind, Outgoing
 from consumer.publishing import PublishError, publish_confirmed
@@ -336,6 +331,8 @@ async def test_faststream_glue_keeps_records_raw() -> None:
             self.headers: Any = [("h", b"\xff\xfe"), ("n", None)]
 
     batch = (Raw(), Raw())
+    from consumer.subscription import decode_raw_batch, parse_raw_batch
+
     message = await parse_raw_batch(batch)
     assert await decode_raw_batch(message) is batch
 
@@ -403,3 +400,24 @@ async def test_before_publish_hook_holds_the_scored_batch() -> None:
     assert await handler.handle(mixed_batch(), FakeConsumer())
     assert seen == [0]
     assert len(sink.sent) == 3
+
+
+async def test_traced_parser_links_only_records_that_carry_a_traceparent() -> None:
+    """The traced parser adds one batch header per traced record, keyed by its coordinates."""
+    from consumer.subscription import parse_raw_batch, parse_traced_batch
+
+    parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+
+    class Raw:
+        topic, partition, key, value, timestamp = TOPIC, 2, None, b"{}", 0
+
+        def __init__(self, offset: int, headers: Any) -> None:
+            self.offset = offset
+            self.headers = headers
+
+    batch = (Raw(5, [("traceparent", parent.encode())]), Raw(6, [("h", b"\xff")]), Raw(7, None))
+    traced = await parse_traced_batch(batch)
+    assert traced.batch_headers == [{"traceparent": parent, "correlation_id": f"{TOPIC}-2-5"}]
+    assert traced.raw_message is batch
+    assert traced.message_id == f"{TOPIC}-2-5-7"
+    assert (await parse_raw_batch(batch)).batch_headers == []
