@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from sklearn.ensemble import IsolationForest
 
 from consumer.processor import Outgoing
+from consumer.publishing import OneByOne
 from shared.detector import Detector
 from shared.schemas import ModelMeta
 
@@ -64,7 +65,7 @@ def make_detector(version: str = "20240115100000", seed: int = 0) -> Detector:
     return Detector(meta, model)
 
 
-class FakeSink:
+class FakeSink(OneByOne):
     """Records what is sent; ``fail_on`` makes the broker refuse chosen messages."""
 
     def __init__(self, fail_on: Any = None, raise_on_send: Any = None) -> None:

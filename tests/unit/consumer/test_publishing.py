@@ -142,3 +142,42 @@ async def test_grouping_can_be_turned_off() -> None:
     sink = AiokafkaSink(producer, group_verdicts=False)  # type: ignore[arg-type]
     await publish_confirmed(sink, [verdict(b"VH-1"), verdict(b"VH-1")])
     assert [call[0] for call in producer.calls] == ["send", "send"]
+
+
+async def test_faststream_sink_sends_every_message_on_its_own_in_order() -> None:
+    """FastStreamSink.send_all is one broker.publish per message, headers as text."""
+    from consumer.publishing import FastStreamSink
+
+    class Broker:
+        def __init__(self) -> None:
+            self.published: list[tuple[str, bytes | None, dict[str, str]]] = []
+
+        async def publish(self, value: Any, topic: str, **kwargs: Any) -> Any:
+            self.published.append((topic, kwargs["key"], kwargs["headers"]))
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.set_result("ack")
+            return future
+
+    broker = Broker()
+    messages = [verdict(b"VH-1"), dead_letter(), verdict(b"VH-2")]
+    await publish_confirmed(FastStreamSink(broker), messages)  # type: ignore[arg-type]
+    assert broker.published == [
+        ("anomalies", b"VH-1", {"h": "1"}),
+        ("dlq", b"k", {}),
+        ("anomalies", b"VH-2", {"h": "1"}),
+    ]
+
+
+def test_only_an_untruncated_dead_letter_refused_as_too_large_shrinks() -> None:
+    """shrunk() is the one truncation rule: dead letters, size refusals, once."""
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    from consumer.publishing import shrunk
+
+    too_large = MessageSizeTooLargeError()
+    smaller = shrunk(dead_letter(), too_large)
+    assert smaller is not None and smaller.value == b""
+    assert dict(smaller.headers)["original_size"] == b"1"
+    assert shrunk(smaller, too_large) is None
+    assert shrunk(verdict(b"VH-1"), too_large) is None
+    assert shrunk(dead_letter(), KafkaTimeoutError()) is None
