@@ -33,9 +33,9 @@ from faststream.kafka import KafkaBroker
 
 from consumer.faststream_compat import subscriber_consumer
 from consumer.handlers import BatchHandler
-from consumer.insight import Insight
 from consumer.metrics import WorkerMetrics
-from consumer.models import ModelWatcher
+from consumer.model_watcher import ModelWatcher
+from consumer.monitor import ModelMonitor
 from consumer.processor import BatchProcessor
 from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
@@ -134,7 +134,7 @@ class Worker:
         )
         self.producer: AIOKafkaProducer | None = None
         self.sink: Sink = FastStreamSink(self.broker)
-        self.insight = Insight(
+        self.monitor = ModelMonitor(
             self.state,
             self.metrics,
             settings,
@@ -147,7 +147,6 @@ class Worker:
             publish_all=settings.publish_all_verdicts,
             max_record_bytes=settings.max_record_bytes,
             attribution_top_k=settings.attribution_top_k,
-            insight=self.insight,
         )
         self.handler = BatchHandler(
             self.processor,
@@ -163,6 +162,7 @@ class Worker:
             ),
             after_batch=self.update_lag,
             background_commit=settings.consumer_background_commit,
+            monitor=self.monitor,
         )
         self._lag_task: asyncio.Task[None] | None = None
         self.watcher = ModelWatcher(
@@ -212,7 +212,7 @@ class Worker:
             },
         )
         self.watcher.start()
-        self.insight.start()
+        self.monitor.start()
         self._lag_task = asyncio.create_task(self._poll_lag(), name="lag-poller")
 
     async def _poll_lag(self) -> None:
@@ -280,7 +280,7 @@ class Worker:
     async def after_shutdown(self) -> None:
         """After the subscriber stopped (batch finished or abandoned): close the producer."""
         self.state.consuming = False
-        await self.insight.stop()  # writes the last drift and shadow figures
+        await self.monitor.stop()  # writes the last drift and shadow figures
         producer, self.producer = self.producer, None
         if producer is not None:
             await producer.stop()

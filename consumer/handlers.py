@@ -41,6 +41,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from consumer.committer import ConsumerLike, OffsetCommitter
 from consumer.faststream_compat import Hold
 from consumer.metrics import WorkerMetrics
+from consumer.monitor import BatchObserver
 from consumer.processor import (
     BatchOutcome,
     BatchProcessor,
@@ -74,6 +75,7 @@ class BatchHandler:
         after_batch: Callable[[], Awaitable[None]] | None = None,
         after_batch_interval: float = 0.5,
         background_commit: bool = True,
+        monitor: BatchObserver | None = None,
     ) -> None:
         self.processor = processor
         self.sink = sink
@@ -90,6 +92,8 @@ class BatchHandler:
         self.after_batch_interval = after_batch_interval
         self._after_batch_due = 0.0
         self.background_commit = background_commit
+        # Shown every scored batch (the drift window and the shadow comparison).
+        self.monitor = monitor
         # Set while no batch is in hand and no acknowledged offsets wait for their commit.
         self.idle = asyncio.Event()
         self.idle.set()
@@ -151,6 +155,8 @@ class BatchHandler:
         try:
             scoring_started = time.perf_counter()
             outcome = self.processor.process(records, detector, format_timestamp(self.clock()))
+            if self.monitor is not None and outcome.scored:
+                self.monitor.observe(detector, outcome.features, outcome.scores)
             self.metrics.scoring_seconds.observe(time.perf_counter() - scoring_started)
             if self.before_publish is not None:
                 await self.before_publish()

@@ -421,3 +421,21 @@ async def test_traced_parser_links_only_records_that_carry_a_traceparent() -> No
     assert traced.raw_message is batch
     assert traced.message_id == f"{TOPIC}-2-5-7"
     assert (await parse_raw_batch(batch)).batch_headers == []
+
+
+async def test_handler_shows_each_scored_batch_to_the_monitor() -> None:
+    """The monitor sees the scored rows and their scores; a batch with none is not shown."""
+    seen: list[tuple[str, Any, Any]] = []
+
+    class Monitor:
+        def observe(self, detector: Any, features: Any, scores: Any) -> None:
+            seen.append((detector.version, features.shape, list(scores)))
+
+    handler, state, _ = build(FakeSink())
+    handler.monitor = Monitor()
+    consumer = FakeConsumer()
+    assert await handler.handle(mixed_batch(), consumer)
+    assert await handler.handle(records([b"garbage"], start=50), consumer)
+    assert state.detector is not None
+    ((version, shape, scores),) = seen
+    assert version == state.detector.version and shape == (2, 4) and len(scores) == 2
