@@ -575,9 +575,9 @@ async def publish_path(bootstrap: str, messages: int, repeat: int) -> dict[str, 
     """Verdicts/s through each sink alone: 500 per batch, sent together, confirmed together."""
     from faststream.kafka import KafkaBroker
 
-    from consumer.app import producer_options
     from consumer.processor import Kind, Outgoing
     from consumer.publishing import AiokafkaSink, FastStreamSink, Sink, publish_confirmed
+    from consumer.wiring import producer_options
     from shared.settings import Settings
 
     topic = f"bench-publish-{uuid.uuid4().hex[:6]}"

@@ -140,7 +140,7 @@ async def test_worker_serves_its_asyncapi_document(tmp_path: Path) -> None:
 
 def test_producer_linger_depends_on_the_publisher_unless_set() -> None:
     """No linger for the aiokafka publisher (it enqueues a batch at once), 5 ms for FastStream's."""
-    from consumer.app import producer_linger_ms, producer_options
+    from consumer.wiring import producer_linger_ms, producer_options
 
     def worker(**values: object) -> Settings:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -149,3 +149,28 @@ def test_producer_linger_depends_on_the_publisher_unless_set() -> None:
     assert producer_linger_ms(worker(consumer_publisher="faststream")) == 5
     assert producer_linger_ms(worker(consumer_publisher="faststream", consumer_linger_ms=2)) == 2
     assert producer_options(worker(consumer_linger_ms=7))["linger_ms"] == 7
+
+
+async def test_faststream_publisher_sink_is_the_broker_and_needs_no_producer(
+    tmp_path: Path,
+) -> None:
+    """CONSUMER_PUBLISHER=faststream: the sink publishes through the broker, nothing to start."""
+    from faststream.kafka import KafkaBroker
+
+    from consumer.publishing import FastStreamSink
+    from consumer.wiring import open_sink
+
+    broker = KafkaBroker("127.0.0.1:1")
+    chosen = Settings(
+        model_dir=tmp_path,
+        consumer_publisher="faststream",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    async with open_sink(chosen, broker) as sink:
+        assert isinstance(sink, FastStreamSink) and sink.broker is broker
+
+
+async def test_the_handler_is_built_at_start_up_over_the_opened_sink(tmp_path: Path) -> None:
+    """No handler (and so no placeholder sink) exists before the lifespan starts."""
+    app = create_app(settings(tmp_path))
+    assert app.worker.handler is None  # type: ignore[attr-defined]  # set by create_app
