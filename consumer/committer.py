@@ -25,7 +25,7 @@ from consumer.faststream_compat import Hold
 from consumer.metrics import WorkerMetrics
 from consumer.state import WorkerState
 
-log = logging.getLogger("consumer.handlers")
+log = logging.getLogger("consumer.handlers")  # its lines were the handler's: same logger
 
 COMMIT_RETRY_SECONDS = 0.1
 COMMIT_ATTEMPTS = 5

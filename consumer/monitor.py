@@ -29,7 +29,7 @@ from shared.shadow import ShadowStats
 if TYPE_CHECKING:
     from shared.detector import Detector, Matrix
 
-log = logging.getLogger("consumer.monitor")
+log = logging.getLogger("consumer.insight")  # the logger name the logs have always carried
 
 SWEEP_SECONDS = 3600.0
 
