@@ -1,7 +1,8 @@
-"""The FastStream and fast_depends internals the worker uses, one test each.
+"""The FastStream, fast_depends and prometheus_client internals the worker uses, one test each.
 
-They fail on the first release that changes them (see ``consumer/faststream_compat.py`` and
-``consumer/fast_depends_compat.py``, the only importers of those internals).
+They fail on the first release that changes them (see ``consumer/faststream_compat.py``,
+``consumer/fast_depends_compat.py`` and ``consumer/prometheus_compat.py``, the only importers
+of those internals).
 """
 
 from __future__ import annotations
@@ -127,3 +128,31 @@ async def test_a_coroutine_use_is_awaited_not_run_in_a_thread() -> None:
     finally:
         anyio.to_thread.run_sync = real
     assert hops == []
+
+
+def test_histogram_bounds_buckets_and_sum_are_what_observe_updates() -> None:
+    """Incrementing the private bucket and sum equals observe(); bounds end with +Inf."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from consumer import prometheus_compat
+
+    def histogram() -> Histogram:
+        return Histogram("h", "x", registry=CollectorRegistry(), buckets=(0.5, 2.0))
+
+    by_observe, by_compat = histogram(), histogram()
+    by_observe.observe(1.0)
+    assert list(prometheus_compat.histogram_bounds(by_compat)) == [0.5, 2.0, float("inf")]
+    buckets = prometheus_compat.histogram_buckets(by_compat)
+    assert len(buckets) == 3
+    buckets[1].inc(1)
+    prometheus_compat.histogram_sum(by_compat).inc(1.0)
+
+    def samples(h: Histogram) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name, s.labels, s.value)
+            for metric in h.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert samples(by_compat) == samples(by_observe)
