@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from consumer.insight import Insight
 from consumer.metrics import WorkerMetrics
+from consumer.monitor import ModelMonitor
 from consumer.processor import BatchProcessor
 from consumer.state import WorkerState
 from shared.detector import Detector
@@ -97,10 +97,15 @@ def train(registry: ModelRegistry, settings: Settings, seed: int, activate: bool
     return Detector.from_loaded(loaded)
 
 
-def run(processor: BatchProcessor, batches: list[list[Raw]], detector: Detector) -> float:
+def run(
+    core: tuple[BatchProcessor, ModelMonitor | None], batches: list[list[Raw]], detector: Detector
+) -> float:
+    processor, monitor = core
     started = time.perf_counter()
     for batch in batches:
-        processor.process(batch, detector, SCORED_AT)
+        outcome = processor.process(batch, detector, SCORED_AT)
+        if monitor is not None and outcome.scored:
+            monitor.observe(detector, outcome.features, outcome.scores)
     return sum(len(b) for b in batches) / (time.perf_counter() - started)
 
 
@@ -183,19 +188,23 @@ def main(argv: list[str] | None = None) -> int:
         batches, rows = make_batches(args.records, args.batch, seed=7)
         anomaly_rate = float((active.score(rows) < 0).mean())
 
-        def processor(top_k: int, drift: bool, shadow: bool) -> BatchProcessor:
+        def processor(
+            top_k: int, drift: bool, shadow: bool
+        ) -> tuple[BatchProcessor, ModelMonitor | None]:
             state = WorkerState(detector=active, shadow=candidate if shadow else None)
-            insight = None
+            monitor = None
             if drift or shadow:
-                insight = Insight(state, WorkerMetrics(), settings, ObservationStore(root), "bench")
+                monitor = ModelMonitor(
+                    state, WorkerMetrics(), settings, ObservationStore(root), "bench"
+                )
                 if not drift:  # shadow alone: no window to fill
-                    insight.window_version = active.version
-            return BatchProcessor(
+                    monitor.window_version = active.version
+            core = BatchProcessor(
                 anomaly_topic="telemetry.anomalies",
                 dlq_topic="telemetry.dlq",
                 attribution_top_k=top_k,
-                insight=insight,
             )
+            return core, monitor
 
         variants: dict[str, dict[str, Any]] = {
             "plain": {"top_k": 0, "drift": False, "shadow": False},

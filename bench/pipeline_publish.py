@@ -16,16 +16,16 @@ async def publish_path(bootstrap: str, messages: int, repeat: int) -> dict[str, 
     """Verdicts/s through each sink alone: 500 per batch, sent together, confirmed together."""
     from faststream.kafka import KafkaBroker
 
-    from consumer.app import producer_options
-    from consumer.options import WorkerOptions
     from consumer.processor import Kind, Outgoing
     from consumer.publishing import AiokafkaSink, FastStreamSink, Sink, publish_confirmed
+    from consumer.wiring import producer_options
+    from shared.settings import Settings
 
     topic = f"bench-publish-{uuid.uuid4().hex[:6]}"
     await create_topics(bootstrap, [topic])
     # each sink with the producer settings the worker gives it (the linger differs)
     options = {
-        name: producer_options(WorkerOptions(_env_file=None, publisher=name))
+        name: producer_options(Settings(_env_file=None, consumer_publisher=name))
         for name in ("aiokafka", "faststream")
     }
     body = json.dumps(

@@ -13,17 +13,23 @@ SIGTERM (or Ctrl-C) shuts down gracefully: see :mod:`consumer.app`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
-def main() -> int:
-    from consumer.options import load_options
+AppFactory = Callable[["Settings"], Any]
+
+
+def main(factory: AppFactory | None = None) -> int:
+    """Serve the app that ``factory`` builds (default :func:`consumer.app.create_app`)."""
     from shared.settings import load_settings
 
     try:
         settings = load_settings()
-        options = load_options()
     except ConfigurationError as error:
         print(f"consumer: {error}", file=sys.stderr)
         return 2
@@ -36,7 +42,7 @@ def main() -> int:
     configure_logging("consumer", settings.log_format, settings.log_level)
 
     try:
-        app = create_app(settings, options)
+        app = (factory or create_app)(settings)
     except ConfigurationError as error:  # e.g. AWS_REGION missing for MSK IAM
         print(f"consumer: {error}", file=sys.stderr)
         return 2

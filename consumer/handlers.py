@@ -20,29 +20,28 @@ Its guarantees, which the integration tests check against a real broker:
 * a commit refused after a rebalance (``CommitFailedError``/``IllegalStateError``) is
   logged: the new owner gets the records again (at least once).
 
-The FastStream glue at the bottom hands the handler aiokafka's raw ``ConsumerRecord``
-tuple, with neither FastStream's parser (which decodes headers as UTF-8) nor its JSON decoder
-touching a record.
+The offsets are :class:`consumer.committer.OffsetCommitter`'s; the FastStream glue that
+hands the handler aiokafka's raw ``ConsumerRecord`` tuple is :mod:`consumer.subscription`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol, cast
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from fast_depends.library import CustomField
-from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
+from aiokafka.errors import IllegalStateError, KafkaError
 
+from consumer.committer import ConsumerLike, OffsetCommitter
+from consumer.faststream_compat import Hold
 from consumer.metrics import WorkerMetrics
+from consumer.monitor import BatchObserver
 from consumer.processor import (
     BatchOutcome,
     BatchProcessor,
@@ -58,27 +57,6 @@ from shared.schemas import format_timestamp
 log = logging.getLogger("consumer.handlers")
 
 
-class ConsumerLike(Protocol):
-    """The part of ``AIOKafkaConsumer`` the handler uses."""
-
-    def assignment(self) -> set[TopicPartition]: ...
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
-
-    def seek(self, partition: TopicPartition, offset: int) -> None: ...
-
-
-class Hold(Protocol):
-    """Something a graceful shutdown waits for while it is held (FastStream's subscriber lock)."""
-
-    def acquire(self) -> None: ...
-
-    def release(self) -> None: ...
-
-
-COMMIT_RETRY_SECONDS = 0.1
-
-
 class BatchHandler:
     """Processes and publishes one batch at a time; commits behind it (or in line)."""
 
@@ -90,20 +68,22 @@ class BatchHandler:
         metrics: WorkerMetrics,
         *,
         retry_backoff_max: float = 5.0,
-        debug_delay: float = 0.0,
+        before_publish: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Any] = asyncio.sleep,
         tracing: MessageTracing | None = None,
         after_batch: Callable[[], Awaitable[None]] | None = None,
         after_batch_interval: float = 0.5,
         background_commit: bool = True,
+        monitor: BatchObserver | None = None,
     ) -> None:
         self.processor = processor
         self.sink = sink
         self.state = state
         self.metrics = metrics
         self.retry_backoff_max = retry_backoff_max
-        self.debug_delay = debug_delay
+        # Awaited between scoring and publishing: tests hold a batch mid-flight with it.
+        self.before_publish = before_publish
         self.clock = clock
         self.sleep = sleep
         self.tracing = tracing
@@ -112,14 +92,14 @@ class BatchHandler:
         self.after_batch_interval = after_batch_interval
         self._after_batch_due = 0.0
         self.background_commit = background_commit
+        # Shown every scored batch (the drift window and the shadow comparison).
+        self.monitor = monitor
         # Set while no batch is in hand and no acknowledged offsets wait for their commit.
         self.idle = asyncio.Event()
         self.idle.set()
         self._consecutive_failures = 0
         self._in_hand = False
-        # Acknowledged, not yet committed: partition -> the offset after its last answered record.
-        self._uncommitted: dict[TopicPartition, int] = {}
-        self._committer: asyncio.Task[None] | None = None
+        self.committer = OffsetCommitter(state, metrics, on_settled=self._update_idle)
 
     async def handle(
         self, records: Sequence[RecordLike], consumer: ConsumerLike, hold: Hold | None = None
@@ -157,7 +137,7 @@ class BatchHandler:
             self._update_idle()
 
     def _update_idle(self) -> None:
-        if not self._in_hand and self._committer is None:
+        if not self._in_hand and not self.committer.running:
             self.idle.set()
 
     async def _handle(
@@ -175,9 +155,11 @@ class BatchHandler:
         try:
             scoring_started = time.perf_counter()
             outcome = self.processor.process(records, detector, format_timestamp(self.clock()))
+            if self.monitor is not None and outcome.scored:
+                self.monitor.observe(detector, outcome.features, outcome.scores)
             self.metrics.scoring_seconds.observe(time.perf_counter() - scoring_started)
-            if self.debug_delay:
-                await asyncio.sleep(self.debug_delay)
+            if self.before_publish is not None:
+                await self.before_publish()
             await self._publish(records, outcome.messages)
         except (PublishError, KafkaError) as error:
             await self._fail(records, consumer, error)
@@ -192,9 +174,9 @@ class BatchHandler:
             return False
         acknowledged = time.time()
         if self.background_commit:
-            self._commit_later(consumer, outcome.next_offsets, hold)
+            self.committer.commit_later(consumer, outcome.next_offsets, hold)
         else:
-            await self._commit(consumer, self._owned(consumer, outcome.next_offsets))
+            await self.committer.commit_now(consumer, outcome.next_offsets)
         self._succeeded(outcome, started)
         self.metrics.observe_many(
             self.metrics.end_to_end_seconds,
@@ -220,99 +202,13 @@ class BatchHandler:
             raise
         end_spans(spans)
 
-    def _owned(
-        self,
-        consumer: ConsumerLike,
-        offsets: Mapping[tuple[str, int], int] | Mapping[TopicPartition, int],
-    ) -> dict[TopicPartition, int]:
-        """The offsets of the partitions this member still owns (the others are logged)."""
-        wanted = {TopicPartition(*where): offset for where, offset in offsets.items()}
-        owned = consumer.assignment()
-        lost = sorted(str(tp) for tp in wanted if tp not in owned)
-        if lost:
-            log.warning(
-                "partitions were revoked while their batch was in hand; their records "
-                "will be redelivered to the new owner",
-                extra={"partitions": lost},
-            )
-        return {tp: offset for tp, offset in wanted.items() if tp in owned}
-
-    async def _commit(self, consumer: ConsumerLike, offsets: dict[TopicPartition, int]) -> None:
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as error:
-            self.state.commit_failures += 1
-            self.metrics.commit_failures.inc()
-            log.warning(
-                "offset commit refused (group rebalanced); the records will be redelivered",
-                extra={"error": repr(error)},
-            )
-
-    def _commit_later(
-        self, consumer: ConsumerLike, offsets: Mapping[tuple[str, int], int], hold: Hold | None
-    ) -> None:
-        """Hand acknowledged offsets to the committer task (starting it when none runs)."""
-        uncommitted = self._uncommitted
-        for (topic, partition), offset in offsets.items():
-            tp = TopicPartition(topic, partition)
-            if offset > uncommitted.get(tp, -1):
-                uncommitted[tp] = offset
-        if self._committer is None or self._committer.done():
-            if hold is not None:
-                hold.acquire()
-            self.idle.clear()
-            task = asyncio.create_task(self._commit_behind(consumer), name="offset-committer")
-            task.add_done_callback(functools.partial(self._committer_done, hold))
-            self._committer = task
-
-    def _committer_done(self, hold: Hold | None, task: asyncio.Task[None]) -> None:
-        # Also runs for a task cancelled before it started (its ``finally`` never ran).
-        if hold is not None:
-            hold.release()
-        if self._committer is task:
-            self._committer = None
-            self._update_idle()
-
-    async def _commit_behind(self, consumer: ConsumerLike) -> None:
-        """Commit what was acknowledged until nothing is left; one commit at a time."""
-        failures = 0
-        try:
-            while self._uncommitted:
-                wanted, self._uncommitted = self._uncommitted, {}
-                offsets = self._owned(consumer, wanted)
-                try:
-                    await self._commit(consumer, offsets)
-                except KafkaError as error:
-                    # Not a refusal (the coordinator moved, a timeout...): keep the offsets
-                    # unless a later batch brought newer ones, and try again shortly.
-                    failures += 1
-                    log.warning(
-                        "offset commit failed; retrying",
-                        extra={"error": repr(error), "attempt": failures},
-                    )
-                    for tp, offset in offsets.items():
-                        self._uncommitted.setdefault(tp, offset)
-                    if failures >= 5:
-                        return  # the next batch (or a rebalance, or a restart) tries again
-                    await asyncio.sleep(COMMIT_RETRY_SECONDS * failures)
-        except Exception:  # never an unobserved task error; the offsets are simply redelivered
-            log.exception("offset committer failed")
-        finally:
-            if self._committer is asyncio.current_task():
-                self._committer = None
-                self._update_idle()
-
     async def drain(self) -> None:
         """Wait until every acknowledged offset was committed (or given up on)."""
-        while (committer := self._committer) is not None and not committer.done():
-            await asyncio.shield(committer)
+        await self.committer.drain()
 
     def forget(self, partitions: set[TopicPartition]) -> None:
         """Drop uncommitted offsets of revoked partitions (their new owner starts over)."""
-        for tp in partitions:
-            self._uncommitted.pop(tp, None)
+        self.committer.forget(partitions)
 
     def _succeeded(self, outcome: BatchOutcome, started: float) -> None:
         self._consecutive_failures = 0
@@ -399,50 +295,3 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aio
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.debug("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
-
-
-# --- FastStream glue ----------------------------------------------------------------------
-
-
-class _RawBatchField(CustomField):
-    """The handler's argument as the decoder returned it, uncast (like FastStream's ``NoCast``).
-
-    ``NoCast``'s ``use`` is synchronous, and fast_depends runs a synchronous ``use`` in a
-    worker thread: one thread hop per batch. This one is a coroutine, so it is awaited.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(cast=False)
-
-    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        return kwargs
-
-
-RawBatch = Annotated[tuple[Any, ...], _RawBatchField()]
-"""The type of the subscriber function's argument: the raw ``ConsumerRecord`` tuple."""
-
-
-def graceful_hold(subscriber: Any) -> Hold | None:
-    """The subscriber's lock (FastStream's ``MultiLock``): its graceful stop waits while held."""
-    lock = getattr(subscriber, "lock", None)
-    if callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None)):
-        return cast(Hold, lock)
-    return None
-
-
-async def parse_raw_batch(records: tuple[Any, ...]) -> KafkaMessage:
-    """A batch parser that touches neither values nor headers (they may not be UTF-8)."""
-    first, last = records[0], records[-1]
-    return KafkaMessage(
-        body=b"",
-        raw_message=records,
-        message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
-        correlation_id=f"{first.topic}-{first.partition}-{first.offset}",
-        consumer=FAKE_CONSUMER,  # offsets are committed by BatchHandler, never by FastStream
-    )
-
-
-async def decode_raw_batch(message: KafkaMessage) -> tuple[Any, ...]:
-    """The handler's body: the raw ``ConsumerRecord`` tuple, not JSON-decoded."""
-    records: tuple[Any, ...] = message.raw_message
-    return records

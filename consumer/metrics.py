@@ -10,6 +10,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from consumer.prometheus_compat import histogram_bounds, histogram_buckets, histogram_sum
 from shared.schemas import DeadLetterReason
 from shared.shadow import ShadowStats
 
@@ -205,12 +206,12 @@ class WorkerMetrics:
         data = data[~np.isnan(data)]
         if data.size == 0:
             return
-        bounds = histogram._upper_bounds  # private: the bounds observe() itself walks
+        bounds = histogram_bounds(histogram)  # the bounds observe() itself walks
         counts = np.bincount(np.searchsorted(bounds, data, side="left"), minlength=len(bounds))
-        for bucket, count in zip(histogram._buckets, counts.tolist(), strict=True):
+        for bucket, count in zip(histogram_buckets(histogram), counts.tolist(), strict=True):
             if count:
                 bucket.inc(count)
-        histogram._sum.inc(float(data.sum()))
+        histogram_sum(histogram).inc(float(data.sum()))
 
     def set_lag(self, lags: dict[tuple[str, int], int]) -> None:
         """Replace the per-partition lag gauges with ``lags`` (partitions no longer owned go)."""

@@ -3,7 +3,9 @@
 No I/O here. :class:`BatchProcessor` decodes a batch with :func:`shared.schemas.decode_batch`,
 scores every valid record in one ``decision_function`` call and builds, in input order,
 one verdict per scored record (anomalies only unless ``publish_all``) and one dead letter per
-invalid record. :mod:`consumer.handlers` sends them and commits.
+invalid record. The outcome keeps what was scored (features and scores), so the handler can
+show it to the stateful :class:`consumer.monitor.ModelMonitor`; :mod:`consumer.handlers`
+sends the messages and commits.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from shared.schemas import DeadLetterReason, decode_batch
 from shared.verdicts import encode_verdict, score_rows
 
 if TYPE_CHECKING:
-    from consumer.insight import Insight
     from shared.detector import Detector  # imports scikit-learn: only when a model loads
 
 # The dead-letter headers of the contract (values are bytes).
@@ -82,6 +83,8 @@ class BatchOutcome:
     dead_letters: Counter[str] = field(default_factory=Counter)
     # the decision_function score of each scored record (for the score histogram)
     scores: Any = ()
+    # the feature matrix of the scored records, one row per score (for the model monitor)
+    features: Any = None
     # (topic, partition) -> the offset after the batch's last record there
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     # (topic, partition) -> the batch's first offset there (where to rewind on failure)
@@ -150,14 +153,12 @@ class BatchProcessor:
         publish_all: bool = False,
         max_record_bytes: int = 65_536,
         attribution_top_k: int = 0,
-        insight: Insight | None = None,
     ) -> None:
         self.anomaly_topic = anomaly_topic
         self.dlq_topic = dlq_topic
         self.publish_all = publish_all
         self.max_record_bytes = max_record_bytes
         self.attribution_top_k = attribution_top_k
-        self.insight = insight
 
     def process(
         self, records: Sequence[RecordLike], detector: Detector, scored_at: str
@@ -174,8 +175,7 @@ class BatchProcessor:
         scores, flags, explained = scored.scores, scored.flags.tolist(), scored.attributions
         outcome.scored = len(decoded.index)
         outcome.scores = scores
-        if self.insight is not None and outcome.scored:
-            self.insight.observe(detector, decoded.features, scores)
+        outcome.features = decoded.features
         outcome.explained = len(explained)
 
         slots: list[Outgoing | None] = [None] * len(records)

@@ -2,9 +2,11 @@
 
 Two interchangeable sinks: :class:`AiokafkaSink` (a plain ``AIOKafkaProducer``, the default;
 measured faster in ``bench/pipeline.py``) and :class:`FastStreamSink` (``broker.publish`` with
-``no_confirm=True``). Both enqueue every message in input order before awaiting any of them,
-so per-partition order holds, and :func:`publish_confirmed` returns only once the broker has
-acknowledged every message (``acks=all``), or raises.
+``no_confirm=True``). Each :meth:`Sink.send_all` enqueues every message in input order before
+awaiting any of them, so per-partition order holds, and :func:`publish_confirmed` returns only
+once the broker has acknowledged every message (``acks=all``), or raises. A dead letter too
+large for the broker (refused on ``send`` or on acknowledgement) goes again without its value:
+:func:`shrunk` is that rule.
 
 :class:`AiokafkaSink` appends a batch's verdicts straight into one record batch per
 partition (aiokafka's ``create_batch``/``send_batch``), in input order: about a fifth of the
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,14 +42,91 @@ class PublishError(Exception):
     """Some message of a batch was not acknowledged; the batch must be retried."""
 
 
-class Sink(Protocol):
-    """Enqueues one message and returns a future of its acknowledgement."""
-
-    async def send(self, message: Outgoing) -> Awaitable[Any]: ...
-
-
 # Messages enqueued together and the future of their acknowledgement.
 Sent = tuple[Sequence[Outgoing], Awaitable[Any]]
+
+
+class Sink(Protocol):
+    """Enqueues a batch's messages, in order, and hands back their acknowledgement futures."""
+
+    async def send_all(self, messages: Sequence[Outgoing]) -> list[Sent]:
+        """Every message enqueued (none awaited), as groups that are acknowledged together.
+
+        Raises when one cannot be enqueued, after the futures of the others have settled.
+        """
+        ...
+
+
+def shrunk(message: Outgoing, error: BaseException) -> Outgoing | None:
+    """The one truncation rule: a dead letter refused as too large goes again, valueless.
+
+    A record that fits the telemetry topic but not the dead-letter topic must not block its
+    partition; the ``value_truncated`` header says so. ``None`` for anything else (a verdict,
+    another error, a dead letter already truncated): that failure stands.
+    """
+    if (
+        message.kind is not Kind.DEAD_LETTER
+        or not isinstance(error, MessageSizeTooLargeError)
+        or any(name == HEADER_VALUE_TRUNCATED for name, _ in message.headers)
+    ):
+        return None
+    size = len(message.value or b"")
+    headers = (
+        *message.headers,
+        (HEADER_VALUE_TRUNCATED, b"true"),
+        (HEADER_ORIGINAL_SIZE, str(size).encode()),
+    )
+    return replace(message, value=b"", headers=headers)
+
+
+async def _settle(futures: Sequence[Awaitable[Any]]) -> list[Any]:
+    return list(await asyncio.gather(*futures, return_exceptions=True))
+
+
+async def send_each(
+    send: Callable[[Outgoing], Awaitable[Awaitable[Any]]],
+    messages: Sequence[Outgoing],
+    sent: list[Sent],
+) -> None:
+    """Enqueue ``messages`` one ``send`` each, in order, appending to ``sent``.
+
+    A dead letter refused client-side (aiokafka checks the size on ``send``) is enqueued
+    again in its place, :func:`shrunk`.
+    """
+    for message in messages:
+        try:
+            sent.append(((message,), await send(message)))
+        except MessageSizeTooLargeError as error:
+            smaller = shrunk(message, error)
+            if smaller is None:
+                raise
+            sent.append(((smaller,), await send(smaller)))
+
+
+async def enqueued(fill: Callable[[list[Sent]], Awaitable[None]]) -> list[Sent]:
+    """What ``fill`` enqueued; if it raises, the enqueued futures settle first (none unobserved)."""
+    sent: list[Sent] = []
+    try:
+        await fill(sent)
+    except BaseException:
+        await _settle([future for _, future in sent])
+        raise
+    return sent
+
+
+class OneByOne:
+    """A sink whose ``send_all`` is one ``send`` per message (subclasses define ``send``)."""
+
+    async def send(self, message: Outgoing) -> Awaitable[Any]:
+        raise NotImplementedError
+
+    async def send_all(self, messages: Sequence[Outgoing]) -> list[Sent]:
+        """Every message through :meth:`send`, in order."""
+
+        async def fill(sent: list[Sent]) -> None:
+            await send_each(self.send, messages, sent)
+
+        return await enqueued(fill)
 
 
 class AiokafkaSink:
@@ -95,6 +174,30 @@ class AiokafkaSink:
         )
         return future
 
+    def _groupable(self, messages: Sequence[Outgoing]) -> list[Outgoing]:
+        """The verdicts to enqueue as record batches (none when grouping is off, or when a
+        dead letter goes to a verdict topic: then every message keeps its place, one by one)."""
+        if not self.group_verdicts:
+            return []
+        verdicts = [m for m in messages if m.kind is Kind.VERDICT]
+        if len(verdicts) < len(messages):
+            topics = {m.topic for m in verdicts}
+            if any(m.topic in topics for m in messages if m.kind is not Kind.VERDICT):
+                return []
+        return verdicts
+
+    async def send_all(self, messages: Sequence[Outgoing]) -> list[Sent]:
+        """The verdicts as record batches per partition, then the rest one by one."""
+        together = self._groupable(messages)
+
+        async def fill(sent: list[Sent]) -> None:
+            if together:
+                await self.send_grouped(together, sent)
+            rest = [m for m in messages if m.kind is not Kind.VERDICT] if together else messages
+            await send_each(self.send, rest, sent)
+
+        return await enqueued(fill)
+
     async def send_grouped(self, messages: Sequence[Outgoing], sent: list[Sent]) -> None:
         """Enqueue ``messages`` as one record batch per partition, in order; appends to ``sent``.
 
@@ -138,8 +241,8 @@ class AiokafkaSink:
             await submit(*where)
 
 
-class FastStreamSink:
-    """Publishes through FastStream's ``broker.publish(..., no_confirm=True)``."""
+class FastStreamSink(OneByOne):
+    """Publishes through FastStream's ``broker.publish(..., no_confirm=True)``, one by one."""
 
     def __init__(self, broker: KafkaBroker) -> None:
         self.broker = broker
@@ -156,65 +259,6 @@ class FastStreamSink:
         return future
 
 
-def truncated(message: Outgoing) -> Outgoing:
-    """A dead letter whose value the broker refused as too large: sent without its value."""
-    size = len(message.value or b"")
-    headers = (
-        *message.headers,
-        (HEADER_VALUE_TRUNCATED, b"true"),
-        (HEADER_ORIGINAL_SIZE, str(size).encode()),
-    )
-    return replace(message, value=b"", headers=headers)
-
-
-async def _settle(futures: Sequence[Awaitable[Any]]) -> list[Any]:
-    return list(await asyncio.gather(*futures, return_exceptions=True))
-
-
-def _grouped(sink: Sink, messages: Sequence[Outgoing]) -> list[Outgoing]:
-    """The verdicts to enqueue as record batches (none when the sink cannot, or when a dead
-    letter goes to a verdict topic: then every message keeps its place, one by one)."""
-    if not (isinstance(sink, AiokafkaSink) and sink.group_verdicts):
-        return []
-    verdicts = [m for m in messages if m.kind is Kind.VERDICT]
-    if len(verdicts) < len(messages):
-        topics = {m.topic for m in verdicts}
-        if any(m.topic in topics for m in messages if m.kind is not Kind.VERDICT):
-            return []
-    return verdicts
-
-
-async def _send_all(
-    sink: Sink, messages: Sequence[Outgoing]
-) -> list[tuple[Sequence[Outgoing], Any]]:
-    """Enqueue every message in order; a dead letter refused client-side goes truncated.
-
-    Returns each group of messages enqueued together with its outcome (a result or an error).
-    """
-    sent: list[Sent] = []
-    together = _grouped(sink, messages)
-    try:
-        if together:
-            assert isinstance(sink, AiokafkaSink)
-            await sink.send_grouped(together, sent)
-        for message in messages:
-            if together and message.kind is Kind.VERDICT:
-                continue
-            try:
-                sent.append(((message,), await sink.send(message)))
-            except MessageSizeTooLargeError:
-                if message.kind is not Kind.DEAD_LETTER:
-                    raise
-                smaller = truncated(message)
-                sent.append(((smaller,), await sink.send(smaller)))
-    except BaseException:
-        # Retrieve what was already enqueued so no exception is left unobserved.
-        await _settle([future for _, future in sent])
-        raise
-    results = await _settle([future for _, future in sent])
-    return [(group, result) for (group, _), result in zip(sent, results, strict=True)]
-
-
 async def publish_confirmed(sink: Sink, messages: Sequence[Outgoing]) -> None:
     """Send ``messages`` concurrently and wait until the broker acknowledged each one.
 
@@ -224,22 +268,18 @@ async def publish_confirmed(sink: Sink, messages: Sequence[Outgoing]) -> None:
     :class:`PublishError`.
     """
     try:
-        outcomes = await _send_all(sink, messages)
+        sent = await sink.send_all(messages)
     except Exception as error:
         raise PublishError(f"could not enqueue the batch: {error!r}") from error
+    results = await _settle([future for _, future in sent])
     retry: list[Outgoing] = []
     first_error: BaseException | None = None
-    for group, result in outcomes:
+    for (group, _), result in zip(sent, results, strict=True):
         if not isinstance(result, BaseException):
             continue
-        message = group[0]
-        if (
-            len(group) == 1
-            and message.kind is Kind.DEAD_LETTER
-            and isinstance(result, MessageSizeTooLargeError)
-            and not any(name == HEADER_VALUE_TRUNCATED for name, _ in message.headers)
-        ):
-            retry.append(truncated(message))
+        smaller = shrunk(group[0], result) if len(group) == 1 else None
+        if smaller is not None:
+            retry.append(smaller)
         elif first_error is None:
             first_error = result
     if first_error is not None:

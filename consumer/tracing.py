@@ -2,7 +2,7 @@
 
 FastStream's ``KafkaTelemetryMiddleware`` opens one CONSUMER span per batch (``<topic>
 process``, under a ``<topic> create`` span that links to the context of every record that
-carried a ``traceparent``: see :func:`parse_traced_batch`). The verdicts and dead letters go
+carried a ``traceparent``: see :func:`consumer.subscription.parse_traced_batch`). The verdicts and dead letters go
 out through a plain aiokafka producer, which FastStream does not see, so
 :class:`MessageTracing` does the rest:
 
@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
@@ -28,7 +27,8 @@ from consumer.processor import Outgoing
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-def _trace_carrier(record: Any) -> dict[str, str] | None:
+def trace_carrier(record: Any) -> dict[str, str] | None:
+    """The record's ``traceparent`` (and ``tracestate``) headers, or ``None`` without one."""
     headers = record.headers
     if not headers:
         return None
@@ -39,29 +39,6 @@ def _trace_carrier(record: Any) -> dict[str, str] | None:
                 carrier = {}
             carrier[name] = bytes(value).decode("latin-1")
     return carrier if carrier is not None and "traceparent" in carrier else None
-
-
-async def parse_traced_batch(records: tuple[Any, ...]) -> KafkaMessage:
-    """Like ``parse_raw_batch``, plus each traced record's context for the batch span's links.
-
-    FastStream's telemetry middleware links the batch to every ``batch_headers`` entry that
-    has a ``traceparent`` and a distinct ``correlation_id`` (here the record's coordinates).
-    """
-    first, last = records[0], records[-1]
-    batch_headers: list[dict[str, str]] = []
-    for record in records:
-        carrier = _trace_carrier(record)
-        if carrier is not None:
-            carrier["correlation_id"] = f"{record.topic}-{record.partition}-{record.offset}"
-            batch_headers.append(carrier)
-    return KafkaMessage(
-        body=b"",
-        raw_message=records,
-        batch_headers=batch_headers,
-        message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
-        correlation_id=f"{first.topic}-{first.partition}-{first.offset}",
-        consumer=FAKE_CONSUMER,  # offsets are committed by BatchHandler, never by FastStream
-    )
 
 
 class MessageTracing:
@@ -76,7 +53,7 @@ class MessageTracing:
         """The messages with trace headers, and the spans to end once they are acknowledged."""
         carriers: dict[tuple[str, int, int], dict[str, str]] = {}
         for record in records:
-            carrier = _trace_carrier(record)
+            carrier = trace_carrier(record)
             if carrier is not None:
                 carriers[(record.topic, record.partition, record.offset)] = carrier
         batch_carrier: dict[str, str] = {}

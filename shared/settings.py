@@ -234,6 +234,80 @@ class Settings(BaseSettings):
         description="Jobs running at once on one api replica; more are refused with 429.",
     )
 
+    # The worker's own knobs (CONSUMER_*): shutdown, readiness and the publishing client.
+    consumer_graceful_timeout_seconds: float = Field(
+        15.0,
+        ge=0,
+        le=600,
+        description="How long SIGTERM waits for the batch in hand (and the commit of the "
+        "batches already published) before abandoning it, uncommitted.",
+    )
+    consumer_stall_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Readiness turns false when a batch runs this long, or records wait this "
+        "long unprocessed.",
+    )
+    consumer_publisher: Literal["aiokafka", "faststream"] = Field(
+        "aiokafka",
+        description="The client that publishes verdicts and dead letters: a plain aiokafka "
+        "producer (faster, see `bench/pipeline.py`) or FastStream's `broker.publish`.",
+    )
+    consumer_linger_ms: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="The producer's linger; unset: 0 with the aiokafka publisher, which "
+        "enqueues a batch's outputs all at once before it waits for them, so that any linger "
+        "only delays their acknowledgement (and the next batch); 5 with FastStream's, which "
+        "yields between two messages, so that without a linger each would leave in a request "
+        "of its own.",
+    )
+    consumer_background_commit: bool = Field(
+        True,
+        description="Commit in the background: a batch's offsets go to one committer task once "
+        "its outputs are acknowledged, and the next batch starts without waiting for the commit "
+        "(false: wait for each commit before taking the next batch).",
+    )
+    consumer_gc_freeze: bool = Field(
+        True,
+        description="Freeze the objects alive when consumption starts (`gc.freeze`) so that "
+        "Python's full collections skip them: with the libraries loaded they take ~0.1 s, a "
+        "latency spike.",
+    )
+    consumer_retry_backoff_max_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="The upper bound of the back-off after a batch that could not be published "
+        "(it is retried).",
+    )
+    consumer_rebalance_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="How long a rebalance waits for the batch in hand to finish and commit.",
+    )
+    consumer_session_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        le=300_000,
+        description="The group session: a worker that dies without leaving is replaced after "
+        "this long.",
+    )
+    consumer_telemetry: bool = Field(
+        True,
+        description="FastStream's Prometheus and OpenTelemetry middlewares (tracing also needs "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT`); the worker's own metrics are always on.",
+    )
+    consumer_lag_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often the consumer-lag gauges are refreshed when no batch arrives.",
+    )
+
     # Observability
     otel_exporter_otlp_endpoint: str | None = Field(
         None,

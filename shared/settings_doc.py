@@ -33,10 +33,10 @@ SOURCES: tuple[tuple[str, Mapping[str, str]], ...] = (
             "attribution_top_k": "Explained verdicts, drift watch, shadow models",
             "api_host": "HTTP",
             "ingest_topic_max_records": "Training from the topic (`POST /ingest/from-topic`)",
+            "consumer_graceful_timeout_seconds": "Worker (`CONSUMER_*`)",
             "otel_exporter_otlp_endpoint": "Observability",
         },
     ),
-    ("consumer.options:WorkerOptions", {"graceful_timeout_seconds": "Worker (`CONSUMER_*`)"}),
 )
 
 REGENERATE = ".venv/bin/python -m shared.settings_doc > docs/configuration.md"
@@ -51,14 +51,13 @@ Both services read their settings once, at start, from environment variables and
 file in the working directory (a variable set in the environment wins over the file). Names are
 case-insensitive. A bad value stops the service at start with a message naming the variable,
 e.g. `invalid configuration: KAFKA_SECURITY_PROTOCOL: Input should be 'PLAINTEXT', 'SSL',
-'SASL_PLAINTEXT' or 'SASL_SSL'`. [`.env.example`](../.env.example) lists every variable of the
-shared settings (`Settings`) with its default or an example value; the worker-only
-`CONSUMER_*` variables are optional and not in it.
+'SASL_PLAINTEXT' or 'SASL_SSL'`. [`.env.example`](../.env.example) lists every variable with
+its default or an example value.
 Secrets show no default here: keep them in the environment (or AWS Secrets Manager), never in
 the repository.
 
-Every setting below is a field of a settings class in the code (`shared/settings.py`,
-`consumer/options.py`); its description is the field's own. The command-line tool's own
+Every setting below is a field of the one settings class, `shared/settings.py: Settings`; its
+description is the field's own. The command-line tool's own
 options and variables are in [the command-line tool's page](cli.md#where-it-connects).
 """
 

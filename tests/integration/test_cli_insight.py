@@ -209,7 +209,7 @@ async def test_shadow_reports_a_candidate_and_promotes_it(
     await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in records])
     async with running_worker(worker_settings(kafka_bootstrap, topics, api.model_dir)) as worker:
         await wait_until(lambda: worker.state.records >= 600, 90, "records scored")
-        await worker.insight.flush()
+        await worker.monitor.flush()
         table = assert_ok(await cli("shadow"))
         report = json.loads(
             assert_ok(await cli("shadow", candidate, "--against", active, "--json"))

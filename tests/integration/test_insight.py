@@ -153,13 +153,13 @@ async def test_a_shifted_stream_raises_drift_past_the_threshold_and_a_steady_one
     async with running_worker(settings) as worker:
         await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in steady])
         await wait_until(lambda: worker.state.records >= 2000, 60, "steady records scored")
-        await worker.insight.flush()
+        await worker.monitor.flush()
         calm = await get(api, f"/models/{version}/drift")
         calm_metrics = worker_psi((await asgi_get(worker, "/metrics")).text)
 
         await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in shifted])
         await wait_until(lambda: worker.state.records >= 4000, 60, "shifted records scored")
-        await worker.insight.flush()
+        await worker.monitor.flush()
         moved = await get(api, f"/models/{version}/drift")
         moved_metrics = worker_psi((await asgi_get(worker, "/metrics")).text)
 
@@ -192,7 +192,7 @@ async def test_shadow_report_matches_an_offline_computation(
     async with running_worker(worker_settings(kafka_bootstrap, topics, api.model_dir)) as worker:
         await wait_until(lambda: worker.state.records >= 3000, 90, "records scored")
         assert worker.state.shadow is not None and worker.state.shadow.version == candidate
-        await worker.insight.flush()
+        await worker.monitor.flush()
         report = await get(api, f"/models/{candidate}/shadow")
         outputs = await collect_outputs(kafka_bootstrap, topics, set(), timeout=5, settle=2)
 

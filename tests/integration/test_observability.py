@@ -75,9 +75,14 @@ async def test_traces_metrics_and_logs_of_a_run(
 
     exporter = InMemorySpanExporter()
     settings = worker_settings(
-        kafka_bootstrap, topics, model_dir, publish_all_verdicts=True, batch_max_records=64
+        kafka_bootstrap,
+        topics,
+        model_dir,
+        publish_all_verdicts=True,
+        batch_max_records=64,
+        consumer_lag_poll_seconds=0.2,
     )
-    async with running_worker(settings, span_exporter=exporter, lag_poll_seconds=0.2) as worker:
+    async with running_worker(settings, span_exporter=exporter) as worker:
         outputs = await collect_outputs(kafka_bootstrap, topics, sent, timeout=60)
         for _ in range(100):
             committed = {

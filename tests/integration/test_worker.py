@@ -251,14 +251,14 @@ async def test_graceful_stop_waits_for_the_background_commit(
     kafka_bootstrap: str, topics: Topics, model_dir: Path
 ) -> None:
     """The last batch's offsets, still being committed in the background, are committed at stop."""
-    from consumer.handlers import graceful_hold
+    from consumer.faststream_compat import subscriber_lock
 
     publish_model(model_dir)
     settings = worker_settings(kafka_bootstrap, topics, model_dir, publish_all_verdicts=True)
     commits_started: list[dict[Any, int]] = []
     async with running_worker(settings) as worker:
         await wait_until(lambda: worker.subscriber is not None, 20, "consumption")
-        assert graceful_hold(worker.subscriber) is not None
+        assert subscriber_lock(worker.subscriber) is not None
         consumer = worker.subscriber.consumer
         commit = consumer.commit
 

@@ -59,14 +59,14 @@ async def test_sigkill_mid_stream_loses_nothing(
         "PUBLISH_ALL_VERDICTS": "true",
         "BATCH_MAX_RECORDS": "200",
         "CONSUMER_SESSION_TIMEOUT_MS": "6000",
-        # ~2 s for the 100 batches, so that each kill lands mid-stream on a fast machine
-        "CONSUMER_DEBUG_BATCH_DELAY_SECONDS": "0.02",
     }
+    # ~2 s for the 100 batches, so that each kill lands mid-stream on a fast machine
+    slow = {"module": "tests.integration.slow_worker", "TEST_BATCH_DELAY_SECONDS": "0.02"}
     rng = random.Random(7)
     kills = 0
     for life in range(3):
         worker = WorkerProcess.make(
-            kafka_bootstrap, topics, model_dir, tmp_path, f"life{life}", **extra
+            kafka_bootstrap, topics, model_dir, tmp_path, f"life{life}", **extra, **slow
         )
         async with stopping(worker):
             worker.start()
@@ -79,7 +79,6 @@ async def test_sigkill_mid_stream_loses_nothing(
             after = await group_offsets(kafka_bootstrap, topics.group)
             assert sum(after.values()) > sum(before.values()), "each life made progress"
             assert sum(after.values()) < len(metas), "killed mid-stream, not after the end"
-    extra.pop("CONSUMER_DEBUG_BATCH_DELAY_SECONDS")
     survivor = WorkerProcess.make(kafka_bootstrap, topics, model_dir, tmp_path, "survivor", **extra)
     async with stopping(survivor):
         survivor.start()
@@ -105,9 +104,10 @@ async def test_sigterm_during_a_batch_commits_nothing_unpublished(
         model_dir,
         tmp_path,
         "slow",
+        module="tests.integration.slow_worker",
         PUBLISH_ALL_VERDICTS="true",
         BATCH_MAX_RECORDS="100",
-        CONSUMER_DEBUG_BATCH_DELAY_SECONDS="2",
+        TEST_BATCH_DELAY_SECONDS="2",
         CONSUMER_GRACEFUL_TIMEOUT_SECONDS="0.5",
     )
     async with stopping(slow):

@@ -1,7 +1,7 @@
 """Helpers for the worker's integration tests: models, telemetry, worker processes, coverage.
 
 :func:`publish_model` trains and activates a small model; :func:`telemetry` makes valid records;
-:class:`WorkerProcess` runs ``python -m consumer``; :func:`running_worker` runs the app
+:class:`WorkerProcess` runs ``python -m consumer`` (or a test wrapper of it); :func:`running_worker` runs the app
 in-process; :func:`collect_outputs` reads verdicts and dead letters by the offset they answer.
 """
 
@@ -101,7 +101,7 @@ class Topics:
 def worker_env(
     bootstrap: str, topics: Topics, model_dir: Path, port: int, **extra: Any
 ) -> dict[str, str]:
-    """Environment of a worker process (settings and ``CONSUMER_*`` options)."""
+    """Environment of a worker process (its settings, ``CONSUMER_*`` included)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -142,10 +142,16 @@ def worker_settings(bootstrap: str, topics: Topics, model_dir: Path, **extra: An
 
 
 class WorkerProcess:
-    """``python -m consumer`` as a subprocess, with its log in a file and HTTP on a free port."""
+    """``python -m consumer`` as a subprocess, with its log in a file and HTTP on a free port.
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, cwd: Path) -> None:
+    ``module`` runs another entry module instead (``tests.integration.slow_worker``).
+    """
+
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, cwd: Path, module: str = "consumer"
+    ) -> None:
         self.env = dict(env)
+        self.module = module
         self.port = int(self.env["CONSUMER_PORT"])
         self.log_path = log_path
         self.cwd = cwd
@@ -153,17 +159,25 @@ class WorkerProcess:
 
     @classmethod
     def make(
-        cls, bootstrap: str, topics: Topics, model_dir: Path, workdir: Path, name: str, **extra: Any
+        cls,
+        bootstrap: str,
+        topics: Topics,
+        model_dir: Path,
+        workdir: Path,
+        name: str,
+        *,
+        module: str = "consumer",
+        **extra: Any,
     ) -> WorkerProcess:
         (port,) = free_ports(1)
         env = worker_env(bootstrap, topics, model_dir, port, **extra)
-        return cls(env, workdir / f"{name}.log", workdir)
+        return cls(env, workdir / f"{name}.log", workdir, module)
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "consumer"],
+                [sys.executable, "-m", self.module],
                 env=self.env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
@@ -373,18 +387,11 @@ def expected_offsets(metas: Iterable[Any]) -> set[tuple[int, int]]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(
-    settings: Settings, *, span_exporter: Any = None, **options: Any
-) -> AsyncIterator[Any]:
+async def running_worker(settings: Settings, *, span_exporter: Any = None) -> AsyncIterator[Any]:
     """Run the worker app's lifespan in this event loop; yields its :class:`Worker`."""
     from consumer.app import create_app
-    from consumer.options import WorkerOptions
 
-    app = create_app(
-        settings,
-        WorkerOptions(_env_file=None, **options),
-        span_exporter=span_exporter,
-    )
+    app = create_app(settings, span_exporter=span_exporter)
     async with app.start_lifespan_context():
         yield app.worker  # type: ignore[attr-defined]  # create_app hangs the worker on the app
 

@@ -166,3 +166,19 @@ def test_broker_options_build_faststream_security() -> None:
     )
     assert isinstance(iam["security"], SASLOAuthBearer) and iam["security"].use_ssl is True
     assert "sasl_oauth_token_provider" in iam
+
+
+def test_worker_variables_keep_their_consumer_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's CONSUMER_* variables are read, with their defaults and bounds, by name."""
+    s = load_settings()
+    assert s.consumer_graceful_timeout_seconds == 15.0
+    assert (s.consumer_publisher, s.consumer_linger_ms) == ("aiokafka", None)
+    assert s.consumer_background_commit is True and s.consumer_telemetry is True
+    assert s.consumer_session_timeout_ms == 10_000
+    monkeypatch.setenv("CONSUMER_GRACEFUL_TIMEOUT_SECONDS", "0.5")
+    monkeypatch.setenv("CONSUMER_TELEMETRY", "false")
+    s = load_settings()
+    assert s.consumer_graceful_timeout_seconds == 0.5 and s.consumer_telemetry is False
+    monkeypatch.setenv("CONSUMER_SESSION_TIMEOUT_MS", "999")
+    with pytest.raises(ConfigurationError, match="CONSUMER_SESSION_TIMEOUT_MS"):
+        load_settings()

@@ -1,4 +1,4 @@
-"""Test doubles for the worker's core: records, a detector, a sink and a consumer."""
+"""Test doubles for the worker's core: records, a detector, a sink, a consumer, a handler."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ import numpy as np
 from aiokafka import TopicPartition
 from sklearn.ensemble import IsolationForest
 
-from consumer.processor import Outgoing
+from consumer.handlers import BatchHandler
+from consumer.metrics import WorkerMetrics
+from consumer.processor import BatchProcessor, Outgoing
+from consumer.publishing import OneByOne
+from consumer.state import WorkerState
 from shared.detector import Detector
 from shared.schemas import ModelMeta
 
@@ -70,7 +74,7 @@ def make_detector(version: str = "20240115100000", seed: int = 0) -> Detector:
     return Detector(meta, model)
 
 
-class FakeSink:
+class FakeSink(OneByOne):
     """Records what is sent; ``fail_on`` makes the broker refuse chosen messages."""
 
     def __init__(self, fail_on: Any = None, raise_on_send: Any = None) -> None:
@@ -154,3 +158,32 @@ class FakeHold:
 
     def release(self) -> None:
         self.held -= 1
+
+
+def build_handler(
+    sink: FakeSink, *, detector: bool = True, background: bool = True
+) -> tuple[BatchHandler, WorkerState, list[float]]:
+    """A handler over ``sink`` publishing every verdict; the sleeps it asked for, recorded."""
+    state = WorkerState(detector=make_detector() if detector else None)
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    handler = BatchHandler(
+        BatchProcessor(anomaly_topic="anomalies", dlq_topic="dlq", publish_all=True),
+        sink,
+        state,
+        WorkerMetrics(),
+        sleep=fake_sleep,
+        background_commit=background,
+    )
+    return handler, state, sleeps
+
+
+def mixed_batch() -> list[Rec]:
+    """Two records on partition 0 (one undecodable) and one on partition 1."""
+    return [
+        *records([valid_value("VH-1"), b"garbage"], partition=0, start=100),
+        *records([valid_value("VH-2")], partition=1, start=7),
+    ]

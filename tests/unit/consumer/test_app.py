@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from consumer.app import create_app
-from consumer.options import load_options
 from shared.errors import ConfigurationError
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -29,7 +29,7 @@ async def get(app: object, path: str) -> httpx.Response:
 
 async def test_create_app_connects_nothing_and_is_not_ready(tmp_path: Path) -> None:
     """A fresh app answers /healthz, and /health/ready says 503 with its reasons."""
-    app = create_app(settings(tmp_path), load_options())
+    app = create_app(settings(tmp_path))
     alive = await get(app, "/healthz")
     assert alive.status_code == 200
     ready = await get(app, "/health/ready")
@@ -45,7 +45,7 @@ async def test_create_app_connects_nothing_and_is_not_ready(tmp_path: Path) -> N
 
 async def test_metrics_are_prometheus_text_with_conventional_names(tmp_path: Path) -> None:
     """/metrics exposes the worker's counters with _total suffixes and the batch histogram."""
-    app = create_app(settings(tmp_path), load_options())
+    app = create_app(settings(tmp_path))
     response = await get(app, "/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -63,8 +63,8 @@ async def test_metrics_are_prometheus_text_with_conventional_names(tmp_path: Pat
 
 def test_bad_option_names_the_variable() -> None:
     """An invalid CONSUMER_* value raises ConfigurationError naming it."""
-    with pytest.raises(ConfigurationError, match="CONSUMER_PUBLISHER"):
-        load_options(publisher="carrier-pigeon")
+    with pytest.raises(ConfigurationError, match=r"^invalid configuration: CONSUMER_PUBLISHER: "):
+        load_settings(consumer_publisher="carrier-pigeon", _env_file=None)
 
 
 def test_bulk_observe_equals_one_observe_per_value() -> None:
@@ -108,7 +108,7 @@ def test_bulk_observe_equals_one_observe_per_value() -> None:
 
 async def test_worker_serves_its_asyncapi_document(tmp_path: Path) -> None:
     """/asyncapi.json answers the generated document with the configured topics."""
-    app = create_app(settings(tmp_path), load_options())
+    app = create_app(settings(tmp_path))
     response = await get(app, "/asyncapi.json")
     assert response.status_code == 200
     spec = response.json()
@@ -118,10 +118,37 @@ async def test_worker_serves_its_asyncapi_document(tmp_path: Path) -> None:
 
 def test_producer_linger_depends_on_the_publisher_unless_set() -> None:
     """No linger for the aiokafka publisher (it enqueues a batch at once), 5 ms for FastStream's."""
-    from consumer.app import producer_options
-    from consumer.options import producer_linger_ms
+    from consumer.wiring import producer_linger_ms, producer_options
 
-    assert producer_linger_ms(load_options(publisher="aiokafka")) == 0
-    assert producer_linger_ms(load_options(publisher="faststream")) == 5
-    assert producer_linger_ms(load_options(publisher="faststream", linger_ms=2)) == 2
-    assert producer_options(load_options(linger_ms=7))["linger_ms"] == 7
+    def worker(**values: Any) -> Settings:
+        return Settings(_env_file=None, **values)
+
+    assert producer_linger_ms(worker(consumer_publisher="aiokafka")) == 0
+    assert producer_linger_ms(worker(consumer_publisher="faststream")) == 5
+    assert producer_linger_ms(worker(consumer_publisher="faststream", consumer_linger_ms=2)) == 2
+    assert producer_options(worker(consumer_linger_ms=7))["linger_ms"] == 7
+
+
+async def test_faststream_publisher_sink_is_the_broker_and_needs_no_producer(
+    tmp_path: Path,
+) -> None:
+    """CONSUMER_PUBLISHER=faststream: the sink publishes through the broker, nothing to start."""
+    from faststream.kafka import KafkaBroker
+
+    from consumer.publishing import FastStreamSink
+    from consumer.wiring import open_sink
+
+    broker = KafkaBroker("127.0.0.1:1")
+    chosen = Settings(
+        model_dir=tmp_path,
+        consumer_publisher="faststream",
+        _env_file=None,
+    )
+    async with open_sink(chosen, broker) as sink:
+        assert isinstance(sink, FastStreamSink) and sink.broker is broker
+
+
+async def test_the_handler_is_built_at_start_up_over_the_opened_sink(tmp_path: Path) -> None:
+    """No handler (and so no placeholder sink) exists before the lifespan starts."""
+    app = create_app(settings(tmp_path))
+    assert app.worker.handler is None  # type: ignore[attr-defined]  # set by create_app

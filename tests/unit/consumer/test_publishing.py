@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
 from consumer.processor import Kind, Outgoing
 from consumer.publishing import AiokafkaSink, PublishError, publish_confirmed
-from tests.unit.consumer.fakes import TOPIC
+from tests.unit.consumer.fakes import TOPIC, FakeSink
 
 PARTITIONS = [0, 1, 2]
 
@@ -142,3 +142,109 @@ async def test_grouping_can_be_turned_off() -> None:
     sink = AiokafkaSink(producer, group_verdicts=False)
     await publish_confirmed(sink, [verdict(b"VH-1"), verdict(b"VH-1")])
     assert [call[0] for call in producer.calls] == ["send", "send"]
+
+
+async def test_faststream_sink_sends_every_message_on_its_own_in_order() -> None:
+    """FastStreamSink.send_all is one broker.publish per message, headers as text."""
+    from consumer.publishing import FastStreamSink
+
+    class Broker:
+        def __init__(self) -> None:
+            self.published: list[tuple[str, bytes | None, dict[str, str]]] = []
+
+        async def publish(self, value: Any, topic: str, **kwargs: Any) -> Any:
+            self.published.append((topic, kwargs["key"], kwargs["headers"]))
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.set_result("ack")
+            return future
+
+    broker = Broker()
+    messages = [verdict(b"VH-1"), dead_letter(), verdict(b"VH-2")]
+    await publish_confirmed(FastStreamSink(broker), messages)  # type: ignore[arg-type]
+    assert broker.published == [
+        ("anomalies", b"VH-1", {"h": "1"}),
+        ("dlq", b"k", {}),
+        ("anomalies", b"VH-2", {"h": "1"}),
+    ]
+
+
+def test_only_an_untruncated_dead_letter_refused_as_too_large_shrinks() -> None:
+    """shrunk() is the one truncation rule: dead letters, size refusals, once."""
+
+    from consumer.publishing import shrunk
+
+    too_large = MessageSizeTooLargeError()
+    smaller = shrunk(dead_letter(), too_large)
+    assert smaller is not None and smaller.value == b""
+    assert dict(smaller.headers)["original_size"] == b"1"
+    assert shrunk(smaller, too_large) is None
+    assert shrunk(verdict(b"VH-1"), too_large) is None
+    assert shrunk(dead_letter(), KafkaTimeoutError()) is None
+
+
+async def test_too_large_dead_letter_is_resent_without_its_value() -> None:
+    """A dead letter the broker refuses as too large goes again without value, marked."""
+
+    def refuse(message: Outgoing) -> Exception | None:
+        big = message.kind is Kind.DEAD_LETTER and len(message.value or b"") > 10
+        return MessageSizeTooLargeError() if big else None
+
+    sink = FakeSink(fail_on=refuse)
+    letter = Outgoing(
+        Kind.DEAD_LETTER, "dlq", b"k", b"x" * 100, (("error", b"too_large"),), TOPIC, 0, 1
+    )
+    await publish_confirmed(sink, [letter])
+    assert [m.value for m in sink.sent] == [b"x" * 100, b""]
+    headers = dict(sink.sent[1].headers)
+    assert headers["value_truncated"] == b"true"
+    assert headers["original_size"] == b"100"
+
+
+async def test_client_side_size_refusal_of_a_dead_letter_is_truncated() -> None:
+    """aiokafka's own size check on send() is handled the same way."""
+
+    def refuse(message: Outgoing) -> Exception | None:
+        return MessageSizeTooLargeError() if len(message.value or b"") > 10 else None
+
+    sink = FakeSink(raise_on_send=refuse)
+    letter = Outgoing(Kind.DEAD_LETTER, "dlq", None, b"x" * 100, (), TOPIC, 0, 1)
+    await publish_confirmed(sink, [letter])
+    assert [m.value for m in sink.sent] == [b""]
+
+
+async def test_too_large_verdict_is_a_batch_failure() -> None:
+    """Only dead letters are truncated; any other refusal fails the batch."""
+    sink = FakeSink(fail_on=lambda m: MessageSizeTooLargeError())
+    verdict = Outgoing(Kind.VERDICT, "anomalies", b"VH", b"{}", (), TOPIC, 0, 1)
+    with pytest.raises(PublishError):
+        await publish_confirmed(sink, [verdict])
+
+
+async def test_memoised_partitions_match_aiokafkas_default_partitioner() -> None:
+    """Keyed verdicts land where aiokafka's default partitioner would put them."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from consumer.publishing import AiokafkaSink
+
+    class Cluster:
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return {0, 1, 2, 3, 4}
+
+    class Producer:
+        client = type("Client", (), {"cluster": Cluster()})()
+
+        def __init__(self) -> None:
+            self.partitions: list[int | None] = []
+
+        async def send(self, topic: str, **kwargs: Any) -> Any:
+            self.partitions.append(kwargs["partition"])
+            return asyncio.get_running_loop().create_future()
+
+    producer = Producer()
+    sink = AiokafkaSink(producer)
+    keys = [f"VH-{i}".encode() for i in range(200)] * 2
+    for key in keys:
+        await sink.send(Outgoing(Kind.VERDICT, "anomalies", key, b"{}", (), TOPIC, 0, 0))
+    await sink.send(Outgoing(Kind.DEAD_LETTER, "dlq", None, b"x", (), TOPIC, 0, 0))
+    expected = [DefaultPartitioner()(key, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]) for key in keys]
+    assert producer.partitions == [*expected, None]

@@ -1,7 +1,8 @@
-"""Attribution on verdicts, the drift window and shadow scoring in the worker's batch path."""
+"""Attribution on verdicts, and the model monitor's drift window and shadow scoring."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from consumer.insight import Insight
 from consumer.metrics import WorkerMetrics
+from consumer.monitor import ModelMonitor
 from consumer.processor import BatchProcessor
 from consumer.state import WorkerState
 from shared.detector import Detector
@@ -18,7 +19,7 @@ from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.schemas import ModelMeta
 from shared.settings import Settings
 from shared.training import reference_summary
-from tests.unit.consumer.fakes import N_FEATURES, decoded, records, valid_value
+from tests.unit.consumer.fakes import N_FEATURES, records, valid_value
 
 SCORED_AT = "2024-01-15T10:00:01.000Z"
 NAMES = ["speed", "rpm", "temp", "oil"][:N_FEATURES]
@@ -52,11 +53,12 @@ def detector(version: str = "20240115100000", seed: int = 0) -> Detector:
 
 
 def settings(tmp_path: Path, **extra: Any) -> Settings:
+    """Settings for a monitor test, with no .env file."""
     return Settings(model_dir=tmp_path, _env_file=None, **extra)
 
 
 def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() -> None:
-    """An anomaly's top-k attribution leads with the spiked feature; a normal verdict has none."""
+    """An anomalous verdict ranks the features that isolated it; a normal one has none."""
     model = detector()
     spiked = [0.1, 0.0, -0.2, 9.0][:N_FEATURES]
     values = [valid_value("VH-N", [0.0] * N_FEATURES), valid_value("VH-A", spiked)]
@@ -64,7 +66,7 @@ def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() ->
         anomaly_topic="anomalies", dlq_topic="dlq", publish_all=True, attribution_top_k=2
     )
     outcome = processor.process(records(values), model, SCORED_AT)
-    normal, anomalous = (decoded(m) for m in outcome.messages)
+    normal, anomalous = (json.loads(m.value or b"") for m in outcome.messages)
     assert normal["is_anomaly"] is False and "attribution" not in normal
     assert anomalous["is_anomaly"] is True
     assert outcome.explained == 1
@@ -75,30 +77,34 @@ def test_anomalous_verdicts_carry_a_ranked_attribution_and_normal_ones_none() ->
 
 
 def test_top_k_zero_turns_attribution_off() -> None:
-    """With attribution_top_k=0 an anomalous verdict has no attribution, none counted explained."""
+    """ATTRIBUTION_TOP_K=0: no verdict carries an attribution."""
     processor = BatchProcessor(anomaly_topic="a", dlq_topic="d", attribution_top_k=0)
     outcome = processor.process(
         records([valid_value("VH-A", [9.0] * N_FEATURES)]), detector(), SCORED_AT
     )
     (message,) = outcome.messages
-    assert "attribution" not in decoded(message)
+    assert "attribution" not in json.loads(message.value or b"")
     assert outcome.explained == 0
 
 
 async def test_drift_window_and_shadow_figures_reach_metrics_and_files(tmp_path: Path) -> None:
-    """A batch's drift and shadow figures reach metrics and files; no model shadows itself."""
+    """What a scored batch shows the monitor reaches the gauges and the observation files."""
     state, metrics = WorkerState(), WorkerMetrics()
     store = ObservationStore(tmp_path)
-    insight = Insight(state, metrics, settings(tmp_path, drift_min_records=100), store, "worker-1")
+    monitor = ModelMonitor(
+        state, metrics, settings(tmp_path, drift_min_records=100), store, "worker-1"
+    )
     active, candidate = detector(), detector("20240116000000", seed=1)
     state.detector, state.shadow = active, candidate
-    processor = BatchProcessor(anomaly_topic="a", dlq_topic="d", insight=insight)
+    processor = BatchProcessor(anomaly_topic="a", dlq_topic="d")
     rng = np.random.default_rng(5)
     rows = rng.normal(size=(300, N_FEATURES))
     rows[:, 0] += 2.0  # the first feature moved
     values = [valid_value(f"VH-{i}", row.tolist()) for i, row in enumerate(rows)]
-    processor.process(records(values), active, SCORED_AT)
-    await insight.flush()
+    outcome = processor.process(records(values), active, SCORED_AT)
+    np.testing.assert_array_equal(outcome.features, rows)  # the pure core returns what it scored
+    monitor.observe(active, outcome.features, outcome.scores)
+    await monitor.flush()
 
     text = metrics.render().decode()
     assert "anomaly_worker_drift_window_records 300.0" in text
@@ -121,21 +127,22 @@ async def test_drift_window_and_shadow_figures_reach_metrics_and_files(tmp_path:
 
     # the candidate is promoted: the same version on both sides is not compared
     state.detector, state.shadow = candidate, candidate
-    processor.process(records(values), candidate, SCORED_AT)
-    assert insight.shadow is None
-    assert insight.window is not None and insight.window.records == 300  # a new window
+    outcome = processor.process(records(values), candidate, SCORED_AT)
+    monitor.observe(candidate, outcome.features, outcome.scores)
+    assert monitor.shadow is None
+    assert monitor.window is not None and monitor.window.records == 300  # a new window
 
 
 async def test_a_model_without_a_reference_has_no_drift_window(tmp_path: Path) -> None:
-    """A model without a drift reference gets no window, no observation file and no PSI gauge."""
+    """A version without a drift reference gets no window, writes nothing, sets no gauge."""
     from tests.unit.consumer.fakes import make_detector
 
     state, metrics = WorkerState(), WorkerMetrics()
-    insight = Insight(state, metrics, settings(tmp_path), ObservationStore(tmp_path), "w")
+    monitor = ModelMonitor(state, metrics, settings(tmp_path), ObservationStore(tmp_path), "w")
     plain = make_detector()
     state.detector = plain
-    insight.observe(plain, np.zeros((3, N_FEATURES)), np.zeros(3))
-    assert insight.window is None
-    await insight.flush()
+    monitor.observe(plain, np.zeros((3, N_FEATURES)), np.zeros(3))
+    assert monitor.window is None
+    await monitor.flush()
     assert not (tmp_path / ".observations").exists()
     assert "anomaly_worker_drift_psi{" not in metrics.render().decode()

@@ -1,12 +1,12 @@
 """The worker's watch over its model: the drift window and shadow scoring.
 
-:meth:`Insight.observe` runs on every scored batch (from :class:`consumer.processor.
-BatchProcessor`): it counts the batch into the drift window of the active version and, when
+:meth:`ModelMonitor.observe` runs on every scored batch (the batch handler calls it with
+what :class:`consumer.processor.BatchProcessor` scored): it counts the batch into the drift window of the active version and, when
 a candidate is loaded (``state.shadow``), scores the batch with it too and updates the
 agreement counters. Nothing here is published to Kafka: the candidate's verdicts never
 leave the worker.
 
-Every ``OBSERVATIONS_INTERVAL_SECONDS`` :meth:`Insight.run` refreshes the drift and shadow
+Every ``OBSERVATIONS_INTERVAL_SECONDS`` :meth:`ModelMonitor.run` refreshes the drift and shadow
 gauges and writes both to the model volume (:mod:`shared.observations`), where the api's
 ``GET /models/{version}/drift`` and ``GET /models/{candidate}/shadow`` read them.
 """
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from consumer.metrics import WorkerMetrics
 from consumer.state import WorkerState
@@ -29,13 +29,19 @@ from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 if TYPE_CHECKING:
     from shared.detector import Detector, Matrix
 
-log = logging.getLogger("consumer.insight")
+log = logging.getLogger("consumer.insight")  # the logger name the logs have always carried
 
 SWEEP_SECONDS = 3600.0
 
 
-class Insight:
-    """Drift window and shadow counters of one worker."""
+class BatchObserver(Protocol):
+    """What the batch handler shows each scored batch to (a :class:`ModelMonitor`)."""
+
+    def observe(self, detector: Detector, features: Matrix, scores: Matrix) -> None: ...
+
+
+class ModelMonitor:
+    """Drift window of the active version and shadow comparison with the candidate."""
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from consumer.metrics import WorkerMetrics
-from consumer.models import ModelWatcher
+from consumer.model_watcher import ModelWatcher
 from consumer.state import WorkerState
 from shared.registry import MODEL_FILE, LoadedModel, ModelRegistry
 

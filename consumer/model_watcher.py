@@ -22,7 +22,7 @@ from shared.registry import ModelRegistry
 if TYPE_CHECKING:
     from shared.detector import Detector
 
-log = logging.getLogger("consumer.models")
+log = logging.getLogger("consumer.models")  # the logger name the logs have always carried
 
 
 def load_detector(registry: ModelRegistry, version: str) -> Detector:
