@@ -41,11 +41,11 @@ from consumer.monitor import ModelMonitor
 from consumer.processor import BatchProcessor
 from consumer.state import WorkerState
 from shared.detector import Detector
-from shared.observations import ObservationStore
 from shared.registry import ModelRegistry
 from shared.schemas import TrainingParams
 from shared.settings import Settings
 from shared.training import train_matrix
+from shared.worker_figures import ObservationStore
 
 RESULTS = Path(__file__).parent / "results"
 FEATURES = 8

@@ -21,8 +21,9 @@ import numpy as np
 from pydantic import TypeAdapter
 from sklearn.ensemble import IsolationForest
 
+from shared.decoding import decode_batch
 from shared.forest import CompiledForest
-from shared.schemas import TelemetryRecord, decode_batch
+from shared.schemas import TelemetryRecord
 
 RESULTS = Path(__file__).parent / "results"
 BATCH_SIZES = [1, 10, 100, 1_000, 10_000]

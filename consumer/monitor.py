@@ -7,7 +7,7 @@ agreement counters. Nothing here is published to Kafka: the candidate's verdicts
 leave the worker.
 
 Every ``OBSERVATIONS_INTERVAL_SECONDS`` :meth:`ModelMonitor.run` refreshes the drift and shadow
-gauges and writes both to the model volume (:mod:`shared.observations`), where the api's
+gauges and writes both to the model volume (:mod:`shared.worker_figures`), where the api's
 ``GET /models/{version}/drift`` and ``GET /models/{candidate}/shadow`` read them.
 """
 

@@ -1,6 +1,6 @@
 """The worker's pure core: a batch of raw Kafka records in, the messages to publish out.
 
-No I/O here. :class:`BatchProcessor` decodes a batch with :func:`shared.schemas.decode_batch`,
+No I/O here. :class:`BatchProcessor` decodes a batch with :func:`shared.decoding.decode_batch`,
 scores every valid record in one ``decision_function`` call and builds, in input order,
 one verdict per scored record (anomalies only unless ``publish_all``) and one dead letter per
 invalid record. The outcome keeps what was scored (features and scores), so the handler can
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.schemas import DeadLetterReason, decode_batch
+from shared.decoding import decode_batch
+from shared.schemas import DeadLetterReason
 from shared.verdicts import encode_verdict, score_rows
 
 if TYPE_CHECKING:

@@ -22,10 +22,10 @@ from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
 from consumer.tracing import MessageTracing
 from shared.kafka import broker_options, client_options
-from shared.observations import ObservationStore, worker_id
 from shared.registry import ModelRegistry
 from shared.settings import Settings
 from shared.tracing import CONSUMER_SERVICE, tracer_provider
+from shared.worker_figures import ObservationStore, worker_id
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

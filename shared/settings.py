@@ -1,3 +1,4 @@
+# One concern, every setting of both services in one frozen class, keeps this module past 300 lines.
 """One frozen settings object, read from the environment (and an optional ``.env`` file).
 
 Every variable of the contract is a field here; ``.env.example`` lists them all. A bad value

@@ -7,7 +7,7 @@ A topic job (:mod:`shared.topic_jobs`) runs three steps:
    when asked, and reads the raw records of the range into :class:`TopicRecords`;
 2. :func:`select_and_decode` (blocking) puts the records in **the training order**, keeps
    the range's records, drops the flagged ones, and validates the rest with
-   :func:`shared.schemas.decode_batch` (the worker's rules); a record that fails is skipped
+   :func:`shared.decoding.decode_batch` (the worker's rules); a record that fails is skipped
    and counted under its dead-letter reason;
 3. :func:`fit_and_publish` (blocking) fits and publishes the version as ``POST /ingest`` does.
 
@@ -43,16 +43,11 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from shared.decoding import decode_batch, decode_record
 from shared.errors import InvalidRecordError, TrainingError
 from shared.jobs import JobProgress
 from shared.registry import ModelRegistry
-from shared.schemas import (
-    DeadLetterReason,
-    TrainingParams,
-    TrainingResponse,
-    decode_batch,
-    decode_record,
-)
+from shared.schemas import DeadLetterReason, TrainingParams, TrainingResponse
 from shared.settings import Settings
 from shared.training import train_matrix
 
@@ -214,7 +209,7 @@ def decode_in_order(
 ) -> tuple[Matrix, dict[str, int]]:
     """The valid records' feature matrix (in the given order) and the skipped counts by reason.
 
-    Validation is :func:`shared.schemas.decode_batch`'s. The dimension most valid records have
+    Validation is :func:`shared.decoding.decode_batch`'s. The dimension most valid records have
     wins (a tie: the one seen first); the others count as ``dimension_mismatch``.
     """
     skipped = Counter[str]()

@@ -10,15 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared import schemas
+from shared import decoding
+from shared.decoding import decode_batch, decode_record
 from shared.errors import InvalidRecordError
 from shared.schemas import (
     DeadLetterReason,
     TelemetryRecord,
     TrainingParams,
     TrainingRequest,
-    decode_batch,
-    decode_record,
     format_timestamp,
     parse_timestamp,
 )
@@ -353,7 +352,7 @@ def full_path_only(values: list[bytes | None], n_features: int) -> list[object]:
     """What decode_batch must answer, worked out by the full validator alone (no fast path)."""
     answers: list[object] = []
     for value in values:
-        outcome = schemas._check_one(value, 10**7)
+        outcome = decoding._check_one(value, 10**7)
         if isinstance(outcome, tuple):
             answers.append((outcome[0], outcome[1]))
         elif len(outcome.feature_vector) != n_features:
@@ -400,8 +399,8 @@ def assert_fast_path_agrees(vehicle_id: object, timestamp: object, vector: objec
     ).encode()
     width = len(vector) if isinstance(vector, list) else 1
     expected = full_path_only([text], width)
-    schemas._known_vehicle_ids.clear()
-    schemas._known_dates.clear()
+    decoding._known_vehicle_ids.clear()
+    decoding._known_dates.clear()
     assert decoded([text], width) == expected  # cold: the fast path learns here
     if isinstance(timestamp, str):  # warm: the date known from another record of that day
         decode_batch([raw(with_(timestamp=timestamp[:10] + "T00:00:00Z"))], n_features=4)
@@ -433,12 +432,12 @@ def test_property_fast_path_vehicle_ids(vehicle_id: object) -> None:
 
 def test_fast_path_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The remembered vehicle ids and dates never grow past their limit."""
-    monkeypatch.setattr(schemas, "_KNOWN_LIMIT", 10)
+    monkeypatch.setattr(decoding, "_KNOWN_LIMIT", 10)
     values = [
         raw(with_(vehicle_id=f"VH-{i}", timestamp=f"2024-01-{1 + i % 28:02d}T10:00:00Z"))
         for i in range(100)
     ]
     batch = decode_batch(values, n_features=4)
     assert batch.index == list(range(100))
-    assert len(schemas._known_vehicle_ids) <= 10
-    assert len(schemas._known_dates) <= 10
+    assert len(decoding._known_vehicle_ids) <= 10
+    assert len(decoding._known_dates) <= 10

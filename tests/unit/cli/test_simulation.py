@@ -1,4 +1,4 @@
-"""The simulated fleet (shared/simulation.py): reproducible, correlated, honestly labelled."""
+"""The simulated fleet (simulator/): reproducible, correlated, honestly labelled."""
 
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ from consumer.monitor import ModelMonitor
 from consumer.processor import BatchProcessor
 from consumer.state import WorkerState
 from shared.detector import Detector
-from shared.observations import DRIFT, SHADOW, ObservationStore
 from shared.schemas import ModelMeta
 from shared.settings import Settings
 from shared.training import reference_summary
+from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 from tests.unit.consumer.fakes import N_FEATURES, records, valid_value
 
 SCORED_AT = "2024-01-15T10:00:01.000Z"
