@@ -18,6 +18,8 @@ import numpy.typing as npt
 from sklearn.ensemble import IsolationForest
 
 from shared.attribution import Reference, rank_many
+from shared.context import ContextForest, ContextState
+from shared.context.explain import attribute
 from shared.drift import DriftReference
 from shared.errors import DimensionMismatchError, ModelIntegrityError, TrainingError
 from shared.forest import CompiledForest
@@ -143,12 +145,19 @@ class Detector:
     probe rows at load (see :func:`load_detector`): scores then come from scikit-learn.
     """
 
-    def __init__(self, meta: ModelMeta, estimator: IsolationForest) -> None:
+    def __init__(self, meta: ModelMeta, estimator: IsolationForest | ContextForest) -> None:
         self.meta = meta
         self.estimator = estimator
         self.version = meta.version
         self.n_features = int(meta.n_features)
-        self.forest = CompiledForest.from_sklearn(estimator)
+        # A context model's forest scores each record's evidence, not its readings.
+        self.context: ContextForest | None = (
+            estimator if isinstance(estimator, ContextForest) else None
+        )
+        self.isolation_forest: IsolationForest = (
+            estimator.forest_ if isinstance(estimator, ContextForest) else estimator
+        )
+        self.forest = CompiledForest.from_sklearn(self.isolation_forest)
         self.compiled = True
         extra = meta.model_extra or {}
         self.reference = Reference.from_meta(extra)
@@ -167,30 +176,71 @@ class Detector:
         if width != self.n_features:
             raise DimensionMismatchError(width, self.n_features)
 
+    @property
+    def kind(self) -> str:
+        """``context`` (records judged in their vehicle's history) or ``point`` (alone)."""
+        return "context" if self.context is not None else "point"
+
     def score(self, features: Matrix) -> Matrix:
-        """scikit-learn's ``decision_function`` of every row, in one call."""
+        """scikit-learn's ``decision_function`` of every row of the forest's input, in one call.
+
+        For a point model the rows are readings; for a context model they are evidence rows
+        (see :meth:`derive`).
+        """
         if features.ndim != 2:
             raise ValueError("features must be a 2-D matrix")
         if features.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
-        self.check_width(features.shape[1])
+        if self.context is None:
+            self.check_width(features.shape[1])
         if not self.compiled:
-            exact: Matrix = self.estimator.decision_function(features)
+            exact: Matrix = self.isolation_forest.decision_function(features)
             return exact
         return self.forest.decision_function(features)
 
+    def derive(
+        self,
+        state: ContextState,
+        vehicle_ids: Sequence[str],
+        times: Matrix,
+        readings: Matrix,
+        offsets: npt.NDArray[np.int64] | None = None,
+    ) -> tuple[Matrix, npt.NDArray[np.int64]]:
+        """A context model's evidence for records in stream order (and each kind's sensor)."""
+        if self.context is None:
+            raise TypeError(f"model version {self.version!r} is a point model: nothing to derive")
+        self.check_width(readings.shape[1])
+        return state.derive(self.context.params_, vehicle_ids, times, readings, offsets)
+
+    def new_state(self) -> ContextState:
+        """An empty history for this model's sensors."""
+        return ContextState(self.n_features)
+
     def explain(self, features: Matrix, top_k: int) -> list[list[dict[str, Any]]]:
-        """The ranked attribution of every row (see :mod:`shared.attribution`)."""
+        """The ranked attribution of every row of a point model (see :mod:`shared.attribution`)."""
         if features.shape[0] == 0 or top_k <= 0:
             return [[] for _ in range(features.shape[0])]
         self.check_width(features.shape[1])
         gains = self.forest.isolation_gains(features)
         return rank_many(gains, features, self.reference, top_k, self.feature_names)
 
+    def explain_context(
+        self,
+        evidence: Matrix,
+        lead: npt.NDArray[np.int64],
+        readings: Matrix,
+        top_k: int,
+    ) -> list[list[dict[str, Any]]]:
+        """The ranked sensors of context verdicts (see :mod:`shared.context.explain`)."""
+        if evidence.shape[0] == 0 or top_k <= 0:
+            return [[] for _ in range(evidence.shape[0])]
+        gains = self.forest.isolation_gains(evidence)
+        return attribute(gains, evidence, lead, readings, self.reference, top_k, self.feature_names)
+
     def probe_rows(self) -> Matrix:
         """Rows to check the compiled forest against scikit-learn: zeros, the training data's
         typical values (when the version keeps them) and seeded draws around them."""
-        width = self.n_features
+        width = self.forest.n_features
         rows = [np.zeros(width)]
         centre, spread = np.zeros(width), np.ones(width)
         low, high = self.reference.low, self.reference.high
@@ -215,10 +265,13 @@ def load_detector(registry: ModelRegistry, version: str) -> Detector:
     """
     loaded = registry.load(version)
     estimator = loaded.estimator
-    if not isinstance(estimator, IsolationForest) or not hasattr(estimator, "estimators_"):
+    forest = (
+        estimator.__dict__.get("forest_") if isinstance(estimator, ContextForest) else estimator
+    )
+    if not isinstance(forest, IsolationForest) or not hasattr(forest, "estimators_"):
         raise ModelIntegrityError(
             f"model version {version!r}: model.joblib holds a {type(estimator).__name__}, "
-            "not a fitted IsolationForest"
+            "not a fitted IsolationForest or context model"
         )
     expected = int(getattr(estimator, "n_features_in_", -1))
     if expected != int(loaded.meta.n_features):
@@ -230,7 +283,7 @@ def load_detector(registry: ModelRegistry, version: str) -> Detector:
         detector = Detector.from_loaded(loaded)
         probe = detector.probe_rows()
         compiled = detector.forest.decision_function(probe)
-        exact = estimator.decision_function(probe)
+        exact = detector.isolation_forest.decision_function(probe)
     except Exception as error:  # a forest we cannot walk or score: refuse it now, not on a batch
         raise ModelIntegrityError(f"model version {version!r} cannot score: {error}") from error
     if not np.array_equal(compiled, exact):

@@ -17,6 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from shared.context import ContextState
     from shared.detector import Detector  # imports scikit-learn: only where a model is used
 
 Matrix = npt.NDArray[np.float64]
@@ -57,6 +60,31 @@ def score_rows(detector: Detector, features: Matrix, top_k: int) -> ScoredRows:
     if top_k > 0 and flags.any():
         rows = np.flatnonzero(flags)
         lists = detector.explain(features[rows], top_k)
+        attributions = dict(zip(rows.tolist(), lists, strict=True))
+    return ScoredRows(scores, flags, attributions)
+
+
+def score_context_rows(
+    detector: Detector,
+    state: ContextState,
+    vehicle_ids: Sequence[str],
+    times: Matrix,
+    readings: Matrix,
+    top_k: int,
+    offsets: npt.NDArray[np.int64] | None = None,
+) -> ScoredRows:
+    """A context model's verdicts on records in stream order; each joins its vehicle's history.
+
+    ``times`` are the records' event times (POSIX seconds), ``offsets`` their source offsets
+    when they come from one partition (:mod:`shared.context.kernel` says what they bound).
+    """
+    evidence, lead = detector.derive(state, vehicle_ids, times, readings, offsets)
+    scores = detector.score(evidence)
+    flags = anomalous(scores)
+    attributions: dict[int, list[dict[str, Any]]] = {}
+    if top_k > 0 and flags.any():
+        rows = np.flatnonzero(flags)
+        lists = detector.explain_context(evidence[rows], lead[rows], readings[rows], top_k)
         attributions = dict(zip(rows.tolist(), lists, strict=True))
     return ScoredRows(scores, flags, attributions)
 

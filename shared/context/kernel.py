@@ -1,0 +1,284 @@
+"""The per-record context kernel: a vehicle's recent readings in, its evidence vector out.
+
+One loop over records in stream order, compiled by numba when it can be imported (plain
+Python otherwise, with the same arithmetic). Each vehicle has a slot in ring buffers of its
+last ``W`` readings (values, event times, source offsets). For each record and sensor the
+kernel measures six kinds of evidence against what the model learned (:mod:`.params`):
+
+``level``        the reading against the vehicle's own baseline (median, robust scale);
+``consistency``  the reading against what the other sensors predict for it (0 for one sensor);
+``motion``       for a reading that repeats the previous one exactly: the step the other
+                 sensors predict for it (from their own steps and levels), that it did not
+                 make: a sensor frozen while the sensors it follows move (0 for one sensor);
+``sustained``    the smallest of the last three same-signed deviations (consistency, or level
+                 for one sensor): a drift persists where noise does not;
+``change``       the reading against the median of the vehicle's last five readings and
+                 against the median of the readings before those, whichever is nearer (so
+                 the step back to normal after a fault is no change);
+``noise``        the median absolute step over the last six steps, against its usual size;
+``flat``         how long the reading has repeated exactly, against the longest run of
+                 repeats the sensor showed in training (zero and non-zero values apart).
+
+Each is normalised per sensor to the training data's own scale (``(e - q50) / (q999 - q50)``,
+with a floor), so 1 means "as unusual as the rarest thousandth of training"; the kernel keeps,
+per kind, the largest over the sensors and which sensor it was. The evidence vector is those
+six maxima and their overall maximum: what the model's IsolationForest scores.
+
+History is what the vehicle sent before, in its slot, within ``gap`` seconds of event time of
+its previous reading (a longer silence starts it afresh) and, for streamed records, no more
+than ``horizon`` offsets back in the same partition: a rule that depends on the record alone,
+so a worker that rebuilds the slots by re-reading the partition's tail computes the same
+evidence as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import types
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "vehicle-anomaly-numba")
+)
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is not installed
+    numba = None  # type: ignore[assignment]  # optional: the Python loop serves without it
+
+KINDS: tuple[str, ...] = (
+    "level",
+    "consistency",
+    "motion",
+    "sustained",
+    "change",
+    "noise",
+    "flat",
+)
+LEVEL, CONSISTENCY, MOTION, SUSTAINED, CHANGE, NOISE, FLAT = range(7)
+N_KINDS = len(KINDS)
+WINDOW = 32  # readings kept per vehicle
+CHANGE_SPAN = 5  # previous readings whose median the change is measured against
+NOISE_SPAN = 6  # steps whose median size is the noise
+SUSTAIN_SPAN = 3  # records a deviation must persist for the sustained evidence
+
+Matrix = npt.NDArray[np.float64]
+
+
+def _median(values: Matrix, count: int) -> float:
+    # Insertion sort of a small prefix: numba compiles it to a tight loop.
+    work = values[:count].copy()
+    for i in range(1, count):
+        key = work[i]
+        j = i - 1
+        while j >= 0 and work[j] > key:
+            work[j + 1] = work[j]
+            j -= 1
+        work[j + 1] = key
+    half = count // 2
+    if count % 2 == 1:
+        return float(work[half])
+    return float((work[half - 1] + work[half]) / 2.0)
+
+
+def _deviations(
+    row: Matrix,
+    b: int,
+    med: Matrix,
+    scl: Matrix,
+    coef: Matrix,
+    icpt: Matrix,
+    rscale: Matrix,
+    z: Matrix,
+    dev: Matrix,
+) -> None:
+    # A reading standardised against its vehicle's baseline, and each sensor's deviation from
+    # what the others predict (the standardised reading itself for a machine of one sensor).
+    F = row.shape[0]
+    for s in range(F):
+        z[s] = (row[s] - med[b, s]) / scl[b, s]
+    for s in range(F):
+        if F > 1:
+            p = icpt[s]
+            for j in range(F):
+                p += coef[s, j] * z[j]
+            dev[s] = (z[s] - p) / rscale[s]
+        else:
+            dev[s] = z[s]
+
+
+def _derive(
+    slots: npt.NDArray[np.int64],
+    base: npt.NDArray[np.int64],
+    times: Matrix,
+    offsets: npt.NDArray[np.int64],
+    X: Matrix,
+    buf: npt.NDArray[np.float64],
+    buf_time: Matrix,
+    buf_offset: npt.NDArray[np.int64],
+    count: npt.NDArray[np.int64],
+    med: Matrix,
+    scl: Matrix,
+    coef: Matrix,
+    icpt: Matrix,
+    rscale: Matrix,
+    mcoef: Matrix,
+    micpt: Matrix,
+    mscale: Matrix,
+    dscale: Matrix,
+    nscale: Matrix,
+    qrun_zero: Matrix,
+    qrun_other: Matrix,
+    q50: Matrix,
+    den: Matrix,
+    gap: float,
+    horizon: int,
+    out: Matrix,
+    lead: npt.NDArray[np.int64],
+    raw_out: npt.NDArray[np.float64],
+) -> None:
+    n, F = X.shape
+    W = buf.shape[1]
+    z = np.empty(F)
+    dev = np.empty(F)
+    past = np.empty((SUSTAIN_SPAN - 1, F))
+    zp = np.empty(F)
+    zq = np.empty(F)
+    motion = np.empty(F)
+    ev = np.empty(N_KINDS)
+    norm = np.empty(N_KINDS)
+    scratch = np.empty(W)
+    for i in range(n):
+        v = slots[i]
+        b = base[i]
+        c = count[v]
+        # how many of the slot's newest readings count as this record's history
+        h = min(c, W)
+        if h > 0:
+            last = (c - 1) % W
+            if times[i] - buf_time[v, last] > gap:
+                h = 0
+        if h > 0 and offsets[i] >= 0:
+            keep = 0
+            for k in range(h):
+                if buf_offset[v, (c - 1 - k) % W] >= offsets[i] - horizon:
+                    keep += 1
+                else:
+                    break
+            h = keep
+        _deviations(X[i], b, med, scl, coef, icpt, rscale, z, dev)
+        back = min(h, SUSTAIN_SPAN - 1)
+        for k in range(back):
+            _deviations(buf[v, (c - 1 - k) % W], b, med, scl, coef, icpt, rscale, zq, past[k])
+            if k == 0:
+                zp[:] = zq
+        for s in range(F):
+            if F > 1 and h > 0:
+                # the step of sensor s predicted from the others' steps and every level
+                p = micpt[s]
+                for j in range(F):
+                    if j != s:
+                        p += mcoef[s, j] * (z[j] - zp[j])
+                    p += mcoef[s, F + j] * z[j]
+                motion[s] = ((z[s] - zp[s]) - p) / mscale[s]
+            else:
+                motion[s] = 0.0
+        for k in range(N_KINDS):
+            out[i, k] = -math.inf
+            lead[i, k] = 0
+        for s in range(F):
+            ev[LEVEL] = abs(z[s])
+            ev[CONSISTENCY] = abs(dev[s]) if F > 1 else 0.0
+            # motion counts for a sensor that repeated its last reading: frozen while the
+            # sensors it follows moved (a jump alone is consistency's and change's to see,
+            # and the step back after a fault is no evidence at all)
+            ev[MOTION] = abs(motion[s]) if h > 0 and X[i, s] == buf[v, (c - 1) % W, s] else 0.0
+            # sustained: the smallest |deviation| over this and the previous records, when
+            # they share a sign (a deviation that flips sign is noise, not a drift)
+            sustained = abs(dev[s])
+            if back == SUSTAIN_SPAN - 1:
+                for k in range(back):
+                    if past[k, s] * dev[s] <= 0.0:
+                        sustained = 0.0
+                        break
+                    sustained = min(sustained, abs(past[k, s]))
+            else:
+                sustained = 0.0
+            ev[SUSTAINED] = sustained
+            if h > 0:
+                span = min(h, CHANGE_SPAN)
+                for k in range(span):
+                    scratch[k] = buf[v, (c - 1 - k) % W, s]
+                step = abs(X[i, s] - _median(scratch, span))
+                older = h - span
+                if older >= 3:
+                    for k in range(older):
+                        scratch[k] = buf[v, (c - 1 - span - k) % W, s]
+                    step = min(step, abs(X[i, s] - _median(scratch, older)))
+                ev[CHANGE] = step / scl[b, s] / dscale[s]
+            else:
+                ev[CHANGE] = 0.0
+            steps = min(h, NOISE_SPAN)
+            if steps >= 3:
+                current = X[i, s]
+                for k in range(steps):
+                    previous = buf[v, (c - 1 - k) % W, s]
+                    scratch[k] = abs(current - previous) / scl[b, s]
+                    current = previous
+                ev[NOISE] = _median(scratch, steps) / nscale[s]
+            else:
+                ev[NOISE] = 0.0
+            run = 1
+            for k in range(h):
+                if buf[v, (c - 1 - k) % W, s] == X[i, s]:
+                    run += 1
+                else:
+                    break
+            longest = qrun_zero[s] if X[i, s] == 0.0 else qrun_other[s]
+            ev[FLAT] = (run - 1.0) / longest
+            if raw_out.shape[0] > 0:
+                for k in range(N_KINDS):
+                    raw_out[i, k, s] = ev[k]
+            for k in range(N_KINDS):
+                norm[k] = (ev[k] - q50[k, s]) / den[k, s]
+            for k in range(N_KINDS):
+                if norm[k] > out[i, k]:
+                    out[i, k] = norm[k]
+                    lead[i, k] = s
+        top = out[i, 0]
+        for k in range(1, N_KINDS):
+            top = max(top, out[i, k])
+        out[i, N_KINDS] = top
+        slot = c % W
+        for s in range(F):
+            buf[v, slot, s] = X[i, s]
+        buf_time[v, slot] = times[i]
+        buf_offset[v, slot] = offsets[i]
+        if h == 0 and c > 0:
+            # history broken (a gap, or beyond the horizon): the slot starts again here
+            for s in range(F):
+                buf[v, 0, s] = X[i, s]
+            buf_time[v, 0] = times[i]
+            buf_offset[v, 0] = offsets[i]
+            count[v] = 1
+        else:
+            count[v] = c + 1
+
+
+if numba is not None:
+    # numba resolves the helpers by name when it compiles the kernel: compile them first and
+    # give the kernel a namespace where those names are the compiled functions.
+    _namespace = dict(globals())
+    _namespace["_median"] = numba.njit(cache=True, nogil=True, error_model="numpy")(_median)
+    _namespace["_deviations"] = numba.njit(cache=True, nogil=True, error_model="numpy")(_deviations)
+    _rebound = types.FunctionType(_derive.__code__, _namespace, "_derive")
+    derive_kernel: Any = numba.njit(
+        cache=False, nogil=True, boundscheck=False, error_model="numpy"
+    )(_rebound)
+else:  # pragma: no cover
+    derive_kernel = _derive

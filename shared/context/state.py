@@ -1,0 +1,123 @@
+"""Per-vehicle recent readings: the only state a context model needs, and all of it rebuildable.
+
+A :class:`ContextState` holds, per vehicle, ring buffers of its last ``WINDOW`` readings with
+their event times and (for streamed records) source offsets. It holds no model parameters:
+the evidence is computed from the raw readings with whichever model scores them, so a model
+swap needs no rebuild, and re-reading a partition's last ``horizon`` offsets rebuilds exactly
+what a worker that never stopped would hold (:mod:`.kernel` says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.context.kernel import N_KINDS, WINDOW, derive_kernel
+from shared.context.params import ContextParams
+
+Matrix = npt.NDArray[np.float64]
+_NO_RAW = np.empty((0, 0, 0))
+
+
+class ContextState:
+    """Ring buffers of the recent readings of the vehicles seen, for ``n_sensors`` sensors."""
+
+    def __init__(self, n_sensors: int, *, capacity: int = 64) -> None:
+        self.n_sensors = n_sensors
+        self.slots: dict[str, int] = {}
+        capacity = max(1, capacity)
+        self.values = np.zeros((capacity, WINDOW, n_sensors))
+        self.times = np.zeros((capacity, WINDOW))
+        self.offsets = np.full((capacity, WINDOW), -1, dtype=np.int64)
+        self.count = np.zeros(capacity, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def _slots_for(self, vehicle_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        slots = self.slots
+        found = np.fromiter(
+            (slots.setdefault(v, len(slots)) for v in vehicle_ids), np.int64, len(vehicle_ids)
+        )
+        if len(slots) > self.count.shape[0]:
+            self._grow(len(slots))
+        return found
+
+    def _grow(self, needed: int) -> None:
+        size = max(needed, 2 * self.count.shape[0])
+        extra = size - self.count.shape[0]
+        self.values = np.concatenate([self.values, np.zeros((extra, WINDOW, self.n_sensors))])
+        self.times = np.concatenate([self.times, np.zeros((extra, WINDOW))])
+        self.offsets = np.concatenate([self.offsets, np.full((extra, WINDOW), -1, dtype=np.int64)])
+        self.count = np.concatenate([self.count, np.zeros(extra, dtype=np.int64)])
+
+    def derive(
+        self,
+        params: ContextParams,
+        vehicle_ids: Sequence[str],
+        times: Matrix,
+        X: Matrix,
+        offsets: npt.NDArray[np.int64] | None = None,
+        *,
+        raw: Matrix | None = None,
+    ) -> tuple[Matrix, npt.NDArray[np.int64]]:
+        """The evidence of each record (in the order given) and, per kind, its leading sensor.
+
+        Each record is added to its vehicle's history after its own evidence is computed.
+        ``offsets`` (streamed records: their source offsets in one partition) bounds how far
+        back history reaches; ``raw``, when given (rows, kinds, sensors), receives the
+        per-sensor evidence before normalisation (training uses it).
+        """
+        n = X.shape[0]
+        if X.ndim != 2 or X.shape[1] != self.n_sensors:
+            raise ValueError(f"expected {self.n_sensors} sensors, got shape {X.shape}")
+        evidence = np.empty((n, N_KINDS + 1))
+        lead = np.zeros((n, N_KINDS), dtype=np.int64)
+        if n == 0:
+            return evidence, lead
+        slots = self._slots_for(vehicle_ids)
+        where = (
+            np.full(n, -1, dtype=np.int64)
+            if offsets is None
+            else np.ascontiguousarray(offsets, dtype=np.int64)
+        )
+        derive_kernel(
+            slots,
+            params.base_rows(vehicle_ids),
+            np.ascontiguousarray(times, dtype=np.float64),
+            where,
+            np.ascontiguousarray(X, dtype=np.float64),
+            self.values,
+            self.times,
+            self.offsets,
+            self.count,
+            params.med,
+            params.scl,
+            params.coef,
+            params.icpt,
+            params.rscale,
+            params.mcoef,
+            params.micpt,
+            params.mscale,
+            params.dscale,
+            params.nscale,
+            params.qrun_zero,
+            params.qrun_other,
+            params.q50,
+            params.den,
+            float(params.gap_seconds),
+            int(params.horizon),
+            evidence,
+            lead,
+            _NO_RAW if raw is None else raw,
+        )
+        return evidence, lead
+
+    def forget(self, vehicle_ids: Sequence[str]) -> None:
+        """Drop the history of these vehicles (their slots are reused by no one else)."""
+        for vehicle in vehicle_ids:
+            slot = self.slots.get(vehicle)
+            if slot is not None:
+                self.count[slot] = 0
