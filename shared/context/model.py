@@ -65,7 +65,7 @@ def excursions(evidence: Matrix, share: float, seed: int | None) -> Matrix:
     """
     count = max(1, round(share * evidence.shape[0]))
     rng = np.random.default_rng(seed)
-    rows = evidence[rng.integers(0, evidence.shape[0], size=count)].copy()
+    rows: Matrix = evidence[rng.integers(0, evidence.shape[0], size=count)].copy()
     kinds = rng.integers(0, N_KINDS, size=count)
     top = np.maximum(evidence[:, :N_KINDS].max(axis=0), 1.0)
     low = np.log(top[kinds])

@@ -25,7 +25,10 @@ from cli.readers import read_records
 # it. scripts/ then comes off the path, so that its kafka/ directory (Maven files, no Python)
 # cannot pose as a `kafka` namespace package for the other tests in this process.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from realdata import command, convert, csvout, download
+import realdata.command as command
+import realdata.convert as convert
+import realdata.csvout as csvout
+import realdata.download as download
 from realdata.errors import ChecksumError
 from realdata.sources import SOURCES, Archive, DataFile, Source
 
