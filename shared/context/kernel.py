@@ -19,8 +19,8 @@ kernel measures six kinds of evidence against what the model learned (:mod:`.par
 ``flat``         how long the reading has repeated exactly, against the longest run of
                  repeats the sensor showed in training (zero and non-zero values apart).
 
-Each is normalised per sensor to the training data's own scale (``(e - q50) / (q999 - q50)``,
-with a floor), so 1 means "as unusual as the rarest thousandth of training"; the kernel keeps,
+Each is normalised per sensor to the training data's own scale (``(e - q50) / (q99 - q50)``,
+with a floor), so 1 means "as unusual as the rarest hundredth of training"; the kernel keeps,
 per kind, the largest over the sensors and which sensor it was. The evidence vector is those
 six maxima and their overall maximum: what the model's IsolationForest scores.
 

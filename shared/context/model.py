@@ -33,6 +33,7 @@ from shared.errors import TrainingError
 Matrix = npt.NDArray[np.float64]
 
 EVIDENCE_NAMES: tuple[str, ...] = (*KINDS, "strongest")
+TRIM_UNITS = 25.0
 EXCURSION_CAP = 1_000.0  # evidence units (1: the rarest thousandth of training)
 MIN_HOLDOUT = 200  # held-out records below which the threshold comes from the fit part too
 
@@ -139,7 +140,14 @@ class ContextForest(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships 
                 ) from error
         enough = calibrate.shape[0] >= max(MIN_HOLDOUT, 2.0 / self.false_alarm_rate)
         reference = calibrate if enough else evidence
-        threshold = threshold_for(forest.score_samples(reference), self.false_alarm_rate)
+        scores = forest.score_samples(reference)
+        # Training data is rarely spotless: faults in it would pull the quantile among them.
+        # Records whose evidence is beyond TRIM_UNITS (that many times further out than the
+        # rarest hundredth of training) are left out of the quantile: they are anomalies,
+        # whatever the rate says.
+        kept = scores[reference[:, N_KINDS] <= TRIM_UNITS]
+        trimmed = int(scores.shape[0] - kept.shape[0])
+        threshold = threshold_for(kept if kept.shape[0] else scores, self.false_alarm_rate)
         forest.offset_ = threshold
         self.params_ = params
         self.forest_ = forest
@@ -149,6 +157,7 @@ class ContextForest(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships 
             "threshold": threshold,
             "held_out_records": int(calibrate.shape[0]),
             "from_held_out": bool(enough),
+            "trimmed": trimmed,
             "held_out_flagged": float((forest.decision_function(calibrate) < 0).mean())
             if calibrate.shape[0]
             else None,

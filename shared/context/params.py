@@ -20,7 +20,8 @@ and, for the fleet:
   fleet's median interval between two readings of a vehicle).
 
 Then the kernel's evidence over the fit part gives each (kind, sensor) its median and
-99.9th percentile, which normalise the evidence (:mod:`.kernel`).
+99th percentile, which normalise the evidence (:mod:`.kernel`): the 99th rather than a
+further one, so that a few faults in the training data do not stretch the unit.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ MIN_HISTORY = 30  # records a vehicle needs in training for a baseline of its ow
 SCALE_FLOOR = 0.5  # a vehicle's scale is at least this share of the fleet's
 GAP_FACTOR = 20.0
 MIN_GAP_SECONDS = 60.0
-TAIL = 0.999  # the quantile that evidence is normalised to
+TAIL = 0.999  # the quantile of a sensor's normal runs of repeats taken as its longest
+NORM_TAIL = 0.99  # evidence is normalised to this quantile of training (robust to a few faults)
 HORIZON = 50_000  # offsets back in a partition that a streamed record's history may reach
 
 
@@ -221,7 +223,7 @@ _FLOORS = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25])
 def normalisation(params: ContextParams, raw: Matrix) -> None:
     """Set ``q50`` and ``den`` from the raw per-sensor evidence ``raw`` (rows, kinds, sensors)."""
     q50 = np.quantile(raw, 0.5, axis=0)
-    tail = np.quantile(raw, TAIL, axis=0)
+    tail = np.quantile(raw, NORM_TAIL, axis=0)
     floors = np.repeat(_FLOORS[:, None], params.n_sensors, axis=1)
     # flat: a sensor that never repeated in training is unusual from its first repeat on
     floors[FLAT] = 0.25
