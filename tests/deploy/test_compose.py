@@ -1,7 +1,8 @@
 """compose.yaml: valid Compose, and the same system that `make run` (scripts/run-local.py) starts.
 
 The schema check needs no Docker (check-jsonschema ships the Compose Specification schema);
-``docker compose config`` runs too where the compose plugin exists.
+Compose v2's ``config`` needs no engine either: ``docker compose`` where the plugin is installed,
+else the standalone ``docker-compose`` v2 that `make test` installs into .tools/test-bin.
 """
 
 from __future__ import annotations
@@ -111,18 +112,36 @@ def test_compose_matches_the_compose_specification() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def compose_v2() -> list[str] | None:
+    """The Compose v2+ command: ``docker compose`` (the plugin), else a v2+ ``docker-compose``.
+
+    `make test` installs the standalone binary into .tools/test-bin (scripts/install-test-tools);
+    a v1 ``docker-compose`` (Debian bookworm's 1.29) does not know the Compose Specification.
+    """
+    candidates: list[list[str]] = []
+    if docker := shutil.which("docker"):
+        candidates.append([docker, "compose"])
+    if standalone := shutil.which("docker-compose"):
+        candidates.append([standalone])
+    for command in candidates:
+        probe = subprocess.run(
+            [*command, "version", "--short"], capture_output=True, text=True, check=False
+        )
+        major = probe.stdout.strip().removeprefix("v").partition(".")[0]
+        if probe.returncode == 0 and major.isdigit() and int(major) >= 2:
+            return command
+    return None
+
+
 def test_docker_compose_config_accepts_it() -> None:
-    """`docker compose config` resolves the file (where the compose plugin is installed)."""
-    docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("no docker client")
-    probe = subprocess.run(
-        [docker, "compose", "version"], capture_output=True, text=True, check=False
-    )
-    if probe.returncode != 0:
-        pytest.skip("the docker compose plugin is not installed")
+    """Compose v2's `config` resolves the file: interpolation, merges, depends_on, env_file."""
+    command = compose_v2()
+    if command is None:
+        pytest.skip(
+            "no Compose v2 (docker compose plugin or docker-compose v2); make test installs it"
+        )
     result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        [*command, "-f", str(COMPOSE), "config", "--quiet"],
         capture_output=True,
         text=True,
         env={**os.environ, "API_KEYS": "compose-test-key"},
