@@ -2,8 +2,9 @@
 
 The names come from the metrics modules themselves (an empty scrape of ``WorkerMetrics``
 and ``ApiMetrics``: every family is declared there, labelled ones included), so a renamed
-metric fails here. ``promtool check rules`` runs where promtool is installed (Debian:
-``apt-get install prometheus``); the YAML structure is checked everywhere.
+metric fails here. ``promtool check rules`` and ``promtool test rules`` run where promtool is
+installed: `make test` installs it into .tools/test-bin from Debian's ``prometheus`` package
+(scripts/install-test-tools); the YAML structure is checked everywhere.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def test_alert_rules_are_valid_and_use_only_existing_metrics() -> None:
         assert used <= names, (rule["alert"], used - names)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool is not installed (make test installs it)"
+)
 def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
     """promtool check rules accepts the alert rules file and finds its six rules."""
     result = subprocess.run(
@@ -208,7 +211,9 @@ tests:
 """
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool is not installed (make test installs it)"
+)
 def test_drift_alert_fires_for_the_drifted_feature_only(tmp_path: Path) -> None:
     """A feature above the threshold for 15 minutes alerts; one below it does not."""
     spec = tmp_path / "drift-test.yml"
