@@ -17,6 +17,7 @@ from simulator import (
     FEATURES,
     INJECTED_HEADER,
     LABEL_HEADER,
+    SCALES,
     FaultKind,
     FleetSimulator,
     SimRecord,
@@ -151,12 +152,13 @@ def test_anomaly_share_is_close_to_the_requested_rate(rate: float, count: int) -
 
 
 def test_kinds_share_the_faulty_records() -> None:
-    """Spikes, drifts and stuck sensors each account for roughly a third of the faulty records."""
+    """Each of the five kinds accounts for roughly a fifth of the faulty records."""
     records = simulate(60000, vehicles=20, anomaly_rate=0.05, seed=4)
     kinds = Counter(r.kind for r in records if r.label)
     total = sum(kinds.values())
+    assert len(FaultKind) == 5
     for kind in FaultKind:
-        assert 0.2 < kinds[kind.value] / total < 0.47, kinds
+        assert 0.12 < kinds[kind.value] / total < 0.3, kinds
 
 
 def test_only_the_chosen_kinds_are_injected() -> None:
@@ -172,7 +174,7 @@ def test_only_the_chosen_kinds_are_injected() -> None:
 
 
 def test_faults_have_their_shape() -> None:
-    """Spikes last one record; drifts grow and stuck sensors repeat one value for 6-20 records."""
+    """Spikes last one record; drifts grow, stuck sensors repeat, dropouts read 0, noise jitters."""
     clean = simulate(15000, anomaly_rate=0.0, vehicles=4, seed=9)
     faulty = simulate(15000, anomaly_rate=0.04, vehicles=4, seed=9)
     episodes: dict[int, list[int]] = {}
@@ -192,10 +194,16 @@ def test_faults_have_their_shape() -> None:
         assert lo <= len(indices) <= hi
         if kind == "stuck":
             assert len({faulty[i].features[j] for i in indices}) == 1
+        elif kind == "dropout":
+            assert {faulty[i].features[j] for i in indices} == {0.0}
+        elif kind == "noise":
+            offsets = [faulty[i].features[j] - clean[i].features[j] for i in indices]
+            assert len(set(offsets)) == len(offsets)  # a new draw on every record
+            assert np.std(offsets) > 0.5 * SCALES[j]
         elif kind == "drift":
             offsets = [abs(faulty[i].features[j] - clean[i].features[j]) for i in indices]
             assert offsets[-1] > offsets[0]
-    assert seen["drift"] and seen["stuck"] and seen["spike"]
+    assert set(seen) == {k.value for k in FaultKind}
 
 
 def test_start_probability_solves_for_the_share() -> None:
