@@ -104,14 +104,43 @@ def test_sensors_are_correlated_through_speed_and_load() -> None:
 
 
 def test_daily_pattern_slows_rush_hour_traffic() -> None:
-    """Mean speed at the 17:30 rush hour is lower than at 3:00 at night."""
+    """Mean speed around the 17:30 rush hour is lower than in the small hours of the night."""
     history = training_history(20, 20000, seed=2, end=START, days=4)
-    speed: dict[int, list[float]] = {h: [] for h in (3, 17)}
+    speed: dict[str, list[float]] = {"night": [], "rush": []}
     for record in history:
         hour = parse_timestamp(record.timestamp).hour
-        if hour in speed:
-            speed[hour].append(record.features[COL["speed"]])
-    assert np.mean(speed[17]) < np.mean(speed[3]) - 5
+        part = "night" if 1 <= hour <= 4 else "rush" if 16 <= hour <= 18 else None
+        if part is not None:
+            speed[part].append(record.features[COL["speed"]])
+    assert speed["night"] and speed["rush"]
+    assert np.mean(speed["rush"]) < np.mean(speed["night"]) - 5
+
+
+def test_training_history_is_bursts_at_the_stream_cadence() -> None:
+    """A history is clean bursts of consecutive records ``interval`` apart, spread over the days."""
+    history = training_history(20, 10000, seed=7, end=START, interval_seconds=10.0)
+    assert len(history) == 10000 and all(r.label == 0 for r in history)
+    moments = [parse_timestamp(r.timestamp) for r in history]
+    assert START - timedelta(days=2) <= min(moments) and max(moments) < START
+    steps: Counter[float] = Counter()
+    burst_starts = [moments[0]]
+    last: dict[str, datetime] = {}
+    for record, moment in zip(history, moments, strict=True):
+        before = last.get(record.vehicle_id)
+        if before is not None:
+            step = (moment - before).total_seconds()
+            steps[step == 10.0] += 1
+            if step > 3600 and record.vehicle_id == history[0].vehicle_id:
+                burst_starts.append(moment)
+        last[record.vehicle_id] = moment
+    # within a burst every step is the interval; between bursts hours pass (16 bursts: 15 gaps)
+    assert steps[False] == 15 * 20
+    assert len(burst_starts) == 16
+    assert max(moments) - min(moments) > timedelta(hours=44)
+    assert len({m.hour for m in burst_starts}) >= 12  # the bursts fall at many times of day
+    # each burst is its own run of the fleet: two bursts' first readings differ
+    per_burst = [r for r, m in zip(history, moments, strict=True) if m in burst_starts[:2]]
+    assert per_burst[0].features != per_burst[1].features
 
 
 def test_labels_match_exactly_the_records_faults_changed() -> None:
