@@ -56,7 +56,7 @@ def print_result(result: dict[str, Any]) -> None:
             f"trained on {result['trained_on']:,} records ({result['split']}); "
             f"{result['training_labelled_left_out']:,} labelled records of that part left out"
         )
-    if result["model_versions"]:
+    if result["model_versions"] and result.get("mode") != "offline":
         print(f"model version(s) in the verdicts: {', '.join(result['model_versions'])}")
     if result["dead_lettered"]:
         counts = ", ".join(f"{k} {v}" for k, v in result["dead_lettered"].items())
