@@ -143,15 +143,22 @@ def _kinds(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=_runs, default=list(RUNS), help="SEED@HOUR,... (or none)")
+    parser.add_argument(
+        "--runs", type=_runs, default=list(RUNS), help="SEED@HOUR,... (default the seven)"
+    )
     parser.add_argument("--no-simulated", action="store_true", help="skip the simulated runs")
-    parser.add_argument("--real", type=Path, default=REAL_DIR if REAL_DIR.is_dir() else None)
+    parser.add_argument(
+        "--real",
+        type=Path,
+        default=REAL_DIR if REAL_DIR.is_dir() else None,
+        help=f"the real recordings' CSV directory (default {REAL_DIR} when it exists)",
+    )
     parser.add_argument("--no-real", action="store_true", help="skip the real recordings")
     parser.add_argument("--only", type=lambda t: t.split(","), help="real recordings by name")
     parser.add_argument("--max-rows", type=int, help="skip real recordings with more rows")
     parser.add_argument("--rate", type=float, default=0.02, help="injected fault share (0.02)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the injector (7)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "detection.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "detection.json", help="JSON file")
     args = parser.parse_args()
     simulated = [] if args.no_simulated else [simulated_run(s, h) for s, h in args.runs]
     header = "spike / drift / stuck / dropout / noise"
