@@ -10,12 +10,11 @@
    A record with no verdict was scored normal (the worker publishes anomalies only by default).
 5. Compare with the labels: precision, recall, F1, the confusion matrix, recall per kind.
 
-With a split flag (``--train-fraction``, ``--train-until``, ``--train-count``: see
-:mod:`cli.evaluate_split`), a file's leading part trains a model first, through
-``POST /ingest`` (its labelled records left out), and only the rest is replayed, in time
-order. ``--model VERSION`` names an existing version instead. ``--offline`` needs no broker:
-the model is loaded from the model directory or trained here, and the records are scored
-here exactly as the worker scores them (see :mod:`cli.evaluate_model`).
+With a split flag (see :mod:`cli.evaluate_split`), a file's leading part trains a model
+first through ``POST /ingest`` (its labelled records left out), and the rest is replayed in
+time order; ``--model VERSION`` names an existing version instead. ``--offline`` needs no
+broker: the model is loaded or trained here, and the records scored here exactly as the
+worker scores them (see :mod:`cli.evaluate_model`).
 """
 
 from __future__ import annotations
@@ -74,6 +73,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
     else:
         version = None
         if train_items:
+            # Fail on an unreachable broker before spending a training on it.
+            asyncio.run(kafkaio.probe(context.bootstrap, context.connect_timeout))
             version = evaluate_model.train_through_api(
                 args, context, train_items, plan.feature_names
             )
