@@ -9,6 +9,12 @@
    after its verdict (or dead letter) is acknowledged, so by then every verdict is on the topic.
    A record with no verdict was scored normal (the worker publishes anomalies only by default).
 5. Compare with the labels: precision, recall, F1, the confusion matrix, recall per kind.
+
+With a split flag (see :mod:`cli.evaluate_split`), a file's leading part trains a model
+first through ``POST /ingest`` (its labelled records left out), and the rest is replayed in
+time order; ``--model VERSION`` names an existing version instead. ``--offline`` needs no
+broker: the model is loaded or trained here, and the records scored here exactly as the
+worker scores them (see :mod:`cli.evaluate_model`).
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from cli import kafkaio, ui
+from cli import evaluate_model, kafkaio, ui
 from cli.config import Context
 from cli.errors import CliError
-from cli.evaluate_input import Item, labelled_items
+from cli.evaluate_input import Item, plan_of
 from cli.evaluate_report import figures, print_result
 from cli.simulate import _signals
 
@@ -40,8 +47,51 @@ def run(args: argparse.Namespace, context: Context) -> int:
         "dlq": args.dlq_topic or settings.dlq_topic,
     }
     group = args.group or settings.consumer_group
-    items = labelled_items(args)
-    result = asyncio.run(_evaluate(args, context, items, topics, group))
+    began = time.monotonic()
+    plan = plan_of(args)
+    train_items, replay = plan.train, plan.replay
+    split = {
+        "split": plan.how,
+        "trained_on": len(train_items),
+        "training_labelled_left_out": plan.left_out,
+        "replayed": len(replay),
+    }
+    if args.offline:
+        model = evaluate_model.offline_model(args, context, train_items)
+        scores = evaluate_model.score(model, replay)
+        verdicts = {
+            i: {
+                "is_anomaly": bool(s < 0),
+                "anomaly_score": float(s),
+                "model_version": model.version,
+            }
+            for i, s in enumerate(scores)
+        }
+        seconds = time.monotonic() - began
+        where = {"mode": "offline", "model": model.source, "seconds": round(seconds, 2)}
+        result = figures(replay, verdicts, {}, where)
+    else:
+        version = None
+        if train_items:
+            # Fail on an unreachable broker before spending a training on it.
+            asyncio.run(kafkaio.probe(context.bootstrap, context.connect_timeout))
+            version = evaluate_model.train_through_api(
+                args, context, train_items, plan.feature_names
+            )
+            # the worker looks for a new active version every MODEL_POLL_SECONDS
+            with ui.spinner("waiting for the worker to load it", enabled=not args.quiet):
+                time.sleep(float(settings.model_poll_seconds) + 1.0)
+        elif args.model:
+            evaluate_model.check_active(context, args.model)
+            version = args.model
+        result = asyncio.run(_evaluate(args, context, replay, topics, group))
+        others = [v for v in result["model_versions"] if version and v != version]
+        if others:
+            result["warnings"] = [
+                f"verdicts from other versions than {version}: {', '.join(others)} "
+                "(the worker had not loaded it yet)"
+            ]
+    result.update(split)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -206,15 +256,20 @@ async def _evaluate(
             ) from None
         finally:
             signals.close()
-    return figures(
-        items,
-        verdicts,
-        dead,
-        topics,
-        group,
-        time.monotonic() - began,
-        time.monotonic() - produced_at,
-    )
+    how = {
+        "mode": "pipeline",
+        "topic": topics["raw"],
+        "group": group,
+        "seconds": round(time.monotonic() - began, 2),
+        "scoring_seconds": round(time.monotonic() - produced_at, 2),
+    }
+    if len(dead) == len(items):
+        reasons = Counter(dead.values()).most_common(1)[0][0]
+        raise CliError(
+            f"all {len(items):,} records were dead-lettered ({reasons}) on {topics['dlq']!r}: "
+            "does the active model expect this many features?"
+        )
+    return figures(items, verdicts, dead, how)
 
 
 @contextlib.contextmanager

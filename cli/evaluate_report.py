@@ -6,7 +6,6 @@ from collections import Counter
 from typing import Any
 
 from cli import ui
-from cli.errors import CliError
 from cli.evaluate_input import Item
 from cli.metrics import Confusion
 
@@ -15,45 +14,49 @@ def figures(
     items: list[Item],
     verdicts: dict[int, dict[str, Any]],
     dead: dict[int, str],
-    topics: dict[str, str],
-    group: str,
-    seconds: float,
-    scoring_seconds: float,
+    where: dict[str, Any],
 ) -> dict[str, Any]:
-    """The figures of an evaluation: the confusion matrix and its rates, and what was read."""
-    if len(dead) == len(items):
-        reasons = Counter(dead.values()).most_common(1)[0][0]
-        raise CliError(
-            f"all {len(items):,} records were dead-lettered ({reasons}) on {topics['dlq']!r}: "
-            "does the active model expect this many features?"
-        )
+    """The figures of an evaluation: the confusion matrix and its rates, and what was read.
+
+    ``where`` says how the records were scored (``mode``: ``pipeline`` with its topic, group
+    and timings, or ``offline`` with the model).
+    """
     confusion = Confusion.of(
         (item.label, bool(verdicts.get(i, {}).get("is_anomaly", False)), item.kind, item.episode)
         for i, item in enumerate(items)
         if i not in dead
     )
     versions = sorted({str(v.get("model_version")) for v in verdicts.values()})
+    counted = confusion.as_dict()
     return {
-        **confusion.as_dict(),
-        "produced": len(items),
+        **counted,
+        "false_alarm_rate": counted["false_positive_rate"],
+        "produced": len(items) if where.get("mode") == "pipeline" else 0,
         "dead_lettered": dict(Counter(dead.values())),
         "verdicts": len(verdicts),
         "model_versions": versions,
-        "topic": topics["raw"],
-        "group": group,
-        "seconds": round(seconds, 2),
-        "scoring_seconds": round(scoring_seconds, 2),
+        **where,
     }
 
 
 def print_result(result: dict[str, Any]) -> None:
     """The figures as a short report on stdout."""
     c = result["confusion"]
-    print(
-        f"evaluated {result['records']:,} records ({result['anomalies']:,} with injected faults) "
-        f"through {result['topic']} in {result['seconds']:.1f} s"
+    through = (
+        f"offline ({result['model']})"
+        if result.get("mode") == "offline"
+        else f"through {result['topic']}"
     )
-    if result["model_versions"]:
+    print(
+        f"evaluated {result['records']:,} records ({result['anomalies']:,} labelled anomalous) "
+        f"{through} in {result['seconds']:.1f} s"
+    )
+    if result.get("trained_on"):
+        print(
+            f"trained on {result['trained_on']:,} records ({result['split']}); "
+            f"{result['training_labelled_left_out']:,} labelled records of that part left out"
+        )
+    if result["model_versions"] and result.get("mode") != "offline":
         print(f"model version(s) in the verdicts: {', '.join(result['model_versions'])}")
     if result["dead_lettered"]:
         counts = ", ".join(f"{k} {v}" for k, v in result["dead_lettered"].items())
@@ -73,7 +76,7 @@ def print_result(result: dict[str, Any]) -> None:
     print(f"precision            {result['precision']:.3f}")
     print(f"recall               {result['recall']:.3f}")
     print(f"F1                   {result['f1']:.3f}")
-    print(f"false-positive rate  {result['false_positive_rate']:.3f}")
+    print(f"false-alarm rate     {result['false_alarm_rate']:.4f}")
     kinds = result["recall_by_kind"]
     if kinds:
         print(
@@ -89,3 +92,5 @@ def print_result(result: dict[str, Any]) -> None:
             + ", ".join(f"{k} {v['caught']}/{v['injected']}" for k, v in faults.items())
             + "  (caught: at least one of its records flagged)"
         )
+    for warning in result.get("warnings") or []:
+        print(f"warning: {warning}")

@@ -32,9 +32,9 @@ class Confusion:
             if kind:
                 self.kind_total[kind] += 1
                 self.kind_caught[kind] += int(predicted)
-                if episode is not None:
-                    _, caught = self.episodes.get(episode, (kind, False))
-                    self.episodes[episode] = (kind, caught or predicted)
+            if episode is not None:  # a fault whose records name no kind is counted apart
+                name, caught = self.episodes.get(episode, (kind or "labelled", False))
+                self.episodes[episode] = (name, caught or predicted)
         elif predicted:
             self.fp += 1
         else:
@@ -101,4 +101,8 @@ class Confusion:
                 for k, n in sorted(self.kind_total.items())
             },
             "faults_caught": self.faults_caught(),
+            "faults": {
+                "caught": sum(int(c) for _, c in self.episodes.values()),
+                "total": len(self.episodes),
+            },
         }

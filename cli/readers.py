@@ -4,23 +4,24 @@ Every format gives records ``{"vehicle_id", "timestamp", "feature_vector"}`` and
 has them, a ``label`` (0/1, for ``evaluate``) and the injected fault (``injected``/``fault``).
 
 Features come from, in order: the columns named by ``--features``; a ``feature_vector`` column
-(a list, or JSON text in CSV); else the columns ``f0``, ``f1``, ... in numeric order.
+(a list, or JSON text in CSV); else the columns ``f0``, ``f1``, ... in numeric order; else, for
+``evaluate`` (:class:`Columns` with ``numeric_fallback``), every other column whose first value
+is a number. :class:`Columns` also names the vehicle, timestamp, label and fault-kind columns.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.errors import CliError, UsageError
+from cli.errors import CliError
+from cli.file_formats import csv_rows, detect_format, json_rows, jsonl_rows, parquet_rows
 
-FORMATS = ("csv", "jsonl", "json", "parquet")
 _F_COLUMN = re.compile(r"^f(\d+)$")
 _TRUE = {"1", "true", "yes", "anomaly"}
 _FALSE = {"0", "false", "no", "normal"}
@@ -35,30 +36,48 @@ class FileRecord:
     fault: str | None = None
 
 
-def detect_format(path: Path, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        raise UsageError(f"{path}: compressed files are not read; decompress it first")
-    ext = suffixes[-1].lstrip(".") if suffixes else ""
-    if ext in ("csv", "tsv"):
-        return "csv"
-    if ext in ("jsonl", "ndjson"):
-        return "jsonl"
-    if ext == "json":
-        return "json"
-    if ext in ("parquet", "pq"):
-        return "parquet"
-    raise UsageError(
-        f"{path}: cannot tell the format from the name; use --format {{{','.join(FORMATS)}}}"
-    )
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Which columns hold what (``evaluate``'s column flags); checked against the first record."""
+
+    vehicle: str = "vehicle_id"
+    timestamp: str = "timestamp"
+    label: str = "label"
+    kind: str | None = None
+    numeric_fallback: bool = False
+
+    def flags(self) -> dict[str, str]:
+        """Each named column and the flag that names it."""
+        found = {
+            self.vehicle: "--vehicle-column",
+            self.timestamp: "--timestamp-column",
+            self.label: "--label-column",
+        }
+        if self.kind:
+            found[self.kind] = "--kind-column"
+        return found
 
 
 def read_records(
-    path: Path, fmt: str | None = None, features: Sequence[str] | None = None
+    path: Path,
+    fmt: str | None = None,
+    features: Sequence[str] | None = None,
+    columns: Columns | None = None,
 ) -> list[FileRecord]:
-    """All records of ``path``, checked: one dimension, finite numbers, ids and timestamps."""
+    """All records of ``path``, checked: one dimension, finite numbers, ids and timestamps.
+
+    With ``columns``, a named column missing from the first record is a one-line error.
+    """
+    return read_table(path, fmt, features, columns)[0]
+
+
+def read_table(
+    path: Path,
+    fmt: str | None = None,
+    features: Sequence[str] | None = None,
+    columns: Columns | None = None,
+) -> tuple[list[FileRecord], list[str] | None]:
+    """:func:`read_records`, and the feature columns used (``None``: a list or f0..fN)."""
     if not path.exists():
         raise CliError(f"file not found: {path}")
     if not path.is_file():
@@ -66,14 +85,17 @@ def read_records(
     kind = detect_format(path, fmt)
     try:
         if kind == "csv":
-            rows = _csv_rows(path)
+            rows = csv_rows(path)
         elif kind == "jsonl":
-            rows = _jsonl_rows(path)
+            rows = jsonl_rows(path)
         elif kind == "json":
-            rows = _json_rows(path)
+            rows = json_rows(path)
         else:
-            rows = _parquet_rows(path)
-        records = [_record(path, where, row, features) for where, row in rows]
+            rows = parquet_rows(path)
+        rows = list(rows)
+        if columns is not None and rows:
+            features = _check_columns(path, rows[0][1], columns, features)
+        records = [_record(path, where, row, features, columns) for where, row in rows]
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
@@ -87,71 +109,7 @@ def read_records(
                 f"{path}: record {index + 1} has {len(item.record['feature_vector'])} features; "
                 f"the first has {width} (all records must have the same number)"
             )
-    return records
-
-
-def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        sample = handle.read(4096)
-        handle.seek(0)
-        delimiter = "\t" if "\t" in sample.split("\n", 1)[0] else ","
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        if not reader.fieldnames:
-            raise CliError(f"{path}: empty CSV (no header line)")
-        found = []
-        for line_number, row in enumerate(reader, start=2):
-            if None in row:
-                raise CliError(f"{path} line {line_number}: more values than header columns")
-            found.append((f"line {line_number}", dict(row)))
-        return found
-
-
-def _jsonl_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CliError(f"{path} line {line_number}: not JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise CliError(f"{path} line {line_number}: a JSON object is expected")
-            found.append((f"line {line_number}", row))
-    return found
-
-
-def _json_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise CliError(f"{path}: not JSON ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("records"), list):
-        data = data["records"]
-    if not isinstance(data, list):
-        raise CliError(f'{path}: expected a list of records or {{"records": [...]}}')
-    found = []
-    for index, row in enumerate(data, start=1):
-        if not isinstance(row, dict):
-            raise CliError(f"{path} record {index}: a JSON object is expected")
-        found.append((f"record {index}", row))
-    return found
-
-
-def _parquet_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
-    except ImportError:
-        raise CliError(
-            "reading Parquet needs pyarrow: install the extra "
-            "(`uv sync --extra parquet`, or `pip install 'vehicle-anomaly[parquet]'`)"
-        ) from None
-    try:
-        table = pq.read_table(path)
-    except Exception as error:  # pyarrow raises its own ArrowInvalid etc.
-        raise CliError(f"{path}: not a readable Parquet file ({error})") from None
-    return [(f"row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
+    return records, list(features) if features else None
 
 
 def _feature_columns(row: Mapping[str, Any]) -> list[str]:
@@ -159,6 +117,37 @@ def _feature_columns(row: Mapping[str, Any]) -> list[str]:
         ((int(m.group(1)), name) for name in row if (m := _F_COLUMN.match(name))),
     )
     return [name for _, name in numbered]
+
+
+def _check_columns(
+    path: Path, first: Mapping[str, Any], columns: Columns, features: Sequence[str] | None
+) -> Sequence[str] | None:
+    """Every named column exists; the feature columns when none are named or numbered."""
+    named = dict(columns.flags())
+    for name in features or ():
+        named.setdefault(name, "--features")
+    for name, flag in named.items():
+        if name not in first:
+            shown = ", ".join(list(first)[:12]) + (", ..." if len(first) > 12 else "")
+            raise CliError(f"{path}: no column {name!r} ({flag}); the columns are {shown}")
+    if features or "feature_vector" in first or _feature_columns(first):
+        return features
+    if not columns.numeric_fallback:
+        return None
+    skip = {*columns.flags(), "injected", "fault"}
+    found = [c for c in first if c not in skip and _is_number(first[c])]
+    if not found:
+        raise CliError(f"{path}: no numeric column to use as a feature: name them with --features")
+    return found
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _number(value: Any, path: Path, where: str, column: str) -> float:
@@ -174,14 +163,19 @@ def _number(value: Any, path: Path, where: str, column: str) -> float:
 
 
 def _record(
-    path: Path, where: str, row: Mapping[str, Any], features: Sequence[str] | None
+    path: Path,
+    where: str,
+    row: Mapping[str, Any],
+    features: Sequence[str] | None,
+    columns: Columns | None = None,
 ) -> FileRecord:
-    vehicle = row.get("vehicle_id")
-    timestamp = row.get("timestamp")
+    columns = columns or Columns()
+    vehicle = row.get(columns.vehicle)
+    timestamp = row.get(columns.timestamp)
     if vehicle is None or str(vehicle).strip() == "":
-        raise CliError(f"{path} {where}: vehicle_id is missing")
+        raise CliError(f"{path} {where}: {columns.vehicle} is missing")
     if timestamp is None or str(timestamp).strip() == "":
-        raise CliError(f"{path} {where}: timestamp is missing")
+        raise CliError(f"{path} {where}: {columns.timestamp} is missing")
     if hasattr(timestamp, "isoformat"):  # a Parquet timestamp column
         from shared.schemas import format_timestamp
 
@@ -202,15 +196,21 @@ def _record(
             raise CliError(f"{path} {where}: feature_vector must be a non-empty list of numbers")
         vector = [_number(v, path, where, f"feature_vector[{i}]") for i, v in enumerate(raw)]
     else:
-        columns = _feature_columns(row)
-        if not columns:
+        numbered = _feature_columns(row)
+        if not numbered:
             raise CliError(
                 f"{path} {where}: no features: give f0..fN columns, a feature_vector column, "
                 "or name the columns with --features"
             )
-        vector = [_number(row[c], path, where, c) for c in columns]
-    label = _label(row.get("label"), path, where) if "label" in row else None
-    fault = row.get("injected") or row.get("fault") or None
+        vector = [_number(row[c], path, where, c) for c in numbered]
+    label = (
+        _label(row.get(columns.label), path, where, columns.label) if columns.label in row else None
+    )
+    if columns.kind:
+        fault = row.get(columns.kind) if label else None
+        fault = None if fault is None or str(fault).strip() in ("", "0", "none") else fault
+    else:
+        fault = row.get("injected") or row.get("fault") or None
     return FileRecord(
         {"vehicle_id": str(vehicle), "timestamp": str(timestamp), "feature_vector": vector},
         label,
@@ -218,7 +218,7 @@ def _record(
     )
 
 
-def _label(value: Any, path: Path, where: str) -> int:
+def _label(value: Any, path: Path, where: str, column: str = "label") -> int:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int | float) and value in (0, 1):
@@ -228,4 +228,4 @@ def _label(value: Any, path: Path, where: str) -> int:
         return 1
     if text in _FALSE:
         return 0
-    raise CliError(f"{path} {where}: label is {value!r}; use 1/0 or true/false")
+    raise CliError(f"{path} {where}: {column} is {value!r}; use 1/0 or true/false")

@@ -66,12 +66,15 @@ def train_on_history(
     activate: bool = True,
     quiet: bool = False,
     timeout: float = 600.0,
+    interval: float = 10.0,
 ) -> dict[str, Any]:
-    """POST /ingest a clean history of the fleet; the api's answer."""
+    """POST /ingest a clean history of the fleet, at the stream's ``interval``; the answer."""
     from cli.apiclient import ApiClient
     from simulator import FEATURES, training_history
 
-    history = training_history(vehicles, count, seed=seed, end=end, days=HISTORY_DAYS)
+    history = training_history(
+        vehicles, count, seed=seed, end=end, days=HISTORY_DAYS, interval_seconds=interval
+    )
     body = {
         "records": [r.to_record() for r in history],
         "params": params,
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             params=chosen_params(args, SIMULATED_TRAINING_PARAMS),
             activate=not args.no_activate,
             quiet=args.quiet,
+            interval=args.interval,
         )
         state = "active" if answer.get("active") else "not active"
         print(

@@ -13,11 +13,14 @@ and 17:30 rush hours, faster at night) and the ambient temperature (15 ± 6 °C,
 15:00), which warms the engine and nudges the battery voltage.
 
 Faults are *sensor* faults: they change what one sensor reports, never the vehicle's true
-state. Three kinds, each accounting for about a third of the faulty records:
+state. Five kinds, each accounting for about a fifth of the faulty records:
 
-``spike``  one record with one sensor far off (5 to 9 typical fleet deviations);
-``drift``  one sensor's reading drifts away linearly, to 5-9 deviations, over 6 to 20 records;
-``stuck``  one sensor repeats its last reading for 6 to 20 records.
+``spike``    one record with one sensor far off (5 to 9 typical fleet deviations);
+``drift``    one sensor's reading drifts away linearly, to 5-9 deviations, over 6 to 20 records;
+``stuck``    one sensor repeats its last reading for 6 to 20 records;
+``dropout``  one sensor reads exactly 0 (a dead sensor) for 6 to 20 records;
+``noise``    one sensor's reading gets Gaussian noise of 2-4 deviations (a loose connector)
+             for 6 to 20 records.
 
 Every record that a fault touched carries it (``SimRecord.fault``, e.g. ``"drift:oil_pressure"``)
 and only those: ``label`` is 1 exactly for them. The physics and the faults draw from separate
@@ -26,7 +29,7 @@ except on the faulted records.
 
     sim = FleetSimulator(SimulationConfig(vehicles=20, anomaly_rate=0.02, seed=7, start=now))
     for record in sim.take(1000): ...
-    history = training_history(vehicles=20, count=5000, seed=7, end=now)   # fault-free
+    history = training_history(vehicles=20, count=5000, seed=7, end=now)   # fault-free bursts
 """
 
 from simulator.faults import (

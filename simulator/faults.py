@@ -1,7 +1,7 @@
 """Injected sensor faults: their kinds, episode lengths, how often they start, how they apply.
 
 Faults are *sensor* faults: they change what one sensor reports, never the vehicle's true
-state. Each kind accounts for about a third of the faulty records.
+state. Each kind accounts for about the same share of the faulty records.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ class FaultKind(StrEnum):
     SPIKE = "spike"
     DRIFT = "drift"
     STUCK = "stuck"
+    DROPOUT = "dropout"
+    NOISE = "noise"
 
 
 ALL_KINDS: tuple[FaultKind, ...] = tuple(FaultKind)
@@ -32,7 +34,12 @@ EPISODE_LENGTH: dict[FaultKind, tuple[int, int]] = {
     FaultKind.SPIKE: (1, 1),
     FaultKind.DRIFT: (6, 20),
     FaultKind.STUCK: (6, 20),
+    FaultKind.DROPOUT: (6, 20),
+    FaultKind.NOISE: (6, 20),
 }
+# Magnitudes, in typical fleet deviations (SCALES): spike and drift offsets, noise's spread.
+OFFSET_SIZE = (5.0, 9.0)
+NOISE_SIZE = (2.0, 4.0)
 
 
 def episode_start_probability(anomaly_rate: float, kinds: Sequence[FaultKind]) -> float:
@@ -74,6 +81,7 @@ class Fault:
     done: int = 0
     magnitude: float = 0.0  # spike: signed offset; drift: signed final offset
     frozen: float = 0.0  # stuck: the value it repeats
+    noise: tuple[float, ...] = ()  # noise: the offset added to each of its records
 
 
 class FaultTarget(Protocol):
@@ -113,8 +121,12 @@ class FaultInjector:
             out[s] = reading[s] + fault.magnitude
         elif fault.kind is FaultKind.DRIFT:
             out[s] = reading[s] + fault.magnitude * (fault.done + 1) / fault.length
-        else:
+        elif fault.kind is FaultKind.STUCK:
             out[s] = fault.frozen
+        elif fault.kind is FaultKind.DROPOUT:
+            out[s] = 0.0
+        else:
+            out[s] = reading[s] + fault.noise[fault.done]
         if NON_NEGATIVE[s]:
             out[s] = max(out[s], 0.0)
         fault.done += 1
@@ -129,7 +141,8 @@ class FaultInjector:
         sensor = min(int(draw[1] * N_FEATURES), N_FEATURES - 1)
         lo, hi = EPISODE_LENGTH[kind]
         length = lo + min(int(draw[2] * (hi - lo + 1)), hi - lo)
-        size = SCALES[sensor] * (5.0 + 4.0 * draw[3])
+        lo_size, hi_size = NOISE_SIZE if kind is FaultKind.NOISE else OFFSET_SIZE
+        size = SCALES[sensor] * (lo_size + (hi_size - lo_size) * draw[3])
         # up or down; a sensor that cannot go far enough below zero goes up
         sign = 1.0 if draw[4] < 0.5 else -1.0
         if NON_NEGATIVE[sensor] and reading[sensor] - size < 0:
@@ -137,4 +150,12 @@ class FaultInjector:
         self.episodes[kind.value] += 1
         frozen = v.last_reading[sensor] if v.last_reading is not None else reading[sensor]
         number = sum(self.episodes.values())
-        return Fault(kind, sensor, length, number, magnitude=sign * size, frozen=frozen)
+        # a loose connector's noise: drawn now, from the fault stream, for the whole episode
+        noise = (
+            tuple(self._rng.normal(0.0, size, size=length).tolist())
+            if kind is FaultKind.NOISE
+            else ()
+        )
+        return Fault(
+            kind, sensor, length, number, magnitude=sign * size, frozen=frozen, noise=noise
+        )

@@ -21,7 +21,8 @@ from simulator.sensors import NON_NEGATIVE
 
 _NOISE_PER_STEP = 9
 
-HISTORY_RUN = 1_000_000  # the run number of training histories
+HISTORY_RUN = 1_000_000  # the run number of a training history's first burst
+HISTORY_BURSTS = 16  # bursts in a training history (see training_history)
 
 
 @dataclass(frozen=True)
@@ -212,23 +213,42 @@ def training_history(
     end: datetime,
     days: float = 2.0,
     vehicle_prefix: str = "VH-",
+    interval_seconds: float = 10.0,
+    bursts: int = HISTORY_BURSTS,
 ) -> list[SimRecord]:
-    """``count`` fault-free records of the fleet, spread over the ``days`` before ``end``.
+    """``count`` fault-free records of the fleet: bursts at the stream's cadence over ``days``.
 
-    Spanning whole days lets a model see every hour's traffic and temperature.
+    A context model judges a record in its vehicle's recent history, so it must learn from
+    consecutive readings ``interval_seconds`` apart, as the stream sends them; spreading the
+    bursts evenly over whole days lets it see the traffic and temperature of every part of
+    the day. There are ``bursts`` of them (fewer when ``count`` is too small for a round of
+    the fleet in each), about ``days / bursts`` apart, each a separate run of the fleet (its
+    own noise); the last one ends at ``end``.
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, not {count}")
-    rounds = max(1, math.ceil(count / vehicles))
-    interval = days * 86400.0 / rounds
-    start = end - timedelta(seconds=interval * rounds)
-    config = SimulationConfig(
-        vehicles=vehicles,
-        anomaly_rate=0.0,
-        seed=seed,
-        start=start,
-        interval_seconds=interval,
-        vehicle_prefix=vehicle_prefix,
-        run=HISTORY_RUN,
-    )
-    return FleetSimulator(config).take(count)
+    if not interval_seconds > 0:
+        raise ValueError(f"interval_seconds must be positive, not {interval_seconds}")
+    span = days * 86400.0
+    bursts = max(1, min(bursts, count // vehicles))
+    sizes = [count // bursts + (1 if b < count % bursts else 0) for b in range(bursts)]
+    longest = math.ceil(max(sizes) / vehicles) * interval_seconds
+    gap = max(span / bursts, longest)  # bursts longer than their share follow each other
+    # Each later day's bursts are shifted by a share of the gap, so that with a span of whole
+    # days the bursts fall at different times of day (16 over two days: every 1.5 h).
+    shift = gap / max(1, math.ceil(days))
+    offsets = [b * gap + math.floor(b * gap / 86400.0) * shift for b in range(bursts)]
+    first = end - timedelta(seconds=offsets[-1] + longest)
+    records: list[SimRecord] = []
+    for b, size in enumerate(sizes):
+        config = SimulationConfig(
+            vehicles=vehicles,
+            anomaly_rate=0.0,
+            seed=seed,
+            start=first + timedelta(seconds=offsets[b]),
+            interval_seconds=interval_seconds,
+            vehicle_prefix=vehicle_prefix,
+            run=HISTORY_RUN + b,
+        )
+        records.extend(FleetSimulator(config).take(size))
+    return records

@@ -32,7 +32,7 @@ class SimRecord:
 
     @property
     def kind(self) -> str | None:
-        """The fault's kind (``spike``, ``drift``, ``stuck``), or ``None``."""
+        """The fault's kind (``spike``, ``drift``, ``stuck``, ``dropout``, ``noise``), or ``None``."""
         return None if self.fault is None else self.fault.split(":", 1)[0]
 
     def to_record(self) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def fleet_options(parser: argparse.ArgumentParser, *, count_default: int | None)
         type=kinds,
         default=None,
         metavar="LIST",
-        help="fault kinds to inject, comma-separated (default spike,drift,stuck)",
+        help="fault kinds to inject, comma-separated (default spike,drift,stuck,dropout,noise)",
     )
     group.add_argument(
         "--seed",

@@ -6,13 +6,14 @@ from cli.parsers.common import AddCommand, fleet_options, training_options
 from cli.parsers.types import positive_float, positive_int
 
 EPILOG = """\
---train first trains on a clean two-day history of the same fleet (same --seed and
---vehicles), with n_estimators=200, max_samples=1.0, contamination=auto, random_state=42
+--train first trains on a clean history of the same fleet (same --seed and --vehicles):
+bursts of consecutive records at the stream's 10 s cadence spread over two days, with n_estimators=200, max_samples=1.0, contamination=auto, random_state=42
 unless set below. A simulated fleet: each vehicle has its own baselines; its eight sensors (speed, rpm,
 engine_temp, coolant_temp, oil_pressure, battery_voltage, fuel_rate, vibration) follow one
 latent speed and load, with daily traffic and temperature cycles. Injected sensor faults:
 spike (one far-off reading), drift (a reading drifting away over 6-20 records), stuck (a
-reading frozen for 6-20 records). Each record is keyed by its vehicle id and labelled in its
+reading frozen for 6-20 records), dropout (a dead sensor reading 0 for 6-20 records), noise
+(a loose connector: 2-4 deviations of noise for 6-20 records). Each record is keyed by its vehicle id and labelled in its
 headers: x-label (1/0) and, for a fault, x-injected (e.g. spike:engine_temp).
 
 examples:

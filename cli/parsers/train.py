@@ -9,7 +9,8 @@ EPILOG = """\
 Files: CSV (columns vehicle_id, timestamp and f0..fN, or a feature_vector column holding a
 JSON list), JSON lines (one record per line), JSON (a list, or {"records": [...]}) or Parquet
 (needs the `parquet` extra: uv sync --extra parquet). --features names other columns.
---simulated trains on a clean history of the simulated fleet spread over two days, with
+--simulated trains on a clean history of the simulated fleet: bursts of consecutive records
+at the stream's 10 s cadence, spread over the two days before --end, with
 n_estimators=200, max_samples=1.0, contamination=auto and random_state=42 unless you set them.
 
 examples:

@@ -98,6 +98,16 @@ def contamination(text: str) -> float | str:
     return value
 
 
+def open_share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and below 1, not {text}")
+    return value
+
+
 def unit_share(text: str) -> float:
     try:
         value = float(text)

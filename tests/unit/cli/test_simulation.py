@@ -17,6 +17,7 @@ from simulator import (
     FEATURES,
     INJECTED_HEADER,
     LABEL_HEADER,
+    SCALES,
     FaultKind,
     FleetSimulator,
     SimRecord,
@@ -103,14 +104,43 @@ def test_sensors_are_correlated_through_speed_and_load() -> None:
 
 
 def test_daily_pattern_slows_rush_hour_traffic() -> None:
-    """Mean speed at the 17:30 rush hour is lower than at 3:00 at night."""
+    """Mean speed around the 17:30 rush hour is lower than in the small hours of the night."""
     history = training_history(20, 20000, seed=2, end=START, days=4)
-    speed: dict[int, list[float]] = {h: [] for h in (3, 17)}
+    speed: dict[str, list[float]] = {"night": [], "rush": []}
     for record in history:
         hour = parse_timestamp(record.timestamp).hour
-        if hour in speed:
-            speed[hour].append(record.features[COL["speed"]])
-    assert np.mean(speed[17]) < np.mean(speed[3]) - 5
+        part = "night" if 1 <= hour <= 4 else "rush" if 16 <= hour <= 18 else None
+        if part is not None:
+            speed[part].append(record.features[COL["speed"]])
+    assert speed["night"] and speed["rush"]
+    assert np.mean(speed["rush"]) < np.mean(speed["night"]) - 5
+
+
+def test_training_history_is_bursts_at_the_stream_cadence() -> None:
+    """A history is clean bursts of consecutive records ``interval`` apart, spread over the days."""
+    history = training_history(20, 10000, seed=7, end=START, interval_seconds=10.0)
+    assert len(history) == 10000 and all(r.label == 0 for r in history)
+    moments = [parse_timestamp(r.timestamp) for r in history]
+    assert START - timedelta(days=2) <= min(moments) and max(moments) < START
+    steps: Counter[float] = Counter()
+    burst_starts = [moments[0]]
+    last: dict[str, datetime] = {}
+    for record, moment in zip(history, moments, strict=True):
+        before = last.get(record.vehicle_id)
+        if before is not None:
+            step = (moment - before).total_seconds()
+            steps[step == 10.0] += 1
+            if step > 3600 and record.vehicle_id == history[0].vehicle_id:
+                burst_starts.append(moment)
+        last[record.vehicle_id] = moment
+    # within a burst every step is the interval; between bursts hours pass (16 bursts: 15 gaps)
+    assert steps[False] == 15 * 20
+    assert len(burst_starts) == 16
+    assert max(moments) - min(moments) > timedelta(hours=44)
+    assert len({m.hour for m in burst_starts}) >= 12  # the bursts fall at many times of day
+    # each burst is its own run of the fleet: two bursts' first readings differ
+    per_burst = [r for r, m in zip(history, moments, strict=True) if m in burst_starts[:2]]
+    assert per_burst[0].features != per_burst[1].features
 
 
 def test_labels_match_exactly_the_records_faults_changed() -> None:
@@ -151,12 +181,13 @@ def test_anomaly_share_is_close_to_the_requested_rate(rate: float, count: int) -
 
 
 def test_kinds_share_the_faulty_records() -> None:
-    """Spikes, drifts and stuck sensors each account for roughly a third of the faulty records."""
+    """Each of the five kinds accounts for roughly a fifth of the faulty records."""
     records = simulate(60000, vehicles=20, anomaly_rate=0.05, seed=4)
     kinds = Counter(r.kind for r in records if r.label)
     total = sum(kinds.values())
+    assert len(FaultKind) == 5
     for kind in FaultKind:
-        assert 0.2 < kinds[kind.value] / total < 0.47, kinds
+        assert 0.12 < kinds[kind.value] / total < 0.3, kinds
 
 
 def test_only_the_chosen_kinds_are_injected() -> None:
@@ -172,7 +203,7 @@ def test_only_the_chosen_kinds_are_injected() -> None:
 
 
 def test_faults_have_their_shape() -> None:
-    """Spikes last one record; drifts grow and stuck sensors repeat one value for 6-20 records."""
+    """Spikes last one record; drifts grow, stuck sensors repeat, dropouts read 0, noise jitters."""
     clean = simulate(15000, anomaly_rate=0.0, vehicles=4, seed=9)
     faulty = simulate(15000, anomaly_rate=0.04, vehicles=4, seed=9)
     episodes: dict[int, list[int]] = {}
@@ -192,10 +223,16 @@ def test_faults_have_their_shape() -> None:
         assert lo <= len(indices) <= hi
         if kind == "stuck":
             assert len({faulty[i].features[j] for i in indices}) == 1
+        elif kind == "dropout":
+            assert {faulty[i].features[j] for i in indices} == {0.0}
+        elif kind == "noise":
+            offsets = [faulty[i].features[j] - clean[i].features[j] for i in indices]
+            assert len(set(offsets)) == len(offsets)  # a new draw on every record
+            assert np.std(offsets) > 0.5 * SCALES[j]
         elif kind == "drift":
             offsets = [abs(faulty[i].features[j] - clean[i].features[j]) for i in indices]
             assert offsets[-1] > offsets[0]
-    assert seen["drift"] and seen["stuck"] and seen["spike"]
+    assert set(seen) == {k.value for k in FaultKind}
 
 
 def test_start_probability_solves_for_the_share() -> None:
