@@ -5,8 +5,10 @@ Python otherwise, with the same arithmetic). Each vehicle has a slot in ring buf
 last ``W`` readings (values, event times, source offsets). For each record and sensor the
 kernel measures six kinds of evidence against what the model learned (:mod:`.params`):
 
-``level``        the reading against the vehicle's own baseline (median, robust scale);
-``consistency``  the reading against what the other sensors predict for it (0 for one sensor);
+``level``        the reading against the vehicle's own baseline (median, robust scale), and
+                 against the median of its recent readings, whichever is nearer;
+``consistency``  the reading against what the other sensors predict for it, and against the
+                 median of its recent deviations, whichever is nearer (0 for one sensor);
 ``motion``       for a reading that repeats the previous one exactly: the step the other
                  sensors predict for it (from their own steps and levels), that it did not
                  make: a sensor frozen while the sensors it follows move (0 for one sensor);
@@ -66,6 +68,8 @@ WINDOW = 32  # readings kept per vehicle
 CHANGE_SPAN = 5  # previous readings whose median the change is measured against
 NOISE_SPAN = 6  # steps whose median size is the noise
 SUSTAIN_SPAN = 3  # records a deviation must persist for the sustained evidence
+LOCAL_SPAN = 8  # previous records whose median deviation a new one is also judged against
+LOCAL_MIN = 4  # history needed before the local judgement applies
 
 Matrix = npt.NDArray[np.float64]
 
@@ -146,7 +150,7 @@ def _derive(
     W = buf.shape[1]
     z = np.empty(F)
     dev = np.empty(F)
-    past = np.empty((SUSTAIN_SPAN - 1, F))
+    past = np.empty((LOCAL_SPAN, F))
     zp = np.empty(F)
     zq = np.empty(F)
     motion = np.empty(F)
@@ -172,7 +176,7 @@ def _derive(
                     break
             h = keep
         _deviations(X[i], b, med, scl, coef, icpt, rscale, z, dev)
-        back = min(h, SUSTAIN_SPAN - 1)
+        back = min(h, LOCAL_SPAN)
         for k in range(back):
             _deviations(buf[v, (c - 1 - k) % W], b, med, scl, coef, icpt, rscale, zq, past[k])
             if k == 0:
@@ -192,8 +196,22 @@ def _derive(
             out[i, k] = -math.inf
             lead[i, k] = 0
         for s in range(F):
-            ev[LEVEL] = abs(z[s])
-            ev[CONSISTENCY] = abs(dev[s]) if F > 1 else 0.0
+            # Level and consistency count as far as the record is unusual both for the vehicle
+            # as learned and for its recent readings: operation that moved to a new regime (a
+            # load, a season, a flight phase) stops counting once the history has moved too,
+            # while a fault stands out against both.
+            level = abs(z[s])
+            if h >= LOCAL_MIN:
+                for k in range(h):
+                    scratch[k] = buf[v, (c - 1 - k) % W, s]
+                level = min(level, abs(X[i, s] - _median(scratch, h)) / scl[b, s])
+            ev[LEVEL] = level
+            consistency = abs(dev[s]) if F > 1 else 0.0
+            if F > 1 and back >= LOCAL_MIN:
+                for k in range(back):
+                    scratch[k] = past[k, s]
+                consistency = min(consistency, abs(dev[s] - _median(scratch, back)))
+            ev[CONSISTENCY] = consistency
             # motion counts for a sensor that repeated its last reading: frozen while the
             # sensors it follows moved (a jump alone is consistency's and change's to see,
             # and the step back after a fault is no evidence at all)
@@ -201,8 +219,8 @@ def _derive(
             # sustained: the smallest |deviation| over this and the previous records, when
             # they share a sign (a deviation that flips sign is noise, not a drift)
             sustained = abs(dev[s])
-            if back == SUSTAIN_SPAN - 1:
-                for k in range(back):
+            if back >= SUSTAIN_SPAN - 1:
+                for k in range(SUSTAIN_SPAN - 1):
                     if past[k, s] * dev[s] <= 0.0:
                         sustained = 0.0
                         break

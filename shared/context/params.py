@@ -178,7 +178,11 @@ def fit_params(
             steps.append(np.diff(Z[rows], axis=0))
             intervals.append(np.diff(times[rows]))
     step = np.vstack(steps) if steps else np.ones((1, F))
-    dscale = np.maximum(np.median(np.abs(step), axis=0) * 1.4826, 1e-9)
+    # the usual size of a step; a quantised sensor's median step is 0, so its mean step
+    # (then 1) stands in
+    typical_step = np.median(np.abs(step), axis=0) * 1.4826
+    mean_step = np.abs(step).mean(axis=0)
+    dscale = np.where(typical_step > 0, typical_step, np.where(mean_step > 0, mean_step, 1.0))
     run = np.vstack(runs)
     zero = np.vstack(seen) == 0.0
     qrun_zero = np.array(
