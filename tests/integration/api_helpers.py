@@ -69,7 +69,7 @@ def start_api(tmp: Path) -> Server:
             stderr=subprocess.STDOUT,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log, tmp / "models")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the api exited with {process.returncode}:\n{log.read_text()}")

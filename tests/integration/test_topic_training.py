@@ -127,7 +127,7 @@ async def run_api(tmp: Path, bootstrap: str, topics: Topics, **env: str) -> Asyn
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=120) as client:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180
             while True:
                 if process.poll() is not None:
                     raise RuntimeError(f"the api exited:\n{log.read_text()}")
