@@ -22,7 +22,7 @@ def test_python_dash_m_api_refuses_without_keys(tmp_path: Path) -> None:
         cwd=tmp_path,  # no .env file there
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         check=False,
     )
     assert done.returncode == 2
@@ -41,7 +41,7 @@ def test_python_dash_m_api_names_a_bad_variable(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         check=False,
     )
     assert done.returncode == 2
