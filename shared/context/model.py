@@ -84,7 +84,7 @@ class ContextForest(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships 
         n_estimators: int = 200,
         max_samples: int | float | str = 2048,
         max_features: float = 1.0,
-        false_alarm_rate: float = 0.001,
+        false_alarm_rate: float = 0.0005,
         holdout: float = 0.2,
         background: float = 0.02,
         random_state: int | None = None,
