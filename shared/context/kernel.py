@@ -1,3 +1,4 @@
+# One concern, the per-record loop numba compiles as one function, keeps this module past 300 lines.
 """The per-record context kernel: a vehicle's recent readings in, its evidence vector out.
 
 One loop over records in stream order, compiled by numba when it can be imported (plain
