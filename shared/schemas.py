@@ -150,20 +150,47 @@ class Verdict(BaseModel):
     )
 
 
+_AUTO_FIELDS = ("max_samples", "contamination")
+_INTEGER_FIELDS = ("n_estimators", "random_state")
+_NUMERIC_FIELDS = (
+    "n_estimators",
+    "max_samples",
+    "contamination",
+    "false_alarm_rate",
+    "max_features",
+    "random_state",
+)
+
+
+DetectorKind = Literal["context", "point"]
+
+
 class TrainingParams(BaseModel):
-    """IsolationForest parameters; a missing one falls back to the service's settings."""
+    """Training parameters; a missing one falls back to the service's settings."""
 
     model_config = ConfigDict(extra="forbid")
 
+    detector: DetectorKind | None = Field(
+        None,
+        description="`context`: each record judged in its vehicle's recent history; `point`: "
+        "each record alone (DETECTOR_KIND unless given)",
+    )
     n_estimators: int | None = Field(None, ge=1, le=5000)
     max_samples: (
         Literal["auto"] | Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None
-    ) = None
-    contamination: Literal["auto"] | Annotated[float, Field(gt=0, le=0.5)] | None = None
+    ) = Field(None, description='for context models "auto" means 2048')
+    contamination: Literal["auto"] | Annotated[float, Field(gt=0, le=0.5)] | None = Field(
+        None, description="point models only"
+    )
+    false_alarm_rate: Annotated[float, Field(gt=0, le=0.5)] | None = Field(
+        None,
+        description="context models only: the share of normal records they may flag "
+        "(DETECTION_FALSE_ALARM_RATE unless given)",
+    )
     max_features: Annotated[float, Field(gt=0, le=1)] | None = None
     random_state: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
 
-    @field_validator("*", mode="before")
+    @field_validator(*_NUMERIC_FIELDS, mode="before")
     @classmethod
     def _json_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """JSON numbers only: ``true`` is not the count 1, nor ``"100"`` a number of trees.
@@ -180,9 +207,6 @@ class TrainingParams(BaseModel):
             return int(value)
         return value
 
-
-_AUTO_FIELDS = ("max_samples", "contamination")
-_INTEGER_FIELDS = ("n_estimators", "random_state")
 
 FeatureNames = (
     Annotated[
@@ -234,6 +258,35 @@ class ModelMeta(BaseModel):
     sha256: str
     signature: str | None = None
     sklearn_version: str | None = None
+    detector: DetectorKind = Field(
+        "point", description="the kind of model (versions that do not say are point models)"
+    )
+
+
+CALIBRATION_EXAMPLE: dict[str, Any] = {
+    "false_alarm_rate": 0.001,
+    "threshold": -0.61,
+    "held_out_records": 2000,
+    "from_held_out": True,
+    "held_out_flagged": 0.001,
+}
+
+
+class Calibration(BaseModel):
+    """How a context model's threshold was set (``meta.json``'s ``context.calibration``)."""
+
+    false_alarm_rate: float = Field(description="the share of normal records it may flag")
+    threshold: float = Field(description="the forest's offset_: scores below it are anomalous")
+    held_out_records: int = Field(
+        description="training records held out of the fit (the last part of each vehicle's)"
+    )
+    from_held_out: bool = Field(
+        description="whether the threshold came from them; when too few, it came from every "
+        "training record, the fitted ones included"
+    )
+    held_out_flagged: float | None = Field(
+        description="the share of held-out records the model flags (none held out: null)"
+    )
 
 
 class TrainingResponse(BaseModel):
@@ -248,11 +301,21 @@ class TrainingResponse(BaseModel):
                     "record_count": 1,
                     "created_at": "2024-01-15T10:00:00Z",
                     "n_features": 4,
-                    "params": {"n_estimators": 100, "max_samples": "auto"},
+                    "params": {
+                        "detector": "context",
+                        "n_estimators": 100,
+                        "max_samples": 2048,
+                        "max_features": 1.0,
+                        "false_alarm_rate": 0.001,
+                        "random_state": None,
+                    },
                     "sha256": "9f2c…",
                     "signed": False,
                     "active": True,
                     "warnings": [],
+                    "detector": "context",
+                    "false_alarm_rate": 0.001,
+                    "calibration": CALIBRATION_EXAMPLE,
                 }
             ]
         },
@@ -267,3 +330,10 @@ class TrainingResponse(BaseModel):
     signed: bool
     active: bool
     warnings: list[str] = Field(default_factory=list)
+    detector: DetectorKind = Field("point", description="the kind of model trained")
+    false_alarm_rate: float | None = Field(
+        None, description="context models: the share of normal records they may flag"
+    )
+    calibration: Calibration | None = Field(
+        None, description="context models: how the threshold was set"
+    )
