@@ -151,7 +151,7 @@ def test_a_point_model_trains_and_publishes_as_before(model_dir: Path) -> None:
         "random_state": 9,
     }
     before = IsolationForest(n_estimators=30, random_state=9).fit(X)
-    expected = dict(reference_summary(X))
+    expected: dict[str, Any] = dict(reference_summary(X))
     expected["bins"] = reference_bins(X, before.decision_function(X))
     assert meta["reference"] == json.loads(json.dumps(expected))
     model = joblib.load(model_dir / answer.model_version / "model.joblib")
