@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.errors import DimensionMismatchError
+
 MAX_FEATURES = 256
 VEHICLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 # RFC 3339 date-time with a mandatory zone (Z or +hh:mm); the calendar is checked on parse.
@@ -104,6 +106,55 @@ class TelemetryRecord(BaseModel):
     )
 
 
+MAX_HISTORY = 256
+
+SCORE_HISTORY_EXAMPLE: dict[str, Any] = {
+    **RECORD_EXAMPLE,
+    "history": [
+        {
+            "vehicle_id": "VH-002",
+            "timestamp": "2024-01-15T10:04:50Z",
+            "feature_vector": [0.68, 0.21, 0.52, 0.5],
+        },
+        {
+            "vehicle_id": "VH-002",
+            "timestamp": "2024-01-15T10:04:55Z",
+            "feature_vector": [0.69, 0.2, 0.55, 0.5],
+        },
+    ],
+}
+
+
+class ScoreRequest(TelemetryRecord):
+    """The body of ``POST /score``: a telemetry record, and optionally its vehicle's history."""
+
+    model_config = ConfigDict(
+        frozen=True, json_schema_extra={"examples": [RECORD_EXAMPLE, SCORE_HISTORY_EXAMPLE]}
+    )
+
+    history: list[TelemetryRecord] | None = Field(
+        None,
+        max_length=MAX_HISTORY,
+        description=f"up to {MAX_HISTORY} of the vehicle's previous records, oldest first, "
+        "each as wide as the record: a context model scores them first, then the record in "
+        "their context (records of another vehicle_id are that vehicle's history, not the "
+        "record's); a point model ignores them",
+    )
+
+    def check_history(self) -> None:
+        """:class:`DimensionMismatchError` naming the first history record not as wide as the
+        record."""
+        width = len(self.feature_vector)
+        for position, earlier in enumerate(self.history or ()):
+            if len(earlier.feature_vector) != width:
+                raise DimensionMismatchError(
+                    len(earlier.feature_vector),
+                    width,
+                    field=f"history.{position}.feature_vector",
+                    against="the record has",
+                )
+
+
 class SourceRef(BaseModel):
     """Where a streamed record came from."""
 
@@ -124,6 +175,11 @@ class FeatureAttribution(BaseModel):
     )
     typical: list[float] | None = Field(
         None, description="that range, [p05, p95], when the model keeps it"
+    )
+    evidence: str | None = Field(
+        None,
+        description="context models only: the kind of evidence that weighed most for this "
+        "sensor (level, consistency, motion, sustained, change, noise, flat)",
     )
 
 
