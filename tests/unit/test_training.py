@@ -65,16 +65,15 @@ def _meta(model_dir: Path, version: str) -> dict[str, Any]:
 def test_training_makes_a_context_model_by_default(model_dir: Path) -> None:
     """With no detector given, model.joblib holds a ContextForest fitted with the parameters."""
     records = fleet_records()
+    settings = _settings(model_dir)
+    rate = settings.detection_false_alarm_rate
     answer = train_version(
-        ModelRegistry(model_dir),
-        records,
-        TrainingParams(n_estimators=30, random_state=4),
-        _settings(model_dir),
+        ModelRegistry(model_dir), records, TrainingParams(n_estimators=30, random_state=4), settings
     )
     model = joblib.load(model_dir / answer.model_version / "model.joblib")
     assert isinstance(model, ContextForest)
     assert (model.n_estimators, model.max_samples, model.random_state) == (30, 2048, 4)
-    assert model.false_alarm_rate == 0.001
+    assert model.false_alarm_rate == rate
     assert model.n_features_in_ == answer.n_features == 3
     assert answer.detector == "context"
     assert answer.params == {
@@ -82,11 +81,11 @@ def test_training_makes_a_context_model_by_default(model_dir: Path) -> None:
         "n_estimators": 30,
         "max_samples": 2048,
         "max_features": 1.0,
-        "false_alarm_rate": 0.001,
+        "false_alarm_rate": rate,
         "random_state": 4,
     }
     ids, times, X = _columns(records)
-    same = ContextForest(n_estimators=30, random_state=4).fit(ids, times, X)
+    same = ContextForest(n_estimators=30, false_alarm_rate=rate, random_state=4).fit(ids, times, X)
     assert np.array_equal(model.score_records(ids, times, X), same.score_records(ids, times, X))
 
 
@@ -183,7 +182,7 @@ def test_too_few_held_out_records_is_a_warning(model_dir: Path) -> None:
     answer = train_version(
         ModelRegistry(model_dir),
         fleet_records(),
-        TrainingParams(n_estimators=20),
+        TrainingParams(n_estimators=20, false_alarm_rate=0.001),
         _settings(model_dir),
     )
     assert answer.calibration is not None
