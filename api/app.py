@@ -27,7 +27,7 @@ from api.routes import health, ingest, jobs, models, score
 from api.services import build_services
 from api.topic_jobs import build_topic_jobs
 from api.topic_request import TopicTrainingRequest
-from shared.schemas import TelemetryRecord, TrainingRequest
+from shared.schemas import ScoreRequest, TelemetryRecord, TrainingRequest
 from shared.settings import Settings, load_settings
 from shared.tracing import API_SERVICE, tracer_provider
 
@@ -131,7 +131,7 @@ def create_app(
     app.include_router(health.router)
 
     install_error_handlers(app)
-    install_openapi(app, [TrainingRequest, TelemetryRecord, TopicTrainingRequest])
+    install_openapi(app, [TrainingRequest, TelemetryRecord, ScoreRequest, TopicTrainingRequest])
 
     # add_middleware wraps: the last one added is the outermost.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.ingest_max_body_bytes)

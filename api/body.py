@@ -31,7 +31,7 @@ from api.errors import (
 )
 from api.schemas import FieldError
 from api.topic_request import TopicTrainingRequest
-from shared.schemas import TelemetryRecord, TrainingRequest
+from shared.schemas import ScoreRequest, TrainingRequest
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -123,13 +123,21 @@ async def training_request_body(request: Request) -> TrainingRequest:
     return parse_training_request(raw, limit)
 
 
-async def telemetry_record_body(request: Request) -> TelemetryRecord:
-    """Dependency: the ``/score`` body."""
+def parse_score_request(raw: bytes) -> ScoreRequest:
+    """Decode and validate a ``/score`` body, its history included (blocking: may run in a
+    thread)."""
+    body = validate(ScoreRequest, decode_json(raw))
+    body.check_history()
+    return body
+
+
+async def score_request_body(request: Request) -> ScoreRequest:
+    """Dependency: the ``/score`` body (a telemetry record with an optional history)."""
     check_content_type(request)
     raw = await request.body()
     if len(raw) > THREAD_THRESHOLD_BYTES:
-        return await anyio.to_thread.run_sync(lambda: validate(TelemetryRecord, decode_json(raw)))
-    return validate(TelemetryRecord, decode_json(raw))
+        return await anyio.to_thread.run_sync(parse_score_request, raw)
+    return parse_score_request(raw)
 
 
 async def topic_training_body(request: Request) -> TopicTrainingRequest:

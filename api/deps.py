@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.auth import Principal, authenticate
-from api.body import telemetry_record_body, topic_training_body, training_request_body
+from api.body import score_request_body, topic_training_body, training_request_body
 from api.errors import RATE_LIMITED, ProblemError
 from api.services import ModelCache, Services
 from api.topic_request import TopicTrainingRequest
 from shared.registry import ModelRegistry
-from shared.schemas import TelemetryRecord, TrainingRequest
+from shared.schemas import ScoreRequest, TrainingRequest
 from shared.topic_jobs import TopicJobs
 
 
@@ -65,5 +65,5 @@ async def rate_limited(request: Request, principal: CallerDep) -> Principal:
 
 AuthorizedCaller = Annotated[Principal, Depends(rate_limited)]
 TrainingBody = Annotated[TrainingRequest, Depends(training_request_body)]
-RecordBody = Annotated[TelemetryRecord, Depends(telemetry_record_body)]
+ScoreBody = Annotated[ScoreRequest, Depends(score_request_body)]
 TopicBody = Annotated[TopicTrainingRequest, Depends(topic_training_body)]

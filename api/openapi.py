@@ -119,11 +119,13 @@ def install_openapi(app: FastAPI, extra_models: list[type[BaseModel]]) -> None:
 VERSION_EXAMPLE: dict[str, Any] = {
     "created_at": "2024-01-15T10:00:00Z",
     "n_features": 4,
+    "detector": "context",
     "params": {
+        "detector": "context",
         "n_estimators": 100,
-        "max_samples": "auto",
-        "contamination": "auto",
+        "max_samples": 2048,
         "max_features": 1.0,
+        "false_alarm_rate": 0.001,
         "random_state": None,
     },
     "sha256": "9f2c5b1e0d4a7c3b8e6f1a2d5c7b9e0f3a4d6c8b1e2f5a7c9d0b3e6f8a1c4d7e",

@@ -88,7 +88,7 @@ def train(registry: ModelRegistry, settings: Settings, seed: int, activate: bool
     answer = train_matrix(
         registry,
         rng.normal(size=(20_000, FEATURES)),
-        TrainingParams(n_estimators=100, contamination=0.02, random_state=seed),
+        TrainingParams(detector="point", n_estimators=100, contamination=0.02, random_state=seed),
         settings,
         activate=activate,
         feature_names=[f"sensor_{j}" for j in range(FEATURES)],

@@ -1,7 +1,8 @@
 """Training and scoring with IsolationForest; no I/O.
 
-``train`` fits a model from a feature matrix; ``Detector`` wraps a loaded version and scores
-a batch in one call. Scores are exactly scikit-learn's ``decision_function`` (negative means
+``train`` fits a point model from a feature matrix, ``train_context`` a context model from
+records (vehicle, time, readings); ``Detector`` wraps a loaded version and scores a batch in
+one call. Scores are exactly scikit-learn's ``decision_function`` (negative means
 anomalous).
 """
 
@@ -33,15 +34,23 @@ log = logging.getLogger(__name__)
 PROBE_ROWS = 64
 
 
+CONTEXT_MAX_SAMPLES = 2048  # a context model's "auto" max_samples
+
+
 @dataclass(frozen=True, slots=True)
 class ForestParams:
-    """The IsolationForest parameters a model is trained with."""
+    """The parameters a model is trained with: its kind, then its forest's.
+
+    ``contamination`` is for point models, ``false_alarm_rate`` for context models.
+    """
 
     n_estimators: int = 100
     max_samples: int | float | str = "auto"
     contamination: float | str = "auto"
     max_features: float = 1.0
     random_state: int | None = None
+    detector: str = "context"
+    false_alarm_rate: float = 0.001
 
     @classmethod
     def resolve(
@@ -56,19 +65,68 @@ class ForestParams:
                 max_samples=settings.iforest_max_samples,
                 contamination=settings.iforest_contamination,
                 random_state=settings.iforest_random_state,
+                detector=settings.detector_kind,
+                false_alarm_rate=settings.detection_false_alarm_rate,
             )
         )
         if request is None:
             return base
         chosen = {k: v for k, v in request.model_dump().items() if v is not None}
-        return cls(**{**base.as_dict(), **chosen})
+        return cls(**{**base.fields(), **chosen})
 
-    def as_dict(self) -> dict[str, Any]:
+    def ignored(self, request: TrainingParams | None) -> list[str]:
+        """Warnings for the request's parameters that this kind of model does not take.
+
+        They are left out rather than refused, so that a caller written for point models
+        (``contamination``) still trains.
+        """
+        if request is None:
+            return []
+        other = "contamination" if self.detector == "context" else "false_alarm_rate"
+        if getattr(request, other) is None:
+            return []
+        instead = "false_alarm_rate" if other == "contamination" else "contamination"
+        return [
+            f"params.{other} was ignored: a {self.detector} model's threshold comes from {instead}"
+        ]
+
+    @property
+    def context_max_samples(self) -> int | float:
+        """``max_samples`` as a context model takes it (``"auto"`` is 2048)."""
+        value = self.max_samples
+        return CONTEXT_MAX_SAMPLES if isinstance(value, str) else value
+
+    def fields(self) -> dict[str, Any]:
+        """Every field, whichever the kind."""
         return {
             "n_estimators": self.n_estimators,
             "max_samples": self.max_samples,
             "contamination": self.contamination,
             "max_features": self.max_features,
+            "random_state": self.random_state,
+            "detector": self.detector,
+            "false_alarm_rate": self.false_alarm_rate,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters that apply to the kind (``params`` in meta.json).
+
+        A point model's are those point versions always had.
+        """
+        if self.detector == "point":
+            return {
+                "n_estimators": self.n_estimators,
+                "max_samples": self.max_samples,
+                "contamination": self.contamination,
+                "max_features": self.max_features,
+                "random_state": self.random_state,
+            }
+        return {
+            "detector": self.detector,
+            "n_estimators": self.n_estimators,
+            "max_samples": self.context_max_samples,
+            "max_features": self.max_features,
+            "false_alarm_rate": self.false_alarm_rate,
             "random_state": self.random_state,
         }
 
@@ -88,8 +146,7 @@ def feature_matrix(records: Sequence[TelemetryRecord]) -> Matrix:
     return np.array([r.feature_vector for r in records], dtype=np.float64)
 
 
-def train(features: Matrix, params: ForestParams, *, min_records: int = 1) -> IsolationForest:
-    """Fit an IsolationForest on ``features`` (rows are records)."""
+def _check_training_data(features: Matrix, max_samples: object, min_records: int) -> None:
     if features.ndim != 2 or features.shape[1] == 0:
         raise TrainingError(
             "training data must be a non-empty matrix of feature vectors", "records"
@@ -101,12 +158,17 @@ def train(features: Matrix, params: ForestParams, *, min_records: int = 1) -> Is
         )
     if not np.isfinite(features).all():
         raise TrainingError("training data holds NaN or infinite values", field="records")
-    max_samples = params.max_samples
     if isinstance(max_samples, int) and max_samples > features.shape[0]:
         raise TrainingError(
             f"max_samples={max_samples} exceeds the {features.shape[0]} records given",
             field="params.max_samples",
         )
+
+
+def train(features: Matrix, params: ForestParams, *, min_records: int = 1) -> IsolationForest:
+    """Fit an IsolationForest on ``features`` (rows are records)."""
+    max_samples = params.max_samples
+    _check_training_data(features, max_samples, min_records)
     model = IsolationForest(
         n_estimators=params.n_estimators,
         max_samples=max_samples,
@@ -124,6 +186,39 @@ def train(features: Matrix, params: ForestParams, *, min_records: int = 1) -> Is
                 f"cannot train with these parameters: {error}", field="params"
             ) from error
     return model
+
+
+def train_context(
+    vehicle_ids: Sequence[str],
+    times: Matrix,
+    features: Matrix,
+    params: ForestParams,
+    *,
+    min_records: int = 1,
+) -> ContextForest:
+    """Fit a context model on records of normal operation (each vehicle's are ordered by time).
+
+    ``times`` are the records' event times in POSIX seconds. ``max_samples`` ``"auto"`` is
+    2048, fewer when the records are fewer; a count given explicitly may not exceed them.
+    """
+    _check_training_data(features, params.max_samples, min_records)
+    if len(vehicle_ids) != features.shape[0] or times.shape != (features.shape[0],):
+        raise TrainingError(
+            "each training record needs a vehicle_id and a timestamp", field="records"
+        )
+    model = ContextForest(
+        n_estimators=params.n_estimators,
+        max_samples=params.context_max_samples,
+        max_features=params.max_features,
+        false_alarm_rate=params.false_alarm_rate,
+        random_state=params.random_state,
+    )
+    try:
+        return model.fit(vehicle_ids, times, features)
+    except ValueError as error:  # e.g. a max_samples fraction that leaves no sample per tree
+        raise TrainingError(
+            f"cannot train with these parameters: {error}", field="params"
+        ) from error
 
 
 def training_warnings(record_count: int) -> list[str]:

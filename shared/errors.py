@@ -3,7 +3,8 @@
     VehicleAnomalyError
     ├── ConfigurationError          a setting is missing or invalid (the service does not start)
     ├── InvalidRecordError          one telemetry record breaks the contract (DLQ reason / HTTP 422)
-    │   └── DimensionMismatchError  the record's feature count differs from the model's
+    │   └── DimensionMismatchError  the record's feature count differs from the model's (or a
+    │                               /score history record's from the record's)
     ├── TrainingError               training data cannot make a model (HTTP 422)
     ├── RegistryError               the model registry cannot do what was asked (HTTP 503)
     │   ├── ModelNotFoundError      no such version (HTTP 404)
@@ -67,11 +68,16 @@ class InvalidRecordError(VehicleAnomalyError):
 class DimensionMismatchError(InvalidRecordError):
     """The record's feature vector has another length than the model was trained on."""
 
-    def __init__(self, got: int, expected: int) -> None:
+    def __init__(
+        self,
+        got: int,
+        expected: int,
+        *,
+        field: str = "feature_vector",
+        against: str = "the model expects",
+    ) -> None:
         super().__init__(
-            "dimension_mismatch",
-            f"feature_vector has {got} values; the model expects {expected}",
-            "feature_vector",
+            "dimension_mismatch", f"{field} has {got} values; {against} {expected}", field
         )
         self.got = got
         self.expected = expected

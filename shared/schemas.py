@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.errors import DimensionMismatchError
+
 MAX_FEATURES = 256
 VEHICLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 # RFC 3339 date-time with a mandatory zone (Z or +hh:mm); the calendar is checked on parse.
@@ -104,6 +106,55 @@ class TelemetryRecord(BaseModel):
     )
 
 
+MAX_HISTORY = 256
+
+SCORE_HISTORY_EXAMPLE: dict[str, Any] = {
+    **RECORD_EXAMPLE,
+    "history": [
+        {
+            "vehicle_id": "VH-002",
+            "timestamp": "2024-01-15T10:04:50Z",
+            "feature_vector": [0.68, 0.21, 0.52, 0.5],
+        },
+        {
+            "vehicle_id": "VH-002",
+            "timestamp": "2024-01-15T10:04:55Z",
+            "feature_vector": [0.69, 0.2, 0.55, 0.5],
+        },
+    ],
+}
+
+
+class ScoreRequest(TelemetryRecord):
+    """The body of ``POST /score``: a telemetry record, and optionally its vehicle's history."""
+
+    model_config = ConfigDict(
+        frozen=True, json_schema_extra={"examples": [RECORD_EXAMPLE, SCORE_HISTORY_EXAMPLE]}
+    )
+
+    history: list[TelemetryRecord] | None = Field(
+        None,
+        max_length=MAX_HISTORY,
+        description=f"up to {MAX_HISTORY} of the vehicle's previous records, oldest first, "
+        "each as wide as the record: a context model scores them first, then the record in "
+        "their context (records of another vehicle_id are that vehicle's history, not the "
+        "record's); a point model ignores them",
+    )
+
+    def check_history(self) -> None:
+        """:class:`DimensionMismatchError` naming the first history record not as wide as the
+        record."""
+        width = len(self.feature_vector)
+        for position, earlier in enumerate(self.history or ()):
+            if len(earlier.feature_vector) != width:
+                raise DimensionMismatchError(
+                    len(earlier.feature_vector),
+                    width,
+                    field=f"history.{position}.feature_vector",
+                    against="the record has",
+                )
+
+
 class SourceRef(BaseModel):
     """Where a streamed record came from."""
 
@@ -124,6 +175,11 @@ class FeatureAttribution(BaseModel):
     )
     typical: list[float] | None = Field(
         None, description="that range, [p05, p95], when the model keeps it"
+    )
+    evidence: str | None = Field(
+        None,
+        description="context models only: the kind of evidence that weighed most for this "
+        "sensor (level, consistency, motion, sustained, change, noise, flat)",
     )
 
 
@@ -150,20 +206,47 @@ class Verdict(BaseModel):
     )
 
 
+_AUTO_FIELDS = ("max_samples", "contamination")
+_INTEGER_FIELDS = ("n_estimators", "random_state")
+_NUMERIC_FIELDS = (
+    "n_estimators",
+    "max_samples",
+    "contamination",
+    "false_alarm_rate",
+    "max_features",
+    "random_state",
+)
+
+
+DetectorKind = Literal["context", "point"]
+
+
 class TrainingParams(BaseModel):
-    """IsolationForest parameters; a missing one falls back to the service's settings."""
+    """Training parameters; a missing one falls back to the service's settings."""
 
     model_config = ConfigDict(extra="forbid")
 
+    detector: DetectorKind | None = Field(
+        None,
+        description="`context`: each record judged in its vehicle's recent history; `point`: "
+        "each record alone (DETECTOR_KIND unless given)",
+    )
     n_estimators: int | None = Field(None, ge=1, le=5000)
     max_samples: (
         Literal["auto"] | Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None
-    ) = None
-    contamination: Literal["auto"] | Annotated[float, Field(gt=0, le=0.5)] | None = None
+    ) = Field(None, description='for context models "auto" means 2048')
+    contamination: Literal["auto"] | Annotated[float, Field(gt=0, le=0.5)] | None = Field(
+        None, description="point models only"
+    )
+    false_alarm_rate: Annotated[float, Field(gt=0, le=0.5)] | None = Field(
+        None,
+        description="context models only: the share of normal records they may flag "
+        "(DETECTION_FALSE_ALARM_RATE unless given)",
+    )
     max_features: Annotated[float, Field(gt=0, le=1)] | None = None
     random_state: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
 
-    @field_validator("*", mode="before")
+    @field_validator(*_NUMERIC_FIELDS, mode="before")
     @classmethod
     def _json_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """JSON numbers only: ``true`` is not the count 1, nor ``"100"`` a number of trees.
@@ -180,9 +263,6 @@ class TrainingParams(BaseModel):
             return int(value)
         return value
 
-
-_AUTO_FIELDS = ("max_samples", "contamination")
-_INTEGER_FIELDS = ("n_estimators", "random_state")
 
 FeatureNames = (
     Annotated[
@@ -234,6 +314,35 @@ class ModelMeta(BaseModel):
     sha256: str
     signature: str | None = None
     sklearn_version: str | None = None
+    detector: DetectorKind = Field(
+        "point", description="the kind of model (versions that do not say are point models)"
+    )
+
+
+CALIBRATION_EXAMPLE: dict[str, Any] = {
+    "false_alarm_rate": 0.001,
+    "threshold": -0.61,
+    "held_out_records": 2000,
+    "from_held_out": True,
+    "held_out_flagged": 0.001,
+}
+
+
+class Calibration(BaseModel):
+    """How a context model's threshold was set (``meta.json``'s ``context.calibration``)."""
+
+    false_alarm_rate: float = Field(description="the share of normal records it may flag")
+    threshold: float = Field(description="the forest's offset_: scores below it are anomalous")
+    held_out_records: int = Field(
+        description="training records held out of the fit (the last part of each vehicle's)"
+    )
+    from_held_out: bool = Field(
+        description="whether the threshold came from them; when too few, it came from every "
+        "training record, the fitted ones included"
+    )
+    held_out_flagged: float | None = Field(
+        description="the share of held-out records the model flags (none held out: null)"
+    )
 
 
 class TrainingResponse(BaseModel):
@@ -248,11 +357,21 @@ class TrainingResponse(BaseModel):
                     "record_count": 1,
                     "created_at": "2024-01-15T10:00:00Z",
                     "n_features": 4,
-                    "params": {"n_estimators": 100, "max_samples": "auto"},
+                    "params": {
+                        "detector": "context",
+                        "n_estimators": 100,
+                        "max_samples": 2048,
+                        "max_features": 1.0,
+                        "false_alarm_rate": 0.001,
+                        "random_state": None,
+                    },
                     "sha256": "9f2c…",
                     "signed": False,
                     "active": True,
                     "warnings": [],
+                    "detector": "context",
+                    "false_alarm_rate": 0.001,
+                    "calibration": CALIBRATION_EXAMPLE,
                 }
             ]
         },
@@ -267,3 +386,10 @@ class TrainingResponse(BaseModel):
     signed: bool
     active: bool
     warnings: list[str] = Field(default_factory=list)
+    detector: DetectorKind = Field("point", description="the kind of model trained")
+    false_alarm_rate: float | None = Field(
+        None, description="context models: the share of normal records they may flag"
+    )
+    calibration: Calibration | None = Field(
+        None, description="context models: how the threshold was set"
+    )

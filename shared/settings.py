@@ -138,6 +138,20 @@ class Settings(BaseSettings):
         None, description="IsolationForest's `random_state`, unless a request says."
     )
     min_training_records: int = Field(1, ge=1, description="Smaller training sets are refused.")
+    detector_kind: Literal["context", "point"] = Field(
+        "context",
+        description="The kind of model a training makes, unless a request says: `context` "
+        "(each record judged in its vehicle's recent history) or `point` (each record alone, "
+        "an IsolationForest on the readings).",
+    )
+    detection_false_alarm_rate: float = Field(
+        0.001,
+        gt=0,
+        le=0.5,
+        description="The share of normal records a context model may flag: its threshold is "
+        "set on held-out training records to flag this share, unless a request says (point "
+        "models use `IFOREST_CONTAMINATION`).",
+    )
 
     # Explained verdicts, drift watch, shadow models
     attribution_top_k: int = Field(

@@ -9,7 +9,8 @@ A topic job (:mod:`shared.topic_jobs`) runs three steps:
    the range's records, drops the flagged ones, and validates the rest with
    :func:`shared.decoding.decode_batch` (the worker's rules); a record that fails is skipped
    and counted under its dead-letter reason;
-3. :func:`fit_and_publish` (blocking) fits and publishes the version as ``POST /ingest`` does.
+3. :func:`fit_and_publish` (blocking) fits and publishes the version as ``POST /ingest`` does
+   (a context model orders each vehicle's records by their own ``timestamp`` as it fits).
 
 **The training order** is ascending (Kafka timestamp, partition, offset). Training from the
 topic gives exactly the model that ``POST /ingest`` gives for the same records sent in that
@@ -43,7 +44,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from shared.decoding import decode_batch, decode_record
+from shared.decoding import DecodedBatch, decode_batch, decode_record
 from shared.errors import InvalidRecordError, TrainingError
 from shared.jobs import JobProgress
 from shared.registry import ModelRegistry
@@ -142,14 +143,27 @@ class TopicReader(Protocol):
 
 
 @dataclass
+class Decoded:
+    """The valid records, in the order given: readings, vehicle ids, timestamps; and the
+    skipped ones' counts by dead-letter reason."""
+
+    features: Matrix
+    vehicle_ids: list[str]
+    timestamps: list[str]
+    skipped: dict[str, int]
+
+
+@dataclass
 class Prepared:
-    """The training matrix, in the training order, and what was left out of it."""
+    """The training records, in the training order, and what was left out of them."""
 
     features: Matrix
     records_selected: int
     outside_range: int
     excluded_flagged: int
     skipped: dict[str, int]
+    vehicle_ids: list[str] = field(default_factory=list)
+    timestamps: list[str] = field(default_factory=list)
 
     @property
     def records_used(self) -> int:
@@ -183,13 +197,15 @@ def select_and_decode(records: TopicRecords, *, max_bytes: int) -> Prepared:
         excluded = int(np.count_nonzero(is_flagged))
         order = order[~is_flagged]
     values = [records.values[i] for i in order.tolist()]
-    features, skipped = decode_in_order(values, max_bytes=max_bytes)
+    decoded = decode_in_order(values, max_bytes=max_bytes)
     return Prepared(
-        features=features,
+        features=decoded.features,
         records_selected=selected,
         outside_range=outside,
         excluded_flagged=excluded,
-        skipped=skipped,
+        skipped=decoded.skipped,
+        vehicle_ids=decoded.vehicle_ids,
+        timestamps=decoded.timestamps,
     )
 
 
@@ -206,15 +222,16 @@ def _first_width(values: Sequence[bytes | None], max_bytes: int) -> int | None:
 
 def decode_in_order(
     values: Sequence[bytes | None], *, max_bytes: int, chunk_size: int = DECODE_CHUNK
-) -> tuple[Matrix, dict[str, int]]:
-    """The valid records' feature matrix (in the given order) and the skipped counts by reason.
+) -> Decoded:
+    """The valid records (in the given order) and the skipped counts by reason.
 
     Validation is :func:`shared.decoding.decode_batch`'s. The dimension most valid records have
     wins (a tie: the one seen first); the others count as ``dimension_mismatch``.
     """
     skipped = Counter[str]()
-    blocks: dict[int, list[Matrix]] = {}
-    stray_rows: dict[int, list[list[float]]] = {}
+    blocks: list[DecodedBatch] = []  # batches decoded at the first width seen
+    # records of other widths, per width: vehicle ids, timestamps, feature vectors
+    strays: dict[int, tuple[list[str], list[str], list[list[float]]]] = {}
     counts = Counter[int]()
     first_seen: dict[int, int] = {}
     width: int | None = None
@@ -224,7 +241,7 @@ def decode_in_order(
             width = _first_width(chunk, max_bytes)
         batch = decode_batch(chunk, width or 1, max_bytes=max_bytes)
         if width is not None and batch.index:
-            blocks.setdefault(width, []).append(batch.features)
+            blocks.append(batch)
             counts[width] += len(batch.index)
             first_seen.setdefault(width, start + batch.index[0])
         for failure in batch.failures:
@@ -233,21 +250,29 @@ def decode_in_order(
                 continue
             raw = chunk[failure.index]
             assert raw is not None  # only a decoded record can mismatch
-            vector = decode_record(raw, max_bytes=max_bytes)[2]
-            stray_rows.setdefault(len(vector), []).append(vector)
+            vehicle, stamp, vector = decode_record(raw, max_bytes=max_bytes)
+            ids, stamps, rows = strays.setdefault(len(vector), ([], [], []))
+            ids.append(vehicle)
+            stamps.append(stamp)
+            rows.append(vector)
             counts[len(vector)] += 1
             first_seen.setdefault(len(vector), start + failure.index)
     if not counts:
-        return np.empty((0, 0), dtype=np.float64), dict(skipped)
+        return Decoded(np.empty((0, 0), dtype=np.float64), [], [], dict(skipped))
     chosen = max(counts, key=lambda d: (counts[d], -first_seen[d]))
     mismatched = sum(counts.values()) - counts[chosen]
     if mismatched:
         skipped[DeadLetterReason.DIMENSION_MISMATCH.value] += mismatched
     if chosen == width:
-        features = np.concatenate(blocks[chosen]) if blocks.get(chosen) else np.empty((0, chosen))
-    else:
-        features = np.array(stray_rows[chosen], dtype=np.float64).reshape(-1, chosen)
-    return features, dict(skipped)
+        return Decoded(
+            np.concatenate([b.features for b in blocks]).reshape(-1, chosen),
+            [v for b in blocks for v in b.vehicle_ids],
+            [t for b in blocks for t in b.timestamps],
+            dict(skipped),
+        )
+    ids, stamps, rows = strays[chosen]
+    features = np.array(rows, dtype=np.float64).reshape(-1, chosen)
+    return Decoded(features, ids, stamps, dict(skipped))
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -280,6 +305,8 @@ def fit_and_publish(
         settings,
         activate=activate,
         feature_names=feature_names,
+        vehicle_ids=prepared.vehicle_ids,
+        timestamps=prepared.timestamps,
     )
 
 

@@ -2,7 +2,9 @@
 
 ``anomaly_score`` is scikit-learn's ``decision_function`` of the version's forest, and a
 record is anomalous exactly when that score is below zero (the forest's ``offset_`` carries
-the threshold). :func:`score_rows` scores a matrix and explains its anomalous rows;
+the threshold). :func:`score_rows` scores a matrix of a point model and explains its
+anomalous rows, :func:`score_context_rows` does it for a context model's records in stream
+order (:func:`score_after_history`: one record after its history, for ``POST /score``);
 :func:`encode_verdict` writes one verdict's JSON. The worker calls them on a batch, the api
 on the one record of ``POST /score``.
 """
@@ -87,6 +89,26 @@ def score_context_rows(
         lists = detector.explain_context(evidence[rows], lead[rows], readings[rows], top_k)
         attributions = dict(zip(rows.tolist(), lists, strict=True))
     return ScoredRows(scores, flags, attributions)
+
+
+def score_after_history(
+    detector: Detector,
+    vehicle_ids: Sequence[str],
+    times: Matrix,
+    readings: Matrix,
+    top_k: int,
+) -> ScoredRows:
+    """A context model's verdict on the last record, after the records before it.
+
+    The earlier records (the vehicle's history, oldest first) go through a fresh state and are
+    not explained; the last record is scored in their context. With no earlier record it is
+    judged as a vehicle's first reading. The score equals the last of
+    ``ContextForest.score_records`` on the same records.
+    """
+    state = detector.new_state()
+    if readings.shape[0] > 1:
+        detector.derive(state, vehicle_ids[:-1], times[:-1], readings[:-1])
+    return score_context_rows(detector, state, vehicle_ids[-1:], times[-1:], readings[-1:], top_k)
 
 
 def encode_verdict(

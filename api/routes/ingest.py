@@ -43,7 +43,11 @@ PARAMS_EXAMPLE = {
         {"vehicle_id": "VH-001", "timestamp": "2024-01-15T10:01:00Z", "feature_vector": [0.6, 0.2]},
         {"vehicle_id": "VH-003", "timestamp": "2024-01-15T10:01:30Z", "feature_vector": [0.4, 0.4]},
     ],
-    "params": {"n_estimators": 200, "contamination": 0.05, "random_state": 42},
+    "params": {"n_estimators": 200, "false_alarm_rate": 0.005, "random_state": 42},
+}
+POINT_EXAMPLE = {
+    "records": PARAMS_EXAMPLE["records"],
+    "params": {"detector": "point", "contamination": 0.05, "random_state": 42},
 }
 RESPONSE_EXAMPLE = {
     "model_version": "20240115100000",
@@ -53,8 +57,19 @@ RESPONSE_EXAMPLE = {
     "active": True,
     "warnings": [
         "trained on 1 record(s): IsolationForest needs more data to separate anomalies, "
-        "and this model will score every record 0 (not anomalous)"
+        "and this model will score every record 0 (not anomalous)",
+        "the threshold was set on all the training records, the fitted ones included: only 0 "
+        "were held out and 2000 are needed for false_alarm_rate=0.001; new normal data may be "
+        "flagged more often than that (train on more records per vehicle)",
     ],
+    "false_alarm_rate": 0.001,
+    "calibration": {
+        "false_alarm_rate": 0.001,
+        "threshold": -0.5,
+        "held_out_records": 0,
+        "from_held_out": False,
+        "held_out_flagged": None,
+    },
 }
 
 
@@ -62,8 +77,11 @@ RESPONSE_EXAMPLE = {
     "/ingest",
     summary="Train a model version",
     description=(
-        "Fits an IsolationForest on the records (all of one dimension) and publishes it as a "
-        "new registry version, made active unless `activate=false`, which makes it the shadow "
+        "Fits a model on the records (all of one dimension) and publishes it as a new registry "
+        "version: a context model (each record judged in its vehicle's recent history, its "
+        "threshold set on held-out records to flag `false_alarm_rate` of normal ones) unless "
+        "`params.detector` (or `DETECTOR_KIND`) is `point` (an IsolationForest on the readings). "
+        "The new version is made active unless `activate=false`, which makes it the shadow "
         "candidate instead (the worker scores it beside the active one; see "
         "`GET /models/{version}/shadow`). Answers **201** with the "
         "version (also in `Location`). Training runs in a worker thread; at most two run at "
@@ -87,6 +105,7 @@ RESPONSE_EXAMPLE = {
         {
             "seed": {"summary": "The seed's example: one record", "value": SEED_EXAMPLE},
             "with_params": {"summary": "Several records and parameters", "value": PARAMS_EXAMPLE},
+            "point": {"summary": "A point model", "value": POINT_EXAMPLE},
         },
     ),
 )

@@ -1,4 +1,7 @@
-"""``POST /score``: one record's verdict from the active (or a chosen) model version."""
+"""``POST /score``: one record's verdict from the active (or a chosen) model version.
+
+A context model judges the record after its optional ``history``; a point model alone.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,19 @@ import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Query, Response
 
-from api.deps import RecordBody, ServicesDep
+from api.deps import ScoreBody, ServicesDep
 from api.openapi import AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
+from shared.context import epoch_seconds
 from shared.schemas import (
+    MAX_HISTORY,
     RECORD_EXAMPLE,
+    SCORE_HISTORY_EXAMPLE,
     VERDICT_EXAMPLE,
-    TelemetryRecord,
+    ScoreRequest,
     Verdict,
     format_timestamp,
 )
-from shared.verdicts import encode_verdict, score_rows
+from shared.verdicts import encode_verdict, score_after_history, score_rows
 
 router = APIRouter(tags=["scoring"])
 
@@ -27,12 +33,18 @@ router = APIRouter(tags=["scoring"])
     "/score",
     summary="Score one record",
     description=(
-        "The record's `anomaly_score` is IsolationForest's `decision_function` (negative = "
-        "anomalous, `is_anomaly` = score < 0) under the active model version, or under "
-        "`model_version`. The answer has no `source` (that is for streamed verdicts). 404 when "
-        "no model was trained yet or the version does not exist; 422 when the feature vector "
-        "has another length than the model's. An anomalous answer carries `attribution`: the "
-        "features that drove it, ranked (`ATTRIBUTION_TOP_K`)."
+        "The record's `anomaly_score` is the `decision_function` of the model's IsolationForest "
+        "(negative = anomalous, `is_anomaly` = score < 0) under the active model version, or "
+        "under `model_version`. The answer has no `source` (that is for streamed verdicts). "
+        "A context model judges the record in its vehicle's history: the optional `history` "
+        f"(up to {MAX_HISTORY} of the vehicle's previous records, oldest first) is scored "
+        "first, from an empty history, then the record; without `history` the record is "
+        "judged as a vehicle's first reading, so its change, noise, flat-line and sustained "
+        "evidence are empty. A point model ignores `history`. 404 when no model was trained "
+        "yet or the version does not exist; 422 when the feature vector has another length "
+        "than the model's, or a history record another length than the record's. An "
+        "anomalous answer carries `attribution`: the features (sensors) that drove it, ranked "
+        "(`ATTRIBUTION_TOP_K`), with the kind of `evidence` for a context model."
     ),
     response_model=Verdict,
     response_model_exclude={"source"},
@@ -41,11 +53,18 @@ router = APIRouter(tags=["scoring"])
         **problem_responses(*AUTH_PROBLEMS, *BODY_PROBLEMS, 404, 409),
     },
     openapi_extra=json_body(
-        TelemetryRecord, {"seed": {"summary": "The seed's example", "value": RECORD_EXAMPLE}}
+        ScoreRequest,
+        {
+            "seed": {"summary": "The seed's example", "value": RECORD_EXAMPLE},
+            "history": {
+                "summary": "A record after its vehicle's previous records",
+                "value": SCORE_HISTORY_EXAMPLE,
+            },
+        },
     ),
 )
 async def score(
-    record: RecordBody,
+    record: ScoreBody,
     services: ServicesDep,
     model_version: Annotated[
         str | None,
@@ -60,16 +79,25 @@ async def score(
     models = services.models
     detector = await (models.active() if model_version is None else models.get(model_version))
     detector.check_width(len(record.feature_vector))
-    features = np.asarray([record.feature_vector], dtype=np.float64)
+    top_k = services.settings.attribution_top_k
     # In a worker thread even though the compiled forest takes microseconds a row: measured
     # with bench/api_load.py, scoring inline on the event loop gave ~15% fewer requests/s.
-    scored = await anyio.to_thread.run_sync(
-        score_rows,
-        detector,
-        features,
-        services.settings.attribution_top_k,
-        limiter=services.scoring_limiter,
-    )
+    if detector.kind == "context":
+        records = [*(record.history or ()), record]
+        scored = await anyio.to_thread.run_sync(
+            score_after_history,
+            detector,
+            [r.vehicle_id for r in records],
+            epoch_seconds([r.timestamp for r in records]),
+            np.asarray([r.feature_vector for r in records], dtype=np.float64),
+            top_k,
+            limiter=services.scoring_limiter,
+        )
+    else:
+        features = np.asarray([record.feature_vector], dtype=np.float64)
+        scored = await anyio.to_thread.run_sync(
+            score_rows, detector, features, top_k, limiter=services.scoring_limiter
+        )
     value = float(scored.scores[0])
     anomalous = bool(scored.flags[0])
     services.metrics.scores.labels("anomaly" if anomalous else "normal").inc()

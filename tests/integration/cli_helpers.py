@@ -20,6 +20,8 @@ _SERVICE_PREFIXES = (
     "PUBLISH_",
     "VEHICLE_ANOMALY_",
     "IFOREST_",
+    "DETECTOR_",
+    "DETECTION_",
 )
 
 

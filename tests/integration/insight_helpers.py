@@ -31,10 +31,14 @@ async def train(
     activate: bool = True,
     params: dict[str, Any] | None = None,
 ) -> str:
-    """``POST /ingest`` the records with the sensors' names; the new version."""
+    """``POST /ingest`` the records with the sensors' names; the new version.
+
+    A point model unless ``params`` says otherwise: these tests check point verdicts (scores
+    equal to the forest's decision_function, attributions ranking raw readings).
+    """
     body = {
         "records": [r.to_record() for r in records],
-        "params": {**(params or {}), "random_state": seed},
+        "params": {"detector": "point", **(params or {}), "random_state": seed},
         "feature_names": list(FEATURES),
     }
     response = await call(

@@ -159,6 +159,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         CONSUMER_PORT=str(worker_port),
         API_KEYS=KEY,
         LOG_FORMAT="console",
+        # the figures below are a point model's: the CLI's trainings ask for no kind
+        DETECTOR_KIND="point",
     )
     services = [
         Service("api", env, workdir, api_port),

@@ -3,7 +3,7 @@
 Records are produced with chosen Kafka timestamps (an hour ago and later), so every test knows
 the training order, (Kafka timestamp, partition, offset), of what it produced; the equality
 tests post the same records in that order to POST /ingest and compare the two models'
-decision_function on a probe matrix with ==.
+offline scores of a probe (``score_records`` for a context model) with ==.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import joblib
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
+from shared.context import ContextForest
 from tests.integration.worker_helpers import Topics
 
 API_KEY = "topic-training-key"
@@ -88,8 +89,16 @@ class Api:
         return result
 
     def scores(self, version: str, probe: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The version's offline scores of the probe (a context model's: as a stream of five
+        vehicles, one record a second)."""
         model = joblib.load(self.model_dir / version / "model.joblib")
-        scores: np.ndarray[Any, Any] = model.decision_function(probe)
+        scores: np.ndarray[Any, Any]
+        if isinstance(model, ContextForest):
+            ids = [f"VH-{i % 5}" for i in range(probe.shape[0])]
+            times = 1_705_312_800.0 + np.arange(probe.shape[0], dtype=np.float64)
+            scores = model.score_records(ids, times, probe)
+        else:
+            scores = model.decision_function(probe)
         return scores
 
     def log_tail(self) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from shared.errors import TrainingError
 from shared.registry import ModelRegistry
-from shared.schemas import TelemetryRecord, TrainingParams
+from shared.schemas import TelemetryRecord, TrainingParams, TrainingResponse
 from shared.settings import Settings, load_settings
 from shared.topic_training import (
     TopicRecords,
@@ -137,7 +137,8 @@ def test_invalid_records_are_skipped_by_reason() -> None:
         b"x" * 300,
         _value([3.0, 4.0]),
     ]
-    features, skipped = decode_in_order(values, max_bytes=256)
+    decoded = decode_in_order(values, max_bytes=256)
+    features, skipped = decoded.features, decoded.skipped
     assert features.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert skipped == {
         "invalid_json": 1,
@@ -154,7 +155,8 @@ def test_the_majority_dimension_wins_across_chunks() -> None:
     """A few early records of another dimension do not decide the dimension."""
     values: list[bytes | None] = [_value([9.0]), b"bad", _value([8.0])]
     values += [_value([float(i), float(i)]) for i in range(5)]
-    features, skipped = decode_in_order(values, max_bytes=65536, chunk_size=3)
+    decoded = decode_in_order(values, max_bytes=65536, chunk_size=3)
+    features, skipped = decoded.features, decoded.skipped
     assert features.tolist() == [[float(i), float(i)] for i in range(5)]
     assert skipped == {"dimension_mismatch": 2, "invalid_json": 1}
 
@@ -167,17 +169,19 @@ def test_a_tie_goes_to_the_dimension_seen_first() -> None:
         _value([3.0, 3.0]),
         _value([4.0]),
     ]
-    features, skipped = decode_in_order(values, max_bytes=65536)
+    decoded = decode_in_order(values, max_bytes=65536)
+    features, skipped = decoded.features, decoded.skipped
     assert features.tolist() == [[1.0, 1.0], [3.0, 3.0]]
     assert skipped == {"dimension_mismatch": 2}
 
 
 def test_nothing_valid_is_an_empty_matrix() -> None:
     """With no valid record (or none at all) the features are a 0 x 0 matrix, rejects counted."""
-    features, skipped = decode_in_order([b"nope", None], max_bytes=65536)
+    decoded = decode_in_order([b"nope", None], max_bytes=65536)
+    features, skipped = decoded.features, decoded.skipped
     assert features.shape == (0, 0)
     assert skipped == {"invalid_json": 1, "empty": 1}
-    assert decode_in_order([], max_bytes=65536)[0].shape == (0, 0)
+    assert decode_in_order([], max_bytes=65536).features.shape == (0, 0)
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -196,28 +200,61 @@ def test_no_usable_record_is_a_training_error(model_dir: Path) -> None:
         )
 
 
-def test_the_same_records_in_the_same_order_give_the_same_model(model_dir: Path) -> None:
-    """fit_and_publish on decoded values == train_version on the same records (POST /ingest)."""
+def _same_records_both_ways(
+    model_dir: Path, params: TrainingParams
+) -> tuple[TrainingResponse, TrainingResponse, np.random.Generator]:
+    """One set of records trained from the topic and through train_version (POST /ingest)."""
     rng = np.random.default_rng(3)
     rows = rng.normal(size=(600, 5)).round(6)
     rows[::7] *= 1e3  # some large values, to exercise the float parsing
-    values = [_value(row.tolist(), vehicle=f"VH-{i % 9}") for i, row in enumerate(rows)]
+    start = datetime(2024, 1, 15, 10, tzinfo=UTC)
+    values = [
+        _value(
+            row.tolist(),
+            vehicle=f"VH-{i % 9}",
+            stamp=(start + timedelta(seconds=i // 9)).isoformat().replace("+00:00", "Z"),
+        )
+        for i, row in enumerate(rows)
+    ]
     shuffled = rng.permutation(len(values))
     stamps = [1_700_000_000_000 + int(i // 4) for i in range(len(values))]
     records = _records([(stamps[i], i % 3, i // 3, values[i]) for i in shuffled])
     settings = _settings(model_dir)
     registry = ModelRegistry(model_dir)
-    params = TrainingParams(n_estimators=40, random_state=11)
     prepared = select_and_decode(records, max_bytes=65536)
     from_topic = fit_and_publish(registry, prepared, params, settings, activate=True)
     ordered = sorted(range(len(values)), key=lambda i: (stamps[i], i % 3, i // 3))
     posted = [TelemetryRecord.model_validate_json(values[i]) for i in ordered]
     from_ingest = train_version(registry, posted, params, settings)
+    assert (from_topic.record_count, from_topic.n_features) == (600, 5)
+    assert from_topic.params == from_ingest.params
+    return from_topic, from_ingest, rng
+
+
+def test_the_same_records_in_the_same_order_give_the_same_model(model_dir: Path) -> None:
+    """fit_and_publish on decoded values == train_version on the same records (POST /ingest)."""
+    params = TrainingParams(detector="point", n_estimators=40, random_state=11)
+    from_topic, from_ingest, rng = _same_records_both_ways(model_dir, params)
     probe = rng.normal(size=(200, 5)) * 3
     scores = [
         joblib.load(model_dir / r.model_version / "model.joblib").decision_function(probe)
         for r in (from_topic, from_ingest)
     ]
     assert np.array_equal(scores[0], scores[1])
-    assert (from_topic.record_count, from_topic.n_features) == (600, 5)
-    assert from_topic.params == from_ingest.params
+    assert from_topic.detector == "point"
+
+
+def test_the_same_records_give_the_same_context_model(model_dir: Path) -> None:
+    """A context model from the topic scores a probe stream exactly as one from POST /ingest."""
+    params = TrainingParams(n_estimators=40, random_state=11)
+    from_topic, from_ingest, rng = _same_records_both_ways(model_dir, params)
+    assert from_topic.detector == from_ingest.detector == "context"
+    ids = [f"VH-{i % 4}" for i in range(300)] + ["VH-new"] * 20
+    times = 1_705_312_800.0 + np.arange(len(ids), dtype=np.float64)
+    probe = rng.normal(size=(len(ids), 5)) * 3
+    scores = [
+        joblib.load(model_dir / r.model_version / "model.joblib").score_records(ids, times, probe)
+        for r in (from_topic, from_ingest)
+    ]
+    assert np.array_equal(scores[0], scores[1])
+    assert from_topic.calibration == from_ingest.calibration

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
+import numpy as np
 from fastapi import FastAPI
 
+from shared.context import ContextForest, epoch_seconds
 from shared.settings import Settings, load_settings
 
 API_KEY = "test-key-1"
@@ -30,6 +33,21 @@ SEED_SCORE = {
     "timestamp": "2024-01-15T10:05:00Z",
     "feature_vector": [0.7, 0.2, 0.9, 0.5],
 }
+
+
+def offline_score(model_file: Path, body: dict[str, Any]) -> float:
+    """The score ``model.joblib`` gives the /score body offline, whichever kind it holds.
+
+    A context model scores the body's history, then the record, in one stream.
+    """
+    estimator = joblib.load(model_file)
+    records = [*body.get("history", ()), body]
+    readings = np.array([r["feature_vector"] for r in records], dtype=np.float64)
+    if isinstance(estimator, ContextForest):
+        ids = [r["vehicle_id"] for r in records]
+        times = epoch_seconds([r["timestamp"] for r in records])
+        return float(estimator.score_records(ids, times, readings)[-1])
+    return float(estimator.decision_function(readings[-1:])[0])
 
 
 def make_settings(model_dir: Path, **overrides: Any) -> Settings:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import joblib
 import numpy as np
 import pytest
 
 from shared.settings import Settings
-from tests.unit.api.api_support import AUTH, SEED_SCORE, assert_problem, records
+from tests.unit.api.api_support import AUTH, SEED_SCORE, assert_problem, offline_score, records
 
 
 def _batch(seed: int, n: int = 300) -> dict[str, Any]:
@@ -56,7 +55,7 @@ async def test_get_one_model(client: httpx.AsyncClient) -> None:
 async def test_rollback_scores_with_the_older_version(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    """Train v1 and v2, activate v1: /score answers v1 with v1's exact decision_function."""
+    """Train v1 and v2, activate v1: /score answers v1 with v1's exact offline score."""
     v1 = await _train(client, 1)
     v2 = await _train(client, 2)
     assert (await client.post("/score", json=SEED_SCORE, headers=AUTH)).json()[
@@ -68,8 +67,7 @@ async def test_rollback_scores_with_the_older_version(
     assert response.json()["active"] is True
     verdict = (await client.post("/score", json=SEED_SCORE, headers=AUTH)).json()
     assert verdict["model_version"] == v1
-    estimator = joblib.load(settings.model_dir / v1 / "model.joblib")
-    expected = float(estimator.decision_function(np.array([SEED_SCORE["feature_vector"]]))[0])
+    expected = offline_score(settings.model_dir / v1 / "model.joblib", SEED_SCORE)
     assert verdict["anomaly_score"] == expected
     assert verdict["is_anomaly"] is (expected < 0)
     listed = (await client.get("/models", headers=AUTH)).json()
@@ -86,10 +84,9 @@ async def test_score_with_a_chosen_version(client: httpx.AsyncClient, settings: 
                 "/score", json=SEED_SCORE, headers=AUTH, params={"model_version": version}
             )
         ).json()
-        estimator = joblib.load(settings.model_dir / version / "model.joblib")
-        expected = estimator.decision_function(np.array([SEED_SCORE["feature_vector"]]))[0]
+        expected = offline_score(settings.model_dir / version / "model.joblib", SEED_SCORE)
         assert verdict["model_version"] == version
-        assert verdict["anomaly_score"] == float(expected)
+        assert verdict["anomaly_score"] == expected
 
 
 async def test_activate_unknown_version_is_404(client: httpx.AsyncClient) -> None:

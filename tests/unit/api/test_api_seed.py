@@ -9,14 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import joblib
-import numpy as np
 import pytest
 from fastapi import FastAPI
 
 from shared.observability import JsonFormatter
 from shared.settings import Settings
-from tests.unit.api.api_support import AUTH, SEED_INGEST, SEED_SCORE, serve
+from tests.unit.api.api_support import AUTH, SEED_INGEST, SEED_SCORE, offline_score, serve
 
 VERSION_RE = re.compile(r"^[0-9]{14}(-[0-9]+)?$")
 
@@ -38,7 +36,7 @@ async def test_seed_ingest_example_trains_a_version(client: httpx.AsyncClient) -
 async def test_seed_score_example_answers_a_verdict(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    """The seed's /score example answers the contract's verdict, score = decision_function."""
+    """The seed's /score example answers the contract's verdict, score = the model's offline one."""
     trained = (await client.post("/ingest", json=SEED_INGEST, headers=AUTH)).json()
     response = await client.post("/score", json=SEED_SCORE, headers=AUTH)
     assert response.status_code == 200
@@ -55,8 +53,8 @@ async def test_seed_score_example_answers_a_verdict(
     assert verdict["vehicle_id"] == "VH-002"
     assert verdict["timestamp"] == "2024-01-15T10:05:00Z"
     assert verdict["model_version"] == trained["model_version"]
-    estimator = joblib.load(settings.model_dir / trained["model_version"] / "model.joblib")
-    expected = float(estimator.decision_function(np.array([SEED_SCORE["feature_vector"]]))[0])
+    model_file = settings.model_dir / trained["model_version"] / "model.joblib"
+    expected = offline_score(model_file, SEED_SCORE)
     assert verdict["anomaly_score"] == expected
     assert verdict["is_anomaly"] is (expected < 0)
     assert verdict["scored_at"].endswith("Z")
