@@ -125,7 +125,7 @@ VERSION_EXAMPLE: dict[str, Any] = {
         "n_estimators": 100,
         "max_samples": 2048,
         "max_features": 1.0,
-        "false_alarm_rate": 0.001,
+        "false_alarm_rate": 0.0005,
         "random_state": None,
     },
     "sha256": "9f2c5b1e0d4a7c3b8e6f1a2d5c7b9e0f3a4d6c8b1e2f5a7c9d0b3e6f8a1c4d7e",

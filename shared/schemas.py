@@ -320,11 +320,11 @@ class ModelMeta(BaseModel):
 
 
 CALIBRATION_EXAMPLE: dict[str, Any] = {
-    "false_alarm_rate": 0.001,
+    "false_alarm_rate": 0.0005,
     "threshold": -0.61,
     "held_out_records": 2000,
     "from_held_out": True,
-    "held_out_flagged": 0.001,
+    "held_out_flagged": 0.0005,
 }
 
 
@@ -362,7 +362,7 @@ class TrainingResponse(BaseModel):
                         "n_estimators": 100,
                         "max_samples": 2048,
                         "max_features": 1.0,
-                        "false_alarm_rate": 0.001,
+                        "false_alarm_rate": 0.0005,
                         "random_state": None,
                     },
                     "sha256": "9f2c…",
@@ -370,7 +370,7 @@ class TrainingResponse(BaseModel):
                     "active": True,
                     "warnings": [],
                     "detector": "context",
-                    "false_alarm_rate": 0.001,
+                    "false_alarm_rate": 0.0005,
                     "calibration": CALIBRATION_EXAMPLE,
                 }
             ]

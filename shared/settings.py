@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         "an IsolationForest on the readings).",
     )
     detection_false_alarm_rate: float = Field(
-        0.001,
+        0.0005,
         gt=0,
         le=0.5,
         description="The share of normal records a context model may flag: its threshold is "

@@ -7,7 +7,7 @@ from cli.parsers.types import positive_float, positive_int
 
 EPILOG = """\
 --train first trains on a clean history of the same fleet (same --seed and --vehicles):
-bursts of consecutive records at the stream's 10 s cadence spread over two days, with n_estimators=200, max_samples=1.0, contamination=auto, random_state=42
+bursts of consecutive records at the stream's 10 s cadence spread over two days, with n_estimators=200 and random_state=42
 unless set below. A simulated fleet: each vehicle has its own baselines; its eight sensors (speed, rpm,
 engine_temp, coolant_temp, oil_pressure, battery_voltage, fuel_rate, vibration) follow one
 latent speed and load, with daily traffic and temperature cycles. Injected sensor faults:

@@ -11,7 +11,7 @@ JSON list), JSON lines (one record per line), JSON (a list, or {"records": [...]
 (needs the `parquet` extra: uv sync --extra parquet). --features names other columns.
 --simulated trains on a clean history of the simulated fleet: bursts of consecutive records
 at the stream's 10 s cadence, spread over the two days before --end, with
-n_estimators=200, max_samples=1.0, contamination=auto and random_state=42 unless you set them.
+n_estimators=200 and random_state=42 unless you set them.
 
 examples:
   vehicle-anomaly train --simulated 10000               the model simulate streams against
