@@ -325,6 +325,7 @@ CALIBRATION_EXAMPLE: dict[str, Any] = {
     "held_out_records": 2000,
     "from_held_out": True,
     "held_out_flagged": 0.0005,
+    "trimmed": 0,
 }
 
 
@@ -342,6 +343,11 @@ class Calibration(BaseModel):
     )
     held_out_flagged: float | None = Field(
         description="the share of held-out records the model flags (none held out: null)"
+    )
+    trimmed: int = Field(
+        0,
+        description="records left out of the threshold's quantile because their evidence was "
+        "beyond doubt (faults in the training data)",
     )
 
 

@@ -77,6 +77,7 @@ async def test_ingest_answers_the_kind_and_the_calibration(client: httpx.AsyncCl
         "held_out_records",
         "from_held_out",
         "held_out_flagged",
+        "trimmed",
     }
     assert answer["calibration"]["held_out_records"] == 3 * 24
     point = await _train(client, detector="point")
