@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO))
 from bench.pipeline_broker import PARTITIONS, broker, create_topics, free_port, preload  # noqa: E402
 from bench.pipeline_latency import latency_and_swap, percentiles  # noqa: E402
 from bench.pipeline_publish import publish_path  # noqa: E402
+from bench.pipeline_replay import replay_time  # noqa: E402
 from bench.pipeline_throughput import Worker, baseline, median_run, worker_throughput  # noqa: E402
 from bench.pipeline_workload import N_FEATURES, make_records, publish_model, train_model  # noqa: E402
 
@@ -78,6 +79,7 @@ __all__ = [
     "preload",
     "publish_model",
     "publish_path",
+    "replay_time",
     "train_model",
     "worker_throughput",
 ]
@@ -95,6 +97,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await create_topics(bootstrap, list(topics.values()))
             model_dir = workdir / "models"
             publish_model(model_dir, seed=0)
+            context_dir = workdir / "models-context"
+            if args.context:
+                publish_model(context_dir, seed=0, kind="context")
             values, keys = make_records(args.records, 1, args.anomaly_rate)
             preload_s = await preload(bootstrap, topics["telemetry"], values, keys)
             print(f"pre-loaded {args.records} records in {preload_s:.1f}s", file=sys.stderr)
@@ -131,6 +136,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         )
                         samples.setdefault(f"{publisher}/{mode}", []).append(outcome)
                         print(f"{publisher}/{mode}: {outcome}", file=sys.stderr)
+                        if args.context and publisher == args.publishers[0]:
+                            # the same records, right after, through a context model
+                            outcome = await worker_throughput(
+                                bootstrap,
+                                topics,
+                                context_dir,
+                                workdir,
+                                args.records,
+                                PUBLISH_ALL_VERDICTS=publish_all,
+                                CONSUMER_PUBLISHER=publisher,
+                                BENCH_MODEL="context",
+                            )
+                            samples.setdefault(f"context:{publisher}/{mode}", []).append(outcome)
+                            print(f"context:{publisher}/{mode}: {outcome}", file=sys.stderr)
             results["baseline"] = median_run(samples["baseline"])
             results["baseline_background_commit"] = median_run(
                 samples["baseline_background_commit"]
@@ -146,31 +165,47 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         rate / results["baseline_background_commit"]["records_per_s"], 3
                     )
                     results["worker"][f"{publisher}/{mode}"] = outcome
+                    if f"context:{publisher}/{mode}" in samples:
+                        context = median_run(samples[f"context:{publisher}/{mode}"])
+                        context["ratio_to_baseline"] = round(
+                            context["records_per_s"] / results["baseline"]["records_per_s"], 3
+                        )
+                        context["ratio_to_point_model"] = round(context["records_per_s"] / rate, 3)
+                        results["worker"][f"context:{publisher}/{mode}"] = context
             results["publish_path"] = await publish_path(bootstrap, 50_000, args.repeat)
             print(f"publish path: {results['publish_path']}", file=sys.stderr)
+            if args.context and args.replay_vehicles > 0:
+                results["context_replay"] = await replay_time(
+                    bootstrap, args.replay_vehicles, args.replay_readings
+                )
+                print(f"context replay: {results['context_replay']}", file=sys.stderr)
             if args.seconds > 0:
                 # One hot swap per run stalls the worker briefly, so p99 varies from run to run:
                 # the run with the median p99 is reported, with every run's percentiles.
-                latency_runs = []
-                for _ in range(args.latency_repeat):
-                    run = await latency_and_swap(
-                        bootstrap,
-                        workdir,
-                        args.rate,
-                        args.seconds,
-                        args.poll,
-                        args.publishers[0],
-                        args.warmup,
-                    )
-                    latency_runs.append(run)
-                    print(f"latency: {run['latency']}", file=sys.stderr)
-                latency_runs.sort(key=lambda run: run["latency"].get("p99_ms", 0.0))
-                results["latency"] = latency_runs[len(latency_runs) // 2]
-                results["latency"]["samples"] = [
-                    {k: run["latency"].get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
-                    | {"p99_ms_including_warmup": run["latency_including_warmup"].get("p99_ms")}
-                    for run in latency_runs
-                ]
+                kinds = ("point", "context") if args.context else ("point",)
+                for kind in kinds:
+                    latency_runs = []
+                    for _ in range(args.latency_repeat):
+                        run = await latency_and_swap(
+                            bootstrap,
+                            workdir,
+                            args.rate,
+                            args.seconds,
+                            args.poll,
+                            args.publishers[0],
+                            args.warmup,
+                            kind,
+                        )
+                        latency_runs.append(run)
+                        print(f"latency ({kind}): {run['latency']}", file=sys.stderr)
+                    latency_runs.sort(key=lambda run: run["latency"].get("p99_ms", 0.0))
+                    key = "latency" if kind == "point" else "latency_context"
+                    results[key] = latency_runs[len(latency_runs) // 2]
+                    results[key]["samples"] = [
+                        {k: run["latency"].get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+                        | {"p99_ms_including_warmup": run["latency_including_warmup"].get("p99_ms")}
+                        for run in latency_runs
+                    ]
     return results
 
 
@@ -196,12 +231,14 @@ def table(results: dict[str, Any]) -> str:
         for name, outcome in results["publish_path"].items():
             runs = ", ".join(str(rate) for rate in outcome["samples"])
             lines.append(f"    {name:<30}{outcome['messages_per_s']:>12}   runs: {runs}")
-    if "latency" in results:
-        lat = results["latency"]
+    for key, label in (("latency", "point model"), ("latency_context", "context model")):
+        if key not in results:
+            continue
+        lat = results[key]
         pct = lat["latency"]
         lines += [
             "",
-            f"latency at {lat['offered_rate_per_s']} rec/s for {lat['seconds']}s after "
+            f"[{label}] latency at {lat['offered_rate_per_s']} rec/s for {lat['seconds']}s after "
             f"{lat.get('warmup_seconds', 0)}s of warm-up ({pct.get('count', 0)} verdicts, "
             "broker append -> verdict read):",
             f"  p50 {pct.get('p50_ms')} ms   p95 {pct.get('p95_ms')} ms   "
@@ -214,6 +251,14 @@ def table(results: dict[str, Any]) -> str:
             f"model publish -> first verdict (MODEL_POLL_SECONDS={lat['model_poll_seconds']}): "
             f"cold {lat['model_publish_to_first_verdict_s']['cold_start_no_model']} s, "
             f"hot swap {lat['model_publish_to_first_verdict_s']['hot_swap_under_load']} s",
+        ]
+    if "context_replay" in results:
+        rep = results["context_replay"]
+        lines += [
+            "",
+            f"context rebuild after a rebalance: {rep['partitions']} partitions, "
+            f"{rep['vehicles']} vehicles, {rep['records_replayed']} records re-read: "
+            f"{rep['seconds']} s (runs: {', '.join(str(x) for x in rep['samples_seconds'])})",
         ]
     return "\n".join(lines)
 
@@ -249,6 +294,22 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="worker throughput runs per publisher and mode"
+    )
+    parser.add_argument(
+        "--context",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure a context model: throughput (first publisher), latency, rebuild",
+    )
+    parser.add_argument(
+        "--replay-vehicles", type=int, default=1_000, help="vehicles of the rebuild (0: skip)"
+    )
+    parser.add_argument(
+        "--replay-readings",
+        type=int,
+        default=150,
+        help="readings per vehicle on the rebuild's topic (150 x 1,000 over 3 partitions: "
+        "the default horizon of 50,000 offsets per partition)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

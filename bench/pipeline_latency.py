@@ -101,6 +101,7 @@ async def latency_and_swap(
     poll: float,
     publisher: str,
     warmup: float = 1.0,
+    kind: str = "point",
 ) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:6]
     topics = {k: f"bench-{k}-{suffix}" for k in ("telemetry", "anomalies", "dlq")}
@@ -112,7 +113,7 @@ async def latency_and_swap(
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as models:
         for seed in (0, 1):  # trained before anything is timed
-            await loop.run_in_executor(models, prepare_model, seed)
+            await loop.run_in_executor(models, prepare_model, seed, kind)
         # No collector pauses in this process while it times: a full collection (0.1 s with
         # the verdicts read so far) would hold up the load and stamp verdicts late.
         gc.collect()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from faststream.asgi import AsgiFastStream
 
 from consumer import health
+from consumer.context_reader import KafkaTailReader
 from consumer.faststream_compat import subscriber_consumer
 from consumer.handlers import BatchHandler
 from consumer.metrics import WorkerMetrics
@@ -39,6 +40,7 @@ from consumer.state import WorkerState
 from consumer.subscription import telemetry_subscriber
 from consumer.wiring import (
     make_broker,
+    make_contexts,
     make_handler,
     make_monitor,
     make_registry,
@@ -101,6 +103,9 @@ class Worker:
     async def after_startup(self) -> None:
         """Broker connected: open the sink, build the handler, start the model watcher."""
         sink = await self._resources.enter_async_context(open_sink(self.settings, self.broker))
+        # The context rebuild's own consumer (started on the first rebuild), closed after the sink.
+        reader = KafkaTailReader(self.settings)
+        self._resources.push_async_callback(reader.close)
         self.handler = make_handler(
             self.settings,
             sink,
@@ -110,6 +115,7 @@ class Worker:
             tracing=self.telemetry.message_tracing(),
             after_batch=self.update_lag,
             before_publish=self.batch_hook,
+            contexts=make_contexts(self.settings, self.metrics, reader),
         )
         log.info(
             "worker started; waiting for a model before consuming",

@@ -39,6 +39,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from consumer.committer import ConsumerLike, OffsetCommitter
+from consumer.context_store import ContextStore
 from consumer.faststream_compat import Hold
 from consumer.metrics import WorkerMetrics
 from consumer.monitor import BatchObserver
@@ -76,8 +77,11 @@ class BatchHandler:
         after_batch_interval: float = 0.5,
         background_commit: bool = True,
         monitor: BatchObserver | None = None,
+        contexts: ContextStore | None = None,
     ) -> None:
         self.processor = processor
+        # The context models' per-partition history (without a reader: rebuilt empty).
+        self.contexts = contexts if contexts is not None else ContextStore(None, metrics)
         self.sink = sink
         self.state = state
         self.metrics = metrics
@@ -153,8 +157,17 @@ class BatchHandler:
             return False
         self.metrics.records_consumed.inc(len(records))
         try:
+            contexts = None
+            if detector.kind == "context":
+                starts, _ = offset_bounds(records)
+                await self.contexts.prepare(detector, starts)  # rebuilds what is not in step
+                contexts = self.contexts.states
             scoring_started = time.perf_counter()
-            outcome = self.processor.process(records, detector, format_timestamp(self.clock()))
+            outcome = self.processor.process(
+                records, detector, format_timestamp(self.clock()), contexts
+            )
+            if contexts is not None:
+                self.contexts.advance(outcome.next_offsets)
             if self.monitor is not None and outcome.scored:
                 self.monitor.observe(detector, outcome.features, outcome.scores)
             self.metrics.scoring_seconds.observe(time.perf_counter() - scoring_started)
@@ -207,8 +220,10 @@ class BatchHandler:
         await self.committer.drain()
 
     def forget(self, partitions: set[TopicPartition]) -> None:
-        """Drop uncommitted offsets of revoked partitions (their new owner starts over)."""
+        """Drop uncommitted offsets and context of revoked partitions (their new owner
+        starts over)."""
         self.committer.forget(partitions)
+        self.contexts.drop((tp.topic, tp.partition) for tp in partitions)
 
     def _succeeded(self, outcome: BatchOutcome, started: float) -> None:
         self._consecutive_failures = 0
@@ -252,6 +267,8 @@ class BatchHandler:
         self.state.batch_failures += 1
         self.metrics.batch_failures.inc()
         first, _ = offset_bounds(records)
+        # The batch may have joined its partitions' context: rebuilt before the retry.
+        self.contexts.drop(first)
         for (topic, partition), offset in first.items():
             # A partition revoked meanwhile is skipped: its new owner starts from the commit.
             with contextlib.suppress(IllegalStateError):
@@ -294,4 +311,8 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aio
         self.handler.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # A partition's context is rebuilt before its first batch is scored (the batch's
+        # first offset is where the rebuild ends); a state left from an earlier ownership is
+        # stale, since another member may have scored the records since.
+        self.handler.contexts.drop((tp.topic, tp.partition) for tp in assigned)
         log.debug("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})

@@ -20,6 +20,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 SCORING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 # decision_function scores: below 0 is an anomaly; IsolationForest's lie in about [-0.5, 0.5].
+REPLAY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 SCORE_BUCKETS = (-0.3, -0.2, -0.15, -0.1, -0.05, -0.025, 0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
@@ -170,6 +171,28 @@ class WorkerMetrics:
             f"{PREFIX}_shadow_flips",
             "Verdicts the candidate would flip, by direction (to_anomaly, to_normal)",
             ["direction"],
+            registry=r,
+        )
+        self.context_replay_records = Counter(
+            f"{PREFIX}_context_replay_records",
+            "Records re-read to rebuild the context of newly assigned partitions",
+            registry=r,
+        )
+        self.context_replay_seconds = Histogram(
+            f"{PREFIX}_context_replay_seconds",
+            "Time to rebuild the context of newly assigned partitions (one rebuild)",
+            buckets=REPLAY_BUCKETS,
+            registry=r,
+        )
+        self.context_replay_truncated = Counter(
+            f"{PREFIX}_context_replay_truncated",
+            "Context rebuilds stopped by CONSUMER_CONTEXT_REPLAY_SECONDS before the committed "
+            "offset",
+            registry=r,
+        )
+        self.context_vehicles = Gauge(
+            f"{PREFIX}_context_vehicles",
+            "Vehicles whose recent readings the worker holds, over its assigned partitions",
             registry=r,
         )
         self._drift_labels: set[str] = set()

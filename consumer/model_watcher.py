@@ -33,7 +33,15 @@ def load_detector(registry: ModelRegistry, version: str) -> Detector:
     """
     from shared.detector import load_detector as load
 
-    return load(registry, version)
+    detector = load(registry, version)
+    if detector.kind == "context":
+        # The context kernel is compiled on its first call (seconds): here, in the loading
+        # thread, rather than on the event loop in the first batch or rebuild.
+        import numpy as np
+
+        width = detector.n_features
+        detector.derive(detector.new_state(), ["warm-up"], np.zeros(1), np.zeros((1, width)))
+    return detector
 
 
 class ModelWatcher:

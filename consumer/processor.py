@@ -1,7 +1,9 @@
 """The worker's pure core: a batch of raw Kafka records in, the messages to publish out.
 
 No I/O here. :class:`BatchProcessor` decodes a batch with :func:`shared.decoding.decode_batch`,
-scores every valid record in one ``decision_function`` call and builds, in input order,
+scores every valid record in one ``decision_function`` call (a context model: per partition,
+in offset order, each record in its vehicle's history held by that partition's
+:class:`shared.context.ContextState`) and builds, in input order,
 one verdict per scored record (anomalies only unless ``publish_all``) and one dead letter per
 invalid record. The outcome keeps what was scored (features and scores), so the handler can
 show it to the stateful :class:`consumer.monitor.ModelMonitor`; :mod:`consumer.handlers`
@@ -11,17 +13,34 @@ sends the messages and commits.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.decoding import decode_batch
+import numpy as np
+
+from shared.context import epoch_seconds
+from shared.decoding import DecodedBatch, decode_batch
 from shared.schemas import DeadLetterReason
-from shared.verdicts import encode_verdict, score_rows
+from shared.verdicts import ScoredRows, encode_verdict, score_context_rows, score_rows
 
 if TYPE_CHECKING:
+    from shared.context import ContextState
     from shared.detector import Detector  # imports scikit-learn: only when a model loads
+
+ContextStates = MutableMapping[tuple[str, int], "ContextState"]
+
+
+def batch_epoch_seconds(timestamps: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """:func:`shared.context.epoch_seconds` of each timestamp, each distinct one parsed once
+    (a fleet's records of one second share their timestamp)."""
+    distinct = dict.fromkeys(timestamps)
+    if len(distinct) == len(timestamps):
+        return epoch_seconds(timestamps)
+    parsed = dict(zip(distinct, epoch_seconds(list(distinct)).tolist(), strict=True))
+    return np.fromiter((parsed[t] for t in timestamps), np.float64, len(timestamps))
+
 
 # The dead-letter headers of the contract (values are bytes).
 HEADER_ERROR = "error"
@@ -162,9 +181,17 @@ class BatchProcessor:
         self.attribution_top_k = attribution_top_k
 
     def process(
-        self, records: Sequence[RecordLike], detector: Detector, scored_at: str
+        self,
+        records: Sequence[RecordLike],
+        detector: Detector,
+        scored_at: str,
+        contexts: ContextStates | None = None,
     ) -> BatchOutcome:
-        """Decode, score in one call, and build the outgoing messages in input order."""
+        """Decode, score in one call, and build the outgoing messages in input order.
+
+        ``contexts`` (context models): each partition's state, which the batch's valid
+        records join; a partition without one starts with no history.
+        """
         outcome = BatchOutcome(model_version=detector.version, records=len(records))
         outcome.first_offsets, outcome.next_offsets = offset_bounds(records)
         if not records:
@@ -172,7 +199,10 @@ class BatchProcessor:
         decoded = decode_batch(
             [r.value for r in records], detector.n_features, max_bytes=self.max_record_bytes
         )
-        scored = score_rows(detector, decoded.features, self.attribution_top_k)
+        if detector.kind == "context":
+            scored = self._score_context(records, decoded, detector, contexts)
+        else:
+            scored = score_rows(detector, decoded.features, self.attribution_top_k)
         scores, flags, explained = scored.scores, scored.flags.tolist(), scored.attributions
         outcome.scored = len(decoded.index)
         outcome.scores = scores
@@ -216,3 +246,57 @@ class BatchProcessor:
             outcome.dead_letters[failure.reason.value] += 1
         outcome.messages = [m for m in slots if m is not None]
         return outcome
+
+    def _score_context(
+        self,
+        records: Sequence[RecordLike],
+        decoded: DecodedBatch,
+        detector: Detector,
+        contexts: ContextStates | None,
+    ) -> ScoredRows:
+        """Each partition's valid records in offset order, through that partition's state."""
+        n = len(decoded.index)
+        scores = np.empty(n, dtype=np.float64)
+        flags = np.zeros(n, dtype=np.bool_)
+        attributions: dict[int, list[dict[str, Any]]] = {}
+        if n == 0:
+            return ScoredRows(scores, flags, attributions)
+        states: ContextStates = {} if contexts is None else contexts
+        times = batch_epoch_seconds(decoded.timestamps)
+        groups: dict[tuple[str, int], list[int]] = {}
+        offsets_of: dict[tuple[str, int], list[int]] = {}
+        for row, position in enumerate(decoded.index):
+            record = records[position]
+            where = (record.topic, record.partition)
+            if where not in groups:
+                groups[where], offsets_of[where] = [], []
+            groups[where].append(row)
+            offsets_of[where].append(record.offset)
+        ids = decoded.vehicle_ids
+        for where, members in groups.items():
+            offsets = np.asarray(offsets_of[where], dtype=np.int64)
+            state = states.get(where)
+            if state is None:
+                state = states[where] = detector.new_state()
+            if len(groups) == 1 and bool((np.diff(offsets) > 0).all()):
+                # the usual batch: one partition, in offset order (no reordering needed)
+                part = score_context_rows(
+                    detector, state, ids, times, decoded.features, self.attribution_top_k, offsets
+                )
+                return part
+            order = np.argsort(offsets, kind="stable")
+            rows = np.asarray(members, dtype=np.intp)[order]
+            part = score_context_rows(
+                detector,
+                state,
+                [ids[row] for row in rows],
+                times[rows],
+                decoded.features[rows],
+                self.attribution_top_k,
+                offsets=offsets[order],
+            )
+            scores[rows] = part.scores
+            flags[rows] = part.flags
+            for local, attribution in part.attributions.items():
+                attributions[int(rows[local])] = attribution
+        return ScoredRows(scores, flags, attributions)

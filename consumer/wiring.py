@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from faststream.kafka import KafkaBroker
 
+from consumer.context_reader import KafkaTailReader
+from consumer.context_store import ContextStore
 from consumer.handlers import BatchHandler
 from consumer.metrics import WorkerMetrics
 from consumer.monitor import ModelMonitor
@@ -123,6 +125,18 @@ def make_processor(settings: Settings) -> BatchProcessor:
     )
 
 
+def make_contexts(
+    settings: Settings, metrics: WorkerMetrics, reader: KafkaTailReader
+) -> ContextStore:
+    """The per-partition context of context models, rebuilt through ``reader``."""
+    return ContextStore(
+        reader,
+        metrics,
+        replay_seconds=settings.consumer_context_replay_seconds,
+        max_record_bytes=settings.max_record_bytes,
+    )
+
+
 def make_handler(
     settings: Settings,
     sink: Sink,
@@ -133,6 +147,7 @@ def make_handler(
     tracing: MessageTracing | None,
     after_batch: Callable[[], Awaitable[None]],
     before_publish: Callable[[], Awaitable[None]] | None = None,
+    contexts: ContextStore | None = None,
 ) -> BatchHandler:
     """The batch handler over ``sink``, committing as ``CONSUMER_BACKGROUND_COMMIT`` says."""
     return BatchHandler(
@@ -146,6 +161,7 @@ def make_handler(
         after_batch=after_batch,
         background_commit=settings.consumer_background_commit,
         monitor=monitor,
+        contexts=contexts,
     )
 
 

@@ -322,6 +322,16 @@ class Settings(BaseSettings):
         le=300,
         description="How often the consumer-lag gauges are refreshed when no batch arrives.",
     )
+    consumer_context_replay_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description=(
+            "How long a worker may re-read a newly assigned partition's tail to rebuild its "
+            "vehicles' context (context models); past it the partition is scored with the "
+            "history rebuilt so far."
+        ),
+    )
 
     # Observability
     otel_exporter_otlp_endpoint: str | None = Field(

@@ -1,0 +1,194 @@
+"""The context of the partitions a worker owns: one :class:`ContextState` per partition.
+
+A context model judges a record in its vehicle's recent history, and that history lives here,
+per assigned (topic, partition), with the offset after the last record it holds. Before a
+batch is scored, :meth:`ContextStore.prepare` makes sure each of its partitions' state ends
+exactly where the batch begins; when it does not (a partition just assigned, a batch rewound
+after a failed publish, a model of another width) the state is rebuilt by re-reading the
+partition's last ``horizon`` offsets before the batch through a :class:`TailReader`,
+publishing and committing nothing. A record's history is bounded by offsets and event time
+alone (:mod:`shared.context.kernel`), so the rebuilt state is the one a worker that never
+stopped would hold, and its verdicts are the same.
+
+The rebuild is bounded: at most ``horizon`` records per partition, and ``replay_seconds`` in
+all (past it, a warning names each partition and how far it got, and scoring goes on with the
+history rebuilt so far). It decodes and derives in chunks, yielding to the event loop between
+them. Revoked partitions drop their state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from consumer.metrics import WorkerMetrics
+from consumer.processor import RecordLike
+from shared.context import ContextState, epoch_seconds
+from shared.decoding import decode_batch
+
+if TYPE_CHECKING:
+    from shared.detector import Detector
+
+log = logging.getLogger("consumer.context")
+
+Where = tuple[str, int]
+CHUNK_RECORDS = 2_000
+
+
+class TailReader(Protocol):
+    """Reads ranges of partitions, each in offset order, in chunks (the rebuild's port)."""
+
+    def read(
+        self, ranges: Mapping[Where, tuple[int, int]], chunk_records: int
+    ) -> AsyncIterator[tuple[Where, Sequence[RecordLike]]]:
+        """Chunks of each partition's records with ``start <= offset < stop`` (a start before
+        the partition's beginning reads from the beginning)."""
+        ...
+
+
+@dataclass(slots=True)
+class PartitionContext:
+    """A partition's state and the offset after the last record it has seen."""
+
+    state: ContextState
+    next_offset: int
+
+
+class ContextStore:
+    """Per assigned partition, the context state, kept in step with the records scored."""
+
+    def __init__(
+        self,
+        reader: TailReader | None,
+        metrics: WorkerMetrics,
+        *,
+        replay_seconds: float = 30.0,
+        max_record_bytes: int = 65_536,
+        chunk_records: int = CHUNK_RECORDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reader = reader
+        self.metrics = metrics
+        self.replay_seconds = replay_seconds
+        self.max_record_bytes = max_record_bytes
+        self.chunk_records = chunk_records
+        self._monotonic = monotonic
+        self._parts: dict[Where, PartitionContext] = {}
+
+    @property
+    def states(self) -> dict[Where, ContextState]:
+        """Each partition's state, for :meth:`consumer.processor.BatchProcessor.process`."""
+        return {where: part.state for where, part in self._parts.items()}
+
+    def vehicles(self) -> int:
+        """Vehicles held over all partitions."""
+        return sum(len(part.state) for part in self._parts.values())
+
+    def partitions(self) -> list[Where]:
+        return sorted(self._parts)
+
+    async def prepare(self, detector: Detector, first_offsets: Mapping[Where, int]) -> None:
+        """Make each partition's state end where the batch begins (rebuilding where it does not)."""
+        stale = {
+            where: offset
+            for where, offset in first_offsets.items()
+            if (part := self._parts.get(where)) is None
+            or part.next_offset != offset
+            or part.state.n_sensors != detector.n_features
+        }
+        if stale:
+            await self.rebuild(detector, stale)
+
+    def advance(self, next_offsets: Mapping[Where, int]) -> None:
+        """The batch was scored: each partition's state now ends after its last record."""
+        for where, offset in next_offsets.items():
+            part = self._parts.get(where)
+            if part is not None:
+                part.next_offset = offset
+        self.metrics.context_vehicles.set(self.vehicles())
+
+    def drop(self, partitions: Iterable[Where]) -> None:
+        """Forget these partitions' state (revoked, or left mid-batch by a failure)."""
+        for where in partitions:
+            self._parts.pop(where, None)
+        self.metrics.context_vehicles.set(self.vehicles())
+
+    async def rebuild(self, detector: Detector, targets: Mapping[Where, int]) -> None:
+        """Fresh states for ``targets`` (partition -> the offset to rebuild up to), from the
+        last ``horizon`` offsets before it; nothing is published or committed."""
+        started = self._monotonic()
+        deadline = started + self.replay_seconds
+        horizon = detector.context.params_.horizon if detector.context is not None else 0
+        fresh = {where: detector.new_state() for where in targets}
+        ranges = {where: (max(0, stop - horizon), stop) for where, stop in targets.items()}
+        reached = {where: start for where, (start, _stop) in ranges.items()}
+        read = 0
+        truncated = False
+        if self.reader is not None and horizon > 0:
+            chunks = self.reader.read(ranges, self.chunk_records)
+            async with contextlib.aclosing(chunks):  # type: ignore[type-var]  # an async generator
+                async for where, chunk in chunks:
+                    if where not in fresh or not chunk:
+                        continue
+                    self._derive(detector, fresh[where], chunk)
+                    reached[where] = chunk[-1].offset + 1
+                    read += len(chunk)
+                    await asyncio.sleep(0)  # let heartbeats, health probes and commits run
+                    if self._monotonic() > deadline:
+                        truncated = any(reached[w] < targets[w] for w in targets)
+                        break
+        for where, stop in targets.items():
+            self._parts[where] = PartitionContext(fresh[where], stop)
+        elapsed = self._monotonic() - started
+        self.metrics.context_replay_records.inc(read)
+        self.metrics.context_replay_seconds.observe(elapsed)
+        self.metrics.context_vehicles.set(self.vehicles())
+        if truncated:
+            self.metrics.context_replay_truncated.inc()
+            for where, stop in sorted(targets.items()):
+                if reached[where] < stop:
+                    log.warning(
+                        "context rebuild stopped at CONSUMER_CONTEXT_REPLAY_SECONDS; this "
+                        "partition's vehicles are scored with the history rebuilt so far",
+                        extra={
+                            "topic": where[0],
+                            "partition": where[1],
+                            "rebuilt_from": ranges[where][0],
+                            "rebuilt_to": reached[where],
+                            "committed": stop,
+                            "seconds": round(elapsed, 3),
+                        },
+                    )
+        log.info(
+            "context rebuilt",
+            extra={
+                "partitions": {f"{t}-{p}": o for (t, p), o in sorted(targets.items())},
+                "records": read,
+                "vehicles": sum(len(state) for state in fresh.values()),
+                "seconds": round(elapsed, 3),
+            },
+        )
+
+    def _derive(self, detector: Detector, state: ContextState, chunk: Sequence[RecordLike]) -> None:
+        decoded = decode_batch(
+            [r.value for r in chunk], detector.n_features, max_bytes=self.max_record_bytes
+        )
+        if not decoded.index:
+            return
+        offsets = np.fromiter(
+            (chunk[i].offset for i in decoded.index), np.int64, len(decoded.index)
+        )
+        detector.derive(
+            state,
+            decoded.vehicle_ids,
+            epoch_seconds(decoded.timestamps),
+            decoded.features,
+            offsets,
+        )
