@@ -27,9 +27,10 @@ from api.routes import health, ingest, jobs, models, score
 from api.services import build_services
 from api.topic_jobs import build_topic_jobs
 from api.topic_request import TopicTrainingRequest
-from shared.schemas import ScoreRequest, TelemetryRecord, TrainingRequest
+from shared.schemas import ScoreRequest, TelemetryRecord
 from shared.settings import Settings, load_settings
 from shared.tracing import API_SERVICE, tracer_provider
+from shared.training_schemas import TrainingRequest
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

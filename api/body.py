@@ -31,7 +31,8 @@ from api.errors import (
 )
 from api.schemas import FieldError
 from api.topic_request import TopicTrainingRequest
-from shared.schemas import ScoreRequest, TrainingRequest
+from shared.schemas import ScoreRequest
+from shared.training_schemas import TrainingRequest
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -12,8 +12,9 @@ from api.errors import RATE_LIMITED, ProblemError
 from api.services import ModelCache, Services
 from api.topic_request import TopicTrainingRequest
 from shared.registry import ModelRegistry
-from shared.schemas import ScoreRequest, TrainingRequest
+from shared.schemas import ScoreRequest
 from shared.topic_jobs import TopicJobs
+from shared.training_schemas import TrainingRequest
 
 
 def get_services(request: Request) -> Services:

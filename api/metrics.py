@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from shared.schemas import TrainingResponse
+    from shared.training_schemas import TrainingResponse
 
 # A published version is logged as POST /ingest's, whoever trained it.
 logger = logging.getLogger("api.ingest")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import problem_type
-from shared.schemas import ModelMeta
+from shared.training_schemas import ModelMeta
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 

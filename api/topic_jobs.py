@@ -14,9 +14,9 @@ from api.metrics import ApiMetrics, published
 from api.services import Services
 from shared.jobs import JobRecord
 from shared.kafka.topic_reader import KafkaTopicReader
-from shared.schemas import TrainingResponse
 from shared.topic_jobs import TopicJobs
 from shared.topic_training import TopicReader
+from shared.training_schemas import TrainingResponse
 
 logger = logging.getLogger("api.jobs")
 

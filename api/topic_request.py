@@ -16,8 +16,9 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from api.examples import LAST_EXAMPLE, RANGE_EXAMPLE
-from shared.schemas import FeatureNames, Timestamp, TrainingParams, parse_timestamp
+from shared.schemas import Timestamp, parse_timestamp
 from shared.topic_training import TopicTrainingSpec, window_ms
+from shared.training_schemas import FeatureNames, TrainingParams
 
 
 def _one_range_only(schema: dict[str, Any]) -> None:

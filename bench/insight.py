@@ -42,9 +42,9 @@ from consumer.processor import BatchProcessor
 from consumer.state import WorkerState
 from shared.detector import Detector
 from shared.registry import ModelRegistry
-from shared.schemas import TrainingParams
 from shared.settings import Settings
 from shared.training import train_matrix
+from shared.training_schemas import TrainingParams
 from shared.worker_figures import ObservationStore
 
 RESULTS = Path(__file__).parent / "results"

@@ -107,8 +107,8 @@ def train_locally(
 ) -> Model:
     """A model trained here, with the api's defaults and the command line's parameters."""
     from shared.context import ContextForest, epoch_seconds
-    from shared.detector import ForestParams, train
     from shared.errors import TrainingError
+    from shared.fitting import ForestParams, train
 
     ids, times, X = columns_of(items)
     params = training_params(args)

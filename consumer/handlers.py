@@ -1,3 +1,4 @@
+# One concern, a batch's way from its records to its commit, keeps this module past 300 lines.
 """The batch handling: decode → score in one call → publish concurrently → confirm all → commit.
 
 :class:`BatchHandler` is the thin I/O shell around :class:`consumer.processor.BatchProcessor`.

@@ -1,3 +1,4 @@
+# One concern, turning a batch of records into its messages, keeps this module past 300 lines.
 """The worker's pure core: a batch of raw Kafka records in, the messages to publish out.
 
 No I/O here. :class:`BatchProcessor` decodes a batch with :func:`shared.decoding.decode_batch`,

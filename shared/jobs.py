@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import JobAbandonedError, TrainingError, error_kind
-from shared.schemas import TrainingResponse
+from shared.training_schemas import TrainingResponse
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)

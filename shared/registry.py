@@ -49,7 +49,7 @@ from shared.registry_files import (
     version_sort_key,
     write_file,
 )
-from shared.schemas import ModelMeta
+from shared.training_schemas import ModelMeta
 
 __all__ = [
     "CANDIDATE_FILE",

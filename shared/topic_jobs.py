@@ -42,7 +42,6 @@ from shared.jobs import (
     utc_now,
 )
 from shared.registry import ModelRegistry
-from shared.schemas import TrainingResponse
 from shared.settings import Settings
 from shared.topic_training import (
     TopicReader,
@@ -51,6 +50,7 @@ from shared.topic_training import (
     fit_and_publish,
     select_and_decode,
 )
+from shared.training_schemas import TrainingResponse
 
 logger = logging.getLogger(__name__)
 

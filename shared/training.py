@@ -16,26 +16,15 @@ from sklearn.ensemble import IsolationForest
 
 from shared.context import ContextForest, epoch_seconds
 from shared.context.model import MIN_HOLDOUT, order_by_vehicle
-from shared.detector import (
-    ForestParams,
-    Matrix,
-    feature_matrix,
-    train,
-    train_context,
-    training_warnings,
-)
+from shared.detector import Matrix
 from shared.drift import reference_bins
 from shared.errors import TrainingError
+from shared.fitting import ForestParams, feature_matrix, train, train_context, training_warnings
 from shared.forest import CompiledForest
 from shared.registry import ModelRegistry
-from shared.schemas import (
-    Calibration,
-    ModelMeta,
-    TelemetryRecord,
-    TrainingParams,
-    TrainingResponse,
-)
+from shared.schemas import TelemetryRecord
 from shared.settings import Settings
+from shared.training_schemas import Calibration, ModelMeta, TrainingParams, TrainingResponse
 
 
 def reference_summary(features: Matrix) -> dict[str, list[float]]:

@@ -21,8 +21,8 @@ from api.openapi import (
     problem_responses,
 )
 from shared.errors import TrainingError
-from shared.schemas import TrainingRequest, TrainingResponse
 from shared.training import train_version
+from shared.training_schemas import TrainingRequest, TrainingResponse
 
 logger = logging.getLogger("api.ingest")
 

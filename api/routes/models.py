@@ -22,7 +22,7 @@ from shared.reports import (
     drift_report,
     shadow_report,
 )
-from shared.schemas import ModelMeta
+from shared.training_schemas import ModelMeta
 from shared.worker_figures import ObservationStore
 
 logger = logging.getLogger("api.models")

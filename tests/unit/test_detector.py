@@ -9,20 +9,15 @@ import numpy.typing as npt
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from shared.detector import (
-    Detector,
-    ForestParams,
-    feature_matrix,
-    load_detector,
-    train,
-    training_warnings,
-)
+from shared.detector import Detector, load_detector
 from shared.errors import DimensionMismatchError, ModelIntegrityError, TrainingError
+from shared.fitting import ForestParams, feature_matrix, train, training_warnings
 from shared.forest import CompiledForest
 from shared.registry import ModelRegistry
-from shared.schemas import TelemetryRecord, TrainingParams
+from shared.schemas import TelemetryRecord
 from shared.settings import Settings
 from shared.training import train_version
+from shared.training_schemas import TrainingParams
 
 
 def records(rows: np.ndarray) -> list[TelemetryRecord]:
@@ -128,7 +123,7 @@ def test_wrong_width_at_scoring() -> None:
         "params": {},
         "sha256": "x",
     }
-    from shared.schemas import ModelMeta
+    from shared.training_schemas import ModelMeta
 
     detector = Detector(ModelMeta.model_validate(registry_meta), model)
     with pytest.raises(DimensionMismatchError) as caught:

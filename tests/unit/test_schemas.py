@@ -13,14 +13,8 @@ from pydantic import ValidationError
 from shared import decoding
 from shared.decoding import decode_batch, decode_record
 from shared.errors import InvalidRecordError
-from shared.schemas import (
-    DeadLetterReason,
-    TelemetryRecord,
-    TrainingParams,
-    TrainingRequest,
-    format_timestamp,
-    parse_timestamp,
-)
+from shared.schemas import DeadLetterReason, TelemetryRecord, format_timestamp, parse_timestamp
+from shared.training_schemas import TrainingParams, TrainingRequest
 from shared.verdicts import encode_verdict
 
 GOOD = {

@@ -15,10 +15,10 @@ from shared.errors import JobsBusyError, ModelIntegrityError, TopicNotFoundError
 from shared.job_store import JobStore
 from shared.jobs import JobRecord, JobStatus
 from shared.registry import ModelRegistry
-from shared.schemas import TrainingResponse
 from shared.settings import Settings, load_settings
 from shared.topic_jobs import TopicJobs
 from shared.topic_training import TopicTrainingSpec, fit_and_publish
+from shared.training_schemas import TrainingResponse
 from tests.unit.topic_fakes import FakeTopicReader, record_value
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from shared.errors import TrainingError
 from shared.registry import ModelRegistry
-from shared.schemas import TelemetryRecord, TrainingParams, TrainingResponse
+from shared.schemas import TelemetryRecord
 from shared.settings import Settings, load_settings
 from shared.topic_training import (
     TopicRecords,
@@ -28,6 +28,7 @@ from shared.topic_training import (
     window_ms,
 )
 from shared.training import train_version
+from shared.training_schemas import TrainingParams, TrainingResponse
 
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

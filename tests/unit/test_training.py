@@ -15,13 +15,14 @@ from sklearn.ensemble import IsolationForest
 
 from shared.context import ContextForest, epoch_seconds
 from shared.context.model import order_by_vehicle
-from shared.detector import ForestParams
 from shared.drift import reference_bins
 from shared.errors import TrainingError
+from shared.fitting import ForestParams
 from shared.registry import ModelRegistry
-from shared.schemas import TelemetryRecord, TrainingParams
+from shared.schemas import TelemetryRecord
 from shared.settings import Settings, load_settings
 from shared.training import reference_summary, train_matrix, train_version
+from shared.training_schemas import TrainingParams
 
 Matrix = npt.NDArray[np.float64]
 START = datetime(2024, 1, 15, 10, tzinfo=UTC)

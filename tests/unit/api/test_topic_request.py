@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from api.topic_request import TopicTrainingRequest, request_issues
-from shared.schemas import TrainingParams
 from shared.topic_training import TopicTrainingSpec, window_ms
+from shared.training_schemas import TrainingParams
 
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

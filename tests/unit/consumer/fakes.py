@@ -19,7 +19,7 @@ from consumer.processor import BatchProcessor, Outgoing
 from consumer.publishing import OneByOne
 from consumer.state import WorkerState
 from shared.detector import Detector
-from shared.schemas import ModelMeta
+from shared.training_schemas import ModelMeta
 
 TOPIC = "telemetry.raw"
 N_FEATURES = 4

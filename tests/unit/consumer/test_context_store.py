@@ -19,7 +19,7 @@ from consumer.metrics import WorkerMetrics
 from consumer.processor import BatchProcessor, RecordLike
 from shared.context import ContextForest, ContextState
 from shared.detector import Detector
-from shared.schemas import ModelMeta
+from shared.training_schemas import ModelMeta
 from tests.unit.consumer.fakes import TOPIC, FakeSink, Rec, build_handler, decoded
 
 Matrix = npt.NDArray[np.float64]

@@ -15,9 +15,9 @@ from consumer.monitor import ModelMonitor
 from consumer.processor import BatchProcessor
 from consumer.state import WorkerState
 from shared.detector import Detector
-from shared.schemas import ModelMeta
 from shared.settings import Settings
 from shared.training import reference_summary
+from shared.training_schemas import ModelMeta
 from shared.worker_figures import DRIFT, SHADOW, ObservationStore
 from tests.unit.consumer.fakes import N_FEATURES, records, valid_value
 
