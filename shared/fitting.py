@@ -12,13 +12,12 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from shared.context import ContextForest
+from shared.context.model import DEFAULT_MAX_SAMPLES
 from shared.detector import Matrix
 from shared.errors import TrainingError
 from shared.schemas import TelemetryRecord
 from shared.settings import Settings
 from shared.training_schemas import TrainingParams
-
-CONTEXT_MAX_SAMPLES = 2048  # a context model's "auto" max_samples
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class ForestParams:
     def context_max_samples(self) -> int | float:
         """``max_samples`` as a context model takes it (``"auto"`` is 2048)."""
         value = self.max_samples
-        return CONTEXT_MAX_SAMPLES if isinstance(value, str) else value
+        return DEFAULT_MAX_SAMPLES if isinstance(value, str) else value
 
     def fields(self) -> dict[str, Any]:
         """Every field, whichever the kind."""

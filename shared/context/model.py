@@ -25,7 +25,7 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 
-from shared.context.kernel import KINDS, N_KINDS
+from shared.context.kernel import KINDS, N_KINDS, WINDOW
 from shared.context.params import fit_params, normalisation
 from shared.context.state import ContextState
 from shared.errors import TrainingError
@@ -35,6 +35,7 @@ Matrix = npt.NDArray[np.float64]
 EVIDENCE_NAMES: tuple[str, ...] = (*KINDS, "strongest")
 TRIM_UNITS = 25.0
 EXCURSION_CAP = 1_000.0  # evidence units (1: the rarest thousandth of training)
+DEFAULT_MAX_SAMPLES = 2048  # samples per tree (fewer when the training records are fewer)
 MIN_HOLDOUT = 200  # held-out records below which the threshold comes from the fit part too
 
 
@@ -82,7 +83,7 @@ class ContextForest(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships 
     def __init__(
         self,
         n_estimators: int = 200,
-        max_samples: int | float | str = 2048,
+        max_samples: int | float | str = DEFAULT_MAX_SAMPLES,
         max_features: float = 1.0,
         false_alarm_rate: float = 0.0005,
         holdout: float = 0.2,
@@ -195,7 +196,7 @@ class ContextForest(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships 
         """The version's ``context`` block in meta.json."""
         return {
             "evidence": list(EVIDENCE_NAMES),
-            "window": int(self.params_.med.shape[1] and 32),
+            "window": WINDOW,
             **self.params_.summary(),
             "calibration": self.calibration_,
         }
