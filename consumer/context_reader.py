@@ -67,6 +67,10 @@ class KafkaTailReader:
                     batches = await consumer.getmany(
                         *live, timeout_ms=self.poll_ms, max_records=chunk_records
                     )
+                    if not any(batches.values()):
+                        # nothing came: an empty chunk lets the caller check its deadline
+                        idle = next(iter(live))
+                        yield (idle.topic, idle.partition), []
                     for tp, messages in batches.items():
                         end = live.get(tp)
                         if end is None or not messages:

@@ -49,7 +49,8 @@ class TailReader(Protocol):
         self, ranges: Mapping[Where, tuple[int, int]], chunk_records: int
     ) -> AsyncIterator[tuple[Where, Sequence[RecordLike]]]:
         """Chunks of each partition's records with ``start <= offset < stop`` (a start before
-        the partition's beginning reads from the beginning)."""
+        the partition's beginning reads from the beginning); an empty chunk when a poll brought
+        nothing, so that the caller's deadline holds even when the partition never delivers."""
         ...
 
 
@@ -135,11 +136,10 @@ class ContextStore:
             chunks = self.reader.read(ranges, self.chunk_records)
             async with contextlib.aclosing(chunks):  # type: ignore[type-var]  # an async generator
                 async for where, chunk in chunks:
-                    if where not in fresh or not chunk:
-                        continue
-                    self._derive(detector, fresh[where], chunk)
-                    reached[where] = chunk[-1].offset + 1
-                    read += len(chunk)
+                    if where in fresh and chunk:
+                        self._derive(detector, fresh[where], chunk)
+                        reached[where] = chunk[-1].offset + 1
+                        read += len(chunk)
                     await asyncio.sleep(0)  # let heartbeats, health probes and commits run
                     if self._monotonic() > deadline:
                         truncated = any(reached[w] < targets[w] for w in targets)

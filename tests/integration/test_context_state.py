@@ -1,7 +1,7 @@
 """A context model's verdicts do not depend on crashes or rebalances: real broker, real workers.
 
-The same records go to two raw topics. One worker reads topic A straight through; topic B is
-read by workers that are SIGKILLed mid-stream, restarted, joined by another and left by it
+The same records go to two raw topics (to B in two parts, the second after a worker joins). One
+worker reads topic A straight through; topic B is read by workers that are SIGKILLed mid-stream, restarted, joined by another and left by it
 (each a rebalance, each a context rebuild from the partition's tail). Every offset's
 ``anomaly_score`` must be equal (``==``) in the two runs, the duplicates of at-least-once
 delivery included.
@@ -116,8 +116,10 @@ async def test_scores_are_equal_with_or_without_crashes_and_rebalances(
     other = await second_topics(kafka_bootstrap, unique_topic)
     values, keys = telemetry(300)
     metas_a = await produce(kafka_bootstrap, topics.telemetry, values, keys=keys)
-    metas_b = await produce(kafka_bootstrap, other.telemetry, values, keys=keys)
-    assert [(m.partition, m.offset) for m in metas_a] == [(m.partition, m.offset) for m in metas_b]
+    # topic B gets its records in two parts, the second once the joiner holds partitions, so
+    # that it has records to score whichever partitions it is given
+    split = 2_400
+    metas_b = await produce(kafka_bootstrap, other.telemetry, values[:split], keys=keys[:split])
     extra: dict[str, Any] = {
         "PUBLISH_ALL_VERDICTS": "true",
         "CONSUMER_SESSION_TIMEOUT_MS": "6000",
@@ -159,6 +161,12 @@ async def test_scores_are_equal_with_or_without_crashes_and_rebalances(
             assert time.monotonic() < deadline, f"no split\n{second.tail()}\n{joiner.tail()}"
             await asyncio.sleep(0.1)
         rebalances += 1
+        metas_b += await produce(
+            kafka_bootstrap, other.telemetry, values[split:], keys=keys[split:]
+        )
+        assert [(m.partition, m.offset) for m in metas_a] == [
+            (m.partition, m.offset) for m in metas_b
+        ]
         await joiner.wait_for(lambda h: h["batches_processed"] >= 3, 180, "joiner batches")
         joiner.stop()  # leaves: its partitions go back
         rebalances += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -201,6 +202,31 @@ async def test_a_rebuild_past_its_time_bound_stops_warns_and_counts(
     assert metrics.context_replay_records._value.get() == 15  # three chunks, then the bound
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.partition == 1 and warning.rebuilt_to == 75  # type: ignore[attr-defined]
+    assert store.partitions() == [(TOPIC, 1)]
+
+
+class SilentReader:
+    """A partition that never delivers: every poll comes back empty, forever."""
+
+    async def read(
+        self, ranges: Mapping[tuple[str, int], tuple[int, int]], chunk_records: int
+    ) -> AsyncIterator[tuple[tuple[str, int], Sequence[RecordLike]]]:
+        where = next(iter(ranges))
+        while True:
+            yield where, []
+
+
+async def test_a_partition_that_never_delivers_cannot_stall_the_rebuild(
+    detector: Detector,
+) -> None:
+    """Empty polls still count against ``replay_seconds``: the rebuild ends, marked truncated."""
+    ticks = iter(range(1_000))
+    metrics = WorkerMetrics()
+    store = ContextStore(
+        SilentReader(), metrics, replay_seconds=3, monotonic=lambda: float(next(ticks))
+    )
+    await asyncio.wait_for(store.prepare(detector, {(TOPIC, 1): 100}), 5)
+    assert metrics.context_replay_truncated._value.get() == 1
     assert store.partitions() == [(TOPIC, 1)]
 
 
