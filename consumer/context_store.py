@@ -185,7 +185,7 @@ class ContextStore:
         offsets = np.fromiter(
             (chunk[i].offset for i in decoded.index), np.int64, len(decoded.index)
         )
-        detector.derive(
+        detector.remember(
             state,
             decoded.vehicle_ids,
             epoch_seconds(decoded.timestamps),

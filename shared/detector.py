@@ -105,6 +105,20 @@ class Detector:
         self.check_width(readings.shape[1])
         return state.derive(self.context.params_, vehicle_ids, times, readings, offsets)
 
+    def remember(
+        self,
+        state: ContextState,
+        vehicle_ids: Sequence[str],
+        times: Matrix,
+        readings: Matrix,
+        offsets: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        """Records into their vehicles' histories, unscored (a context rebuild)."""
+        if self.context is None:
+            raise TypeError(f"model version {self.version!r} is a point model: no history")
+        self.check_width(readings.shape[1])
+        state.remember(self.context.params_, vehicle_ids, times, readings, offsets)
+
     def new_state(self) -> ContextState:
         """An empty history for this model's sensors."""
         return ContextState(self.n_features)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import types
 from typing import Any
 
 import numpy as np
@@ -76,19 +75,38 @@ Matrix = npt.NDArray[np.float64]
 
 
 def _median(values: Matrix, count: int) -> float:
-    # Insertion sort of a small prefix: numba compiles it to a tight loop.
-    work = values[:count].copy()
-    for i in range(1, count):
-        key = work[i]
-        j = i - 1
-        while j >= 0 and work[j] > key:
-            work[j + 1] = work[j]
-            j -= 1
-        work[j + 1] = key
+    # The median of values[:count], reordering them in place (every caller fills a scratch
+    # buffer just before): a quickselect of the upper middle, and for an even count the
+    # largest of the lower half, which the partition has put below it. Exact, as a sort is.
     half = count // 2
+    lo = 0
+    hi = count - 1
+    while lo < hi:
+        pivot = values[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while values[i] < pivot:
+                i += 1
+            while values[j] > pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if half <= j:
+            hi = j
+        elif half >= i:
+            lo = i
+        else:
+            break
+    upper = values[half]
     if count % 2 == 1:
-        return float(work[half])
-    return float((work[half - 1] + work[half]) / 2.0)
+        return float(upper)
+    lower = values[0]
+    for k in range(1, half):
+        lower = max(lower, values[k])
+    return float((lower + upper) / 2.0)
 
 
 def _deviations(
@@ -115,6 +133,64 @@ def _deviations(
             dev[s] = (z[s] - p) / rscale[s]
         else:
             dev[s] = z[s]
+
+
+def _history(
+    v: int,
+    t: float,
+    offset: int,
+    buf_time: Matrix,
+    buf_offset: npt.NDArray[np.int64],
+    count: npt.NDArray[np.int64],
+    gap: float,
+    horizon: int,
+) -> int:
+    # How many of the slot's newest readings count as this record's history: none after a
+    # silence longer than ``gap``, and for a streamed record none more than ``horizon``
+    # offsets back.
+    W = buf_time.shape[1]
+    c = count[v]
+    h = min(c, W)
+    if h > 0 and t - buf_time[v, (c - 1) % W] > gap:
+        h = 0
+    if h > 0 and offset >= 0:
+        keep = 0
+        for k in range(h):
+            if buf_offset[v, (c - 1 - k) % W] >= offset - horizon:
+                keep += 1
+            else:
+                break
+        h = keep
+    return int(h)
+
+
+def _append(
+    v: int,
+    row: Matrix,
+    t: float,
+    offset: int,
+    h: int,
+    buf: npt.NDArray[np.float64],
+    buf_time: Matrix,
+    buf_offset: npt.NDArray[np.int64],
+    count: npt.NDArray[np.int64],
+) -> None:
+    # The record joins its slot; with its history broken (h == 0) the slot starts again here.
+    W = buf.shape[1]
+    c = count[v]
+    slot = c % W
+    for s in range(row.shape[0]):
+        buf[v, slot, s] = row[s]
+    buf_time[v, slot] = t
+    buf_offset[v, slot] = offset
+    if h == 0 and c > 0:
+        for s in range(row.shape[0]):
+            buf[v, 0, s] = row[s]
+        buf_time[v, 0] = t
+        buf_offset[v, 0] = offset
+        count[v] = 1
+    else:
+        count[v] = c + 1
 
 
 def _derive(
@@ -162,20 +238,7 @@ def _derive(
         v = slots[i]
         b = base[i]
         c = count[v]
-        # how many of the slot's newest readings count as this record's history
-        h = min(c, W)
-        if h > 0:
-            last = (c - 1) % W
-            if times[i] - buf_time[v, last] > gap:
-                h = 0
-        if h > 0 and offsets[i] >= 0:
-            keep = 0
-            for k in range(h):
-                if buf_offset[v, (c - 1 - k) % W] >= offsets[i] - horizon:
-                    keep += 1
-                else:
-                    break
-            h = keep
+        h = _history(v, times[i], offsets[i], buf_time, buf_offset, count, gap, horizon)
         _deviations(X[i], b, med, scl, coef, icpt, rscale, z, dev)
         back = min(h, LOCAL_SPAN)
         for k in range(back):
@@ -273,31 +336,40 @@ def _derive(
         for k in range(1, N_KINDS):
             top = max(top, out[i, k])
         out[i, N_KINDS] = top
-        slot = c % W
-        for s in range(F):
-            buf[v, slot, s] = X[i, s]
-        buf_time[v, slot] = times[i]
-        buf_offset[v, slot] = offsets[i]
-        if h == 0 and c > 0:
-            # history broken (a gap, or beyond the horizon): the slot starts again here
-            for s in range(F):
-                buf[v, 0, s] = X[i, s]
-            buf_time[v, 0] = times[i]
-            buf_offset[v, 0] = offsets[i]
-            count[v] = 1
-        else:
-            count[v] = c + 1
+        _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count)
+
+
+def _remember(
+    slots: npt.NDArray[np.int64],
+    times: Matrix,
+    offsets: npt.NDArray[np.int64],
+    X: Matrix,
+    buf: npt.NDArray[np.float64],
+    buf_time: Matrix,
+    buf_offset: npt.NDArray[np.int64],
+    count: npt.NDArray[np.int64],
+    gap: float,
+    horizon: int,
+) -> None:
+    # What _derive leaves in the ring buffers, without the evidence: a rebuild needs only the
+    # histories, and the same two rules keep them identical to a run that scored every record.
+    for i in range(X.shape[0]):
+        v = slots[i]
+        h = _history(v, times[i], offsets[i], buf_time, buf_offset, count, gap, horizon)
+        _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count)
 
 
 if numba is not None:
-    # numba resolves the helpers by name when it compiles the kernel: compile them first and
-    # give the kernel a namespace where those names are the compiled functions.
-    _namespace = dict(globals())
-    _namespace["_median"] = numba.njit(cache=True, nogil=True, error_model="numpy")(_median)
-    _namespace["_deviations"] = numba.njit(cache=True, nogil=True, error_model="numpy")(_deviations)
-    _rebound = types.FunctionType(_derive.__code__, _namespace, "_derive")
-    derive_kernel: Any = numba.njit(
-        cache=False, nogil=True, boundscheck=False, error_model="numpy"
-    )(_rebound)
+    # numba resolves the helpers by their module names when it compiles the kernels, so those
+    # names become the compiled functions; with every piece cached on disk, a new process
+    # loads the kernels instead of compiling them again.
+    _jit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+    _median = _jit(_median)
+    _deviations = _jit(_deviations)
+    _history = _jit(_history)
+    _append = _jit(_append)
+    derive_kernel: Any = _jit(_derive)
+    remember_kernel: Any = _jit(_remember)
 else:  # pragma: no cover
     derive_kernel = _derive
+    remember_kernel = _remember

@@ -71,6 +71,27 @@ def test_a_rebuilt_state_gives_the_same_scores_as_one_that_never_stopped(
         model.params_.horizon = 50_000
 
 
+def test_remembering_unscored_records_leaves_the_history_that_scoring_them_leaves(
+    model: ContextForest,
+) -> None:
+    """The rebuild's history-only pass (gaps and horizon included) equals scoring every record."""
+    ids, times, X = fleet(seed=4)
+    times = times.copy()
+    times[1_200:] += 10 * model.params_.gap_seconds  # a silence: every history starts again
+    model.params_.horizon = 40
+    try:
+        offsets = np.arange(len(ids), dtype=np.int64)
+        scored, remembered = ContextState(3), ContextState(3)
+        model.evidence(ids, times, X, scored, offsets)
+        remembered.remember(model.params_, ids[:900], times[:900], X[:900], offsets[:900])
+        remembered.remember(model.params_, ids[900:], times[900:], X[900:], offsets[900:])
+        for name in ("values", "times", "offsets", "count"):
+            assert np.array_equal(getattr(scored, name), getattr(remembered, name)), name
+        assert scored.slots == remembered.slots
+    finally:
+        model.params_.horizon = 50_000
+
+
 def test_held_out_records_are_flagged_at_the_chosen_rate() -> None:
     """The threshold comes from held-out training records: they are flagged at about the rate."""
     ids, times, X = fleet(vehicles=6, per_vehicle=2_000, seed=4)
