@@ -38,6 +38,7 @@ from consumer.metrics import WorkerMetrics
 from consumer.model_watcher import ModelWatcher
 from consumer.state import WorkerState
 from consumer.subscription import telemetry_subscriber
+from consumer.topic_limits import fetch_topic_limits
 from consumer.wiring import (
     make_broker,
     make_contexts,
@@ -47,6 +48,7 @@ from consumer.wiring import (
     open_sink,
     telemetry,
 )
+from shared.kafka import client_options
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -102,7 +104,11 @@ class Worker:
 
     async def after_startup(self) -> None:
         """Broker connected: open the sink, build the handler, start the model watcher."""
-        sink = await self._resources.enter_async_context(open_sink(self.settings, self.broker))
+        settings = self.settings
+        limits = await fetch_topic_limits(
+            client_options(settings), [settings.anomaly_topic, settings.dlq_topic]
+        )
+        sink = await self._resources.enter_async_context(open_sink(settings, self.broker, limits))
         # The context rebuild's own consumer (started on the first rebuild), closed after the sink.
         reader = KafkaTailReader(self.settings)
         self._resources.push_async_callback(reader.close)
@@ -116,6 +122,7 @@ class Worker:
             after_batch=self.update_lag,
             before_publish=self.batch_hook,
             contexts=make_contexts(self.settings, self.metrics, reader),
+            limits=limits,
         )
         log.info(
             "worker started; waiting for a model before consuming",

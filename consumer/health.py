@@ -62,6 +62,10 @@ async def readiness(worker: Worker) -> tuple[bool, list[str], Partitions]:
     found = await partitions(worker.consumer())
     if not state.consuming:
         reasons.append("not consuming")
+    for name, stopped in sorted(state.stopped_partitions.items()):
+        reasons.append(
+            f"partition {name} stopped at offset {stopped['offset']}: {stopped['reason']}"
+        )
     stall = worker.settings.consumer_stall_seconds
     now = time.monotonic()
     if state.batch_started_monotonic is not None:

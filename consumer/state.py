@@ -32,6 +32,8 @@ class WorkerState:
     last_batch_at: float | None = None  # wall clock (time.time) of the last committed batch
     last_batch_monotonic: float | None = None
     batch_started_monotonic: float | None = None  # set while a batch is in hand
+    # "topic-partition" -> why the worker stopped consuming it, and at which offset
+    stopped_partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property
@@ -55,6 +57,7 @@ class WorkerState:
             "dead_letters_by_reason": dict(self.dead_letters),
             "batch_failures": self.batch_failures,
             "commit_failures": self.commit_failures,
+            "stopped_partitions": dict(self.stopped_partitions),
             "last_batch_time": (
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.last_batch_at))
                 if self.last_batch_at

@@ -298,6 +298,16 @@ class Settings(BaseSettings):
         description="The upper bound of the back-off after a batch that could not be published "
         "(it is retried).",
     )
+    consumer_refused_attempts: int = Field(
+        5,
+        ge=1,
+        le=1_000,
+        description="How many times a batch the broker refuses (a message too large, a broken "
+        "sequence) is retried before the refused records go to the dead-letter topic without "
+        "their value (`error=publish_refused`); should that be refused as often, the worker "
+        "stops consuming the partition, commits nothing past the record and reports not ready. "
+        "An unreachable broker is not a refusal: that retry has no bound.",
+    )
     consumer_rebalance_wait_seconds: float = Field(
         10.0,
         ge=0,
