@@ -21,6 +21,7 @@ class WorkerState:
     failed_version: str | None = None
     failed_candidate: str | None = None
     last_model_error: str | None = None
+    registry_error: str | None = None  # a pointer file that cannot be read, while it lasts
     batches: int = 0
     records: int = 0
     scored: int = 0
@@ -48,6 +49,7 @@ class WorkerState:
             "consuming": self.consuming,
             "failed_version": self.failed_version,
             "last_model_error": self.last_model_error,
+            "registry_error": self.registry_error,
             "batches_processed": self.batches,
             "records": self.records,
             "scored": self.scored,
