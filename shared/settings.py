@@ -355,6 +355,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="The lowest level logged."
     )
+    log_repeat_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3_600,
+        description="Warnings and errors of one kind (logger, level, message template) are "
+        "written once per this many seconds; the repeats are counted and summarised in one "
+        "line (`repeated`). A different line, such as a recovery, is always written. "
+        "0: every line is written.",
+    )
 
     _split = field_validator("api_keys", "cors_origins", mode="before")(_split_csv)
 
