@@ -18,6 +18,7 @@ class WorkerState:
     detector: Detector | None = None
     shadow: Detector | None = None  # the candidate scored in shadow, if any
     consuming: bool = False
+    broker_connected: bool = False  # the last background ping's answer
     failed_version: str | None = None
     failed_candidate: str | None = None
     last_model_error: str | None = None
