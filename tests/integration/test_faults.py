@@ -197,3 +197,37 @@ async def test_a_record_refused_every_way_stops_its_partition_and_only_that(
     assert any("stopped at offset" in reason for reason in ready.json()["reasons"])
     assert committed.get(0, 0) <= 100  # never past the refused record
     assert expected_offsets(other) <= outputs.answered()
+
+
+async def test_five_percent_poison_with_two_megabyte_values_loses_and_repeats_nothing(
+    kafka_bootstrap: str, topics: Topics, model_dir: Path
+) -> None:
+    """Issue 17's storm, scaled to 20,000 records: 5% poison, ten 2 MB values among them."""
+    await set_topic_config(kafka_bootstrap, topics.telemetry, "max.message.bytes", "3000000")
+    publish_model(model_dir)
+    values, keys = telemetry(20_000, seed=9)
+    poison = [b"nope", b"[1,2]", b"", b'{"vehicle_id": 1}']
+    huge = b'{"pad": "' + b"x" * 2_000_000 + b'"}'
+    for bad, i in enumerate(range(0, len(values), 20)):  # every 20th record: 5%
+        values[i] = huge if bad % 100 == 0 else poison[bad % len(poison)]
+    assert sum(v == huge for v in values) == 10
+    metas = await produce(
+        kafka_bootstrap, topics.telemetry, values, keys=keys, max_request_size=3_000_000
+    )
+    sent = expected_offsets(metas)
+    settings = worker_settings(kafka_bootstrap, topics, model_dir, publish_all_verdicts=True)
+    started = time.monotonic()
+    async with running_worker(settings):
+        outputs = await collect_outputs(kafka_bootstrap, topics, sent, timeout=240)
+        recovery = time.monotonic() - started
+    figures("5% poison, ten 2 MB values, 20,000 records", sent, outputs, recovery)
+
+    assert outputs.answered() == sent
+    assert outputs.duplicates() == 0
+    cut = [
+        r
+        for rs in outputs.dead_letters.values()
+        for r in rs
+        if dict(r.headers).get("value_truncated")
+    ]
+    assert len(cut) == 10
