@@ -7,6 +7,7 @@ is Kafka's default, the safe guess for a topic nobody configured.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ log = logging.getLogger("consumer.topic_limits")
 # Kafka's default message.max.bytes (1 MiB plus the 12-byte log overhead).
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 LIMIT_CONFIG = "max.message.bytes"
+LOOKUP_TIMEOUT_SECONDS = 15.0  # start-up goes on with the default rather than wait longer
 
 
 @dataclass(slots=True)
@@ -54,12 +56,15 @@ async def fetch_topic_limits(client_options: dict[str, Any], topics: Sequence[st
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     admin = AIOKafkaAdminClient(**client_options)
-    try:
+
+    async def ask() -> Any:
         await admin.start()
-        responses = await admin.describe_configs(
+        return await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, t, {LIMIT_CONFIG: None}) for t in topics]
         )
-        limits = parse_limits(responses)
+
+    try:
+        limits = parse_limits(await asyncio.wait_for(ask(), LOOKUP_TIMEOUT_SECONDS))
     except Exception as error:
         log.warning(
             "could not read the output topics' size limits; assuming Kafka's default",
