@@ -24,7 +24,7 @@ def main() -> int:
     except ConfigurationError as error:
         print(f"api: {error}", file=sys.stderr)
         return 2
-    configure_logging("api", settings.log_format, settings.log_level)
+    configure_logging("api", settings.log_format, settings.log_level, settings.log_repeat_seconds)
 
     from api.app import create_app
 

@@ -39,7 +39,9 @@ def main(factory: AppFactory | None = None) -> int:
     from consumer.app import create_app  # imports FastStream, which installs its own handlers
     from shared.observability import configure_logging
 
-    configure_logging("consumer", settings.log_format, settings.log_level)
+    configure_logging(
+        "consumer", settings.log_format, settings.log_level, settings.log_repeat_seconds
+    )
 
     try:
         app = (factory or create_app)(settings)

@@ -38,6 +38,7 @@ from consumer.metrics import WorkerMetrics
 from consumer.model_watcher import ModelWatcher
 from consumer.state import WorkerState
 from consumer.subscription import telemetry_subscriber
+from consumer.topic_limits import fetch_topic_limits
 from consumer.wiring import (
     make_broker,
     make_contexts,
@@ -47,6 +48,7 @@ from consumer.wiring import (
     open_sink,
     telemetry,
 )
+from shared.kafka import client_options
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -88,6 +90,9 @@ class Worker:
         self.consuming_since: float | None = None
         self._resources = contextlib.AsyncExitStack()
         self._lag_task: asyncio.Task[None] | None = None
+        self._broker_task: asyncio.Task[None] | None = None
+        # The partitions' positions and lag as the lag poller last read them (for /health).
+        self.partitions_found: health.Partitions = {}
         self._start_lock = asyncio.Lock()
         self.app = AsgiFastStream(
             self.broker,
@@ -102,7 +107,11 @@ class Worker:
 
     async def after_startup(self) -> None:
         """Broker connected: open the sink, build the handler, start the model watcher."""
-        sink = await self._resources.enter_async_context(open_sink(self.settings, self.broker))
+        settings = self.settings
+        limits = await fetch_topic_limits(
+            client_options(settings), [settings.anomaly_topic, settings.dlq_topic]
+        )
+        sink = await self._resources.enter_async_context(open_sink(settings, self.broker, limits))
         # The context rebuild's own consumer (started on the first rebuild), closed after the sink.
         reader = KafkaTailReader(self.settings)
         self._resources.push_async_callback(reader.close)
@@ -116,6 +125,7 @@ class Worker:
             after_batch=self.update_lag,
             before_publish=self.batch_hook,
             contexts=make_contexts(self.settings, self.metrics, reader),
+            limits=limits,
         )
         log.info(
             "worker started; waiting for a model before consuming",
@@ -127,6 +137,27 @@ class Worker:
         self.watcher.start()
         self.monitor.start()
         self._lag_task = asyncio.create_task(self._poll_lag(), name="lag-poller")
+        self._broker_task = asyncio.create_task(self.watch_broker(), name="broker-watch")
+
+    async def watch_broker(self) -> None:
+        """Ping the broker every second; the probes read the answer and never wait for one."""
+        lost: float | None = None
+        while True:
+            try:
+                ok = self.broker.running and await self.broker.ping(health.PING_TIMEOUT_SECONDS)
+            except Exception:
+                ok = False
+            if not ok and self.state.broker_connected and self.consuming_since is not None:
+                lost = time.monotonic()
+                log.warning("broker connection lost; retrying until it answers")
+            elif ok and lost is not None:
+                log.info(
+                    "broker connection restored",
+                    extra={"down_seconds": round(time.monotonic() - lost, 1)},
+                )
+                lost = None
+            self.state.broker_connected = ok
+            await asyncio.sleep(health.BROKER_CHECK_SECONDS)
 
     async def _poll_lag(self) -> None:
         """Keep the lag gauges fresh while no batch arrives (an idle or stuck consumer)."""
@@ -140,6 +171,7 @@ class Worker:
     async def update_lag(self) -> None:
         """Per assigned partition: high watermark minus the consumer's position."""
         found = await health.partitions(self.consumer())
+        self.partitions_found = found
         lags: dict[tuple[str, int], int] = {}
         for name, partition in found.items():
             lag = partition["lag"]
@@ -184,11 +216,12 @@ class Worker:
     async def on_shutdown(self) -> None:
         """Before the broker stops: no more model swaps or subscriber starts."""
         await self.watcher.stop()
-        task, self._lag_task = self._lag_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._lag_task, self._broker_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._lag_task = self._broker_task = None
 
     async def after_shutdown(self) -> None:
         """After the subscriber stopped (batch finished or abandoned): close the sink."""

@@ -26,8 +26,8 @@ Scores vehicle telemetry with the active IsolationForest and publishes verdicts.
 
 Records that cannot be scored go to the dead-letter topic unchanged (the original bytes and
 key), with the headers `error` (a reason: empty, too_large, invalid_utf8, invalid_json,
-schema, non_finite, dimension_mismatch), `error_detail`, `source_topic`, `source_partition`
-and `source_offset`. Delivery is at least once: a record's offset is committed only after
+schema, non_finite, dimension_mismatch, publish_refused), `error_detail`, `source_topic`,
+`source_partition` and `source_offset`. Delivery is at least once: a record's offset is committed only after
 its verdict or dead letter is acknowledged by the broker."""
 
 

@@ -40,6 +40,8 @@ class ConsumerLike(Protocol):
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
+    def pause(self, *partitions: TopicPartition) -> None: ...
+
 
 class OffsetCommitter:
     """Commits acknowledged offsets; ``on_settled`` runs when the background task ends."""

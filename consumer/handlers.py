@@ -16,7 +16,9 @@ Its guarantees, which the integration tests check against a real broker:
   commits (Kafka 4's ``group.coordinator.append.linger.ms``, 5 ms) then costs no throughput;
 * a batch that cannot be published is rewound (``seek`` to its first offset per partition)
   and retried after a back-off, so no record is skipped; a record that cannot be decoded
-  never fails a batch (it becomes a dead letter);
+  never fails a batch (it becomes a dead letter); a dead letter is cut to its topic's size
+  limit before it is sent, and a batch the broker keeps refusing is bounded by
+  :class:`consumer.refusals.RefusalGuard` (last-resort letters, then a stopped partition);
 * a cancelled batch (SIGTERM past the graceful timeout) commits nothing;
 * a commit refused after a rebalance (``CommitFailedError``/``IllegalStateError``) is
   logged: the new owner gets the records again (at least once).
@@ -52,7 +54,10 @@ from consumer.processor import (
     offset_bounds,
 )
 from consumer.publishing import PublishError, Sink, publish_confirmed
+from consumer.refusals import RefusalGuard, StoppedPartition
+from consumer.sizing import fit_all
 from consumer.state import WorkerState
+from consumer.topic_limits import TopicLimits
 from consumer.tracing import MessageTracing, end_spans
 from shared.schemas import format_timestamp
 
@@ -79,8 +84,12 @@ class BatchHandler:
         background_commit: bool = True,
         monitor: BatchObserver | None = None,
         contexts: ContextStore | None = None,
+        limits: TopicLimits | None = None,
+        refused_attempts: int = 5,
     ) -> None:
         self.processor = processor
+        self.limits = limits if limits is not None else TopicLimits()
+        self.guard = RefusalGuard(refused_attempts, processor.dlq_topic)
         # The context models' per-partition history (without a reader: rebuilt empty).
         self.contexts = contexts if contexts is not None else ContextStore(None, metrics)
         self.sink = sink
@@ -152,6 +161,14 @@ class BatchHandler:
         started: float,
         hold: Hold | None,
     ) -> bool:
+        if self.state.stopped_partitions:
+            records = [
+                r
+                for r in records
+                if f"{r.topic}-{r.partition}" not in self.state.stopped_partitions
+            ]
+            if not records:
+                return False
         detector = self.state.detector
         if detector is None:  # cannot happen: consumption starts after the first model loads
             await self._fail(records, consumer, RuntimeError("no model loaded"))
@@ -174,7 +191,8 @@ class BatchHandler:
             self.metrics.scoring_seconds.observe(time.perf_counter() - scoring_started)
             if self.before_publish is not None:
                 await self.before_publish()
-            await self._publish(records, outcome.messages)
+            messages = fit_all(outcome.messages, self.limits.limits, self.limits.default)
+            await self._publish(records, self.guard.apply(messages))
         except (PublishError, KafkaError) as error:
             await self._fail(records, consumer, error)
             return False
@@ -187,6 +205,7 @@ class BatchHandler:
             await self._fail(records, consumer, error)
             return False
         acknowledged = time.time()
+        self.guard.succeeded(outcome.next_offsets)
         if self.background_commit:
             self.committer.commit_later(consumer, outcome.next_offsets, hold)
         else:
@@ -224,6 +243,8 @@ class BatchHandler:
         """Drop uncommitted offsets and context of revoked partitions (their new owner
         starts over)."""
         self.committer.forget(partitions)
+        for tp in partitions:  # their new owner tries them afresh
+            self.state.stopped_partitions.pop(f"{tp.topic}-{tp.partition}", None)
         self.contexts.drop((tp.topic, tp.partition) for tp in partitions)
 
     def _succeeded(self, outcome: BatchOutcome, started: float) -> None:
@@ -274,6 +295,8 @@ class BatchHandler:
             # A partition revoked meanwhile is skipped: its new owner starts from the commit.
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(TopicPartition(topic, partition), offset)
+        for stopped in self.guard.failed(first, error):
+            self._stop(consumer, stopped)
         delay = min(self.retry_backoff_max, 0.1 * 2 ** min(self._consecutive_failures, 10))
         (topic, partition), offset = min(first.items())
         log.error(
@@ -289,6 +312,26 @@ class BatchHandler:
             },
         )
         await self.sleep(delay)
+
+    def _stop(self, consumer: ConsumerLike, stopped: StoppedPartition) -> None:
+        """Consume no more of a partition whose record the broker refuses every way."""
+        with contextlib.suppress(IllegalStateError):
+            consumer.pause(TopicPartition(stopped.topic, stopped.partition))
+        self.state.stopped_partitions[stopped.name] = {
+            "offset": stopped.offset,
+            "reason": stopped.reason,
+        }
+        log.critical(
+            "partition stopped: the broker refuses a record's output and its last-resort "
+            "dead letter; nothing past it is committed until the partition is revoked or "
+            "the worker restarts",
+            extra={
+                "topic": stopped.topic,
+                "partition": stopped.partition,
+                "offset": stopped.offset,
+                "error": stopped.reason,
+            },
+        )
 
 
 class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types

@@ -2,6 +2,10 @@
 
 ``/healthz`` (alive), ``/health/ready`` (200 or 503), ``/health`` (details), ``/metrics``
 (Prometheus) and ``/asyncapi.json``, served by ``AsgiFastStream`` on the worker's port.
+
+The probes answer from state the worker keeps, and await nothing: the broker is pinged by a
+background task (:meth:`consumer.app.Worker.watch_broker`) and the partitions' positions are
+read by the lag poller, so a probe answers at once even while the broker does not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
     from consumer.app import Worker
 
 PING_TIMEOUT_SECONDS = 2.0
+BROKER_CHECK_SECONDS = 1.0  # the background ping's period
 
 Partitions = dict[str, dict[str, int | None]]
 
@@ -51,17 +56,24 @@ async def partitions(consumer: AIOKafkaConsumer | None) -> Partitions:
     return found
 
 
-async def readiness(worker: Worker) -> tuple[bool, list[str], Partitions]:
-    """Ready: broker reachable, a model loaded, consuming, and progressing (or idle)."""
-    state, broker = worker.state, worker.broker
+def readiness(worker: Worker) -> tuple[bool, list[str], Partitions]:
+    """Ready: broker reachable, a model loaded, consuming, and progressing (or idle).
+
+    From the worker's state only: the last broker ping and the last partition snapshot.
+    """
+    state = worker.state
     reasons: list[str] = []
-    if not broker.running or not await broker.ping(PING_TIMEOUT_SECONDS):
+    if not state.broker_connected:
         reasons.append("broker not connected")
     if state.detector is None:
         reasons.append("no model loaded")
-    found = await partitions(worker.consumer())
+    found = worker.partitions_found
     if not state.consuming:
         reasons.append("not consuming")
+    for name, stopped in sorted(state.stopped_partitions.items()):
+        reasons.append(
+            f"partition {name} stopped at offset {stopped['offset']}: {stopped['reason']}"
+        )
     stall = worker.settings.consumer_stall_seconds
     now = time.monotonic()
     if state.batch_started_monotonic is not None:
@@ -85,14 +97,14 @@ def routes(worker: Worker) -> list[tuple[str, Any]]:
         return _json({"status": "alive"})
 
     async def ready(scope: Any) -> AsgiResponse:
-        is_ready, reasons, _ = await readiness(worker)
+        is_ready, reasons, _ = readiness(worker)
         return _json(
             {"ready": is_ready, "reasons": reasons, "model_version": worker.state.model_version},
             200 if is_ready else 503,
         )
 
     async def health(scope: Any) -> AsgiResponse:
-        is_ready, reasons, found = await readiness(worker)
+        is_ready, reasons, found = readiness(worker)
         settings = worker.settings
         return _json(
             {

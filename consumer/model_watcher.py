@@ -4,19 +4,21 @@ The swap replaces one reference (:attr:`WorkerState.detector`); a batch reads it
 starts, so a batch is scored by one version and a new version takes effect between batches.
 A version that fails to load (bad checksum or signature, unreadable pickle, wrong shape) is
 logged, counted and remembered: it is not retried until ``LATEST`` names another version, and
-the model already loaded keeps serving.
+the model already loaded keeps serving. A pointer file that cannot be read or names no
+version (not UTF-8, not a version name) is refused the same way: logged once, shown in
+``/health`` (``registry_error``), and polled again; nothing a file holds stops the watcher.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from consumer.metrics import WorkerMetrics
 from consumer.state import WorkerState
+from shared.errors import RegistryError
 from shared.registry import ModelRegistry
 
 if TYPE_CHECKING:
@@ -61,14 +63,38 @@ class ModelWatcher:
         self.poll_seconds = poll_seconds
         self.on_model = on_model
         self._task: asyncio.Task[None] | None = None
+        self._pointer_errors: dict[str, str] = {}  # pointer -> the error last reported
+
+    def _read_failed(self, pointer: str, error: Exception) -> None:
+        """A pointer that cannot be read: reported once per distinct error, shown in /health."""
+        text = f"{pointer}: {error}"
+        self.state.registry_error = text
+        if self._pointer_errors.get(pointer) != text:
+            self._pointer_errors[pointer] = text
+            self.metrics.model_reload_failures.inc()
+            log.error(
+                "cannot read the model registry's pointer; keeping the current model",
+                extra={
+                    "pointer": pointer,
+                    "error": str(error),
+                    "serving": self.state.model_version,
+                },
+            )
+
+    def _read_ok(self, pointer: str) -> None:
+        if self._pointer_errors.pop(pointer, None) is not None:
+            log.info("the model registry's pointer reads again", extra={"pointer": pointer})
+        if not self._pointer_errors:
+            self.state.registry_error = None
 
     async def check(self) -> bool:
         """One poll; ``True`` when a new version was swapped in."""
         try:
             version = await asyncio.to_thread(self.registry.active_version)
-        except OSError as error:
-            log.warning("cannot read the model registry", extra={"error": repr(error)})
+        except (OSError, RegistryError) as error:
+            self._read_failed("LATEST", error)
             return False
+        self._read_ok("LATEST")
         state = self.state
         if version is None or version == state.model_version or version == state.failed_version:
             return False
@@ -102,8 +128,10 @@ class ModelWatcher:
         state = self.state
         try:
             version = await asyncio.to_thread(self.registry.candidate_version)
-        except OSError:
+        except (OSError, RegistryError) as error:
+            self._read_failed("CANDIDATE", error)
             return False
+        self._read_ok("CANDIDATE")
         if version is not None and version == state.model_version:
             version = None  # promoted: nothing left to compare
         current = state.shadow.version if state.shadow is not None else None
@@ -136,8 +164,11 @@ class ModelWatcher:
     async def run(self) -> None:
         """Poll forever; after each poll with a model loaded, call ``on_model``."""
         while True:
-            await self.check()
-            await self.check_candidate()
+            try:
+                await self.check()
+                await self.check_candidate()
+            except Exception:  # a bug here must not end hot reload unseen
+                log.exception("model poll failed; polling again")
             if self.state.detector is not None and self.on_model is not None:
                 try:
                     await self.on_model()
@@ -153,5 +184,9 @@ class ModelWatcher:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # it ended on its own: say so, but let the shutdown go on
+                log.exception("the model watcher had stopped with an error")

@@ -1,3 +1,4 @@
+# One concern, a batch's messages from enqueue to acknowledgement, keeps this module past 300 lines.
 """Sending a batch's verdicts and dead letters: all at once, then confirmed together.
 
 Two interchangeable sinks: :class:`AiokafkaSink` (a plain ``AIOKafkaProducer``, the default;
@@ -6,7 +7,10 @@ measured faster in ``bench/pipeline.py``) and :class:`FastStreamSink` (``broker.
 awaiting any of them, so per-partition order holds, and :func:`publish_confirmed` returns only
 once the broker has acknowledged every message (``acks=all``), or raises. A dead letter too
 large for the broker (refused on ``send`` or on acknowledgement) goes again without its value:
-:func:`shrunk` is that rule.
+:func:`consumer.sizing.shrunk` is that rule. A refusal by the broker breaks aiokafka's
+idempotent sequence for that partition (the refused batch's number is never reused, so every
+later send there fails ``OutOfOrderSequenceNumber``): the sink is renewed (a fresh producer)
+before anything is sent again, and :class:`PublishError` names the refused messages.
 
 :class:`AiokafkaSink` appends a batch's verdicts straight into one record batch per
 partition (aiokafka's ``create_batch``/``send_batch``), in input order: about a fifth of the
@@ -20,12 +24,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    RecordListTooLargeError,
+)
 
 from consumer.processor import Kind, Outgoing
+from consumer.sizing import HEADER_ORIGINAL_SIZE, HEADER_VALUE_TRUNCATED, shrunk
 from shared.kafka.aiokafka_compat import default_partition, known_partitions
 
 if TYPE_CHECKING:
@@ -34,12 +43,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("consumer.publishing")
 
-HEADER_VALUE_TRUNCATED = "value_truncated"
-HEADER_ORIGINAL_SIZE = "original_size"
+__all__ = ["HEADER_ORIGINAL_SIZE", "HEADER_VALUE_TRUNCATED", "PublishError", "shrunk"]
+
+# The broker's refusals of what was sent, as opposed to its absence: retrying the same
+# message cannot help, and each one breaks the idempotent producer's sequence.
+REFUSALS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    OutOfOrderSequenceNumber,
+)
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Whether ``error`` is the broker refusing a message (not an outage or a timeout)."""
+    return isinstance(error, REFUSALS)
 
 
 class PublishError(Exception):
-    """Some message of a batch was not acknowledged; the batch must be retried."""
+    """Some message of a batch was not acknowledged; the batch must be retried.
+
+    ``refused``: the messages the broker refused (empty when it was unreachable instead).
+    """
+
+    def __init__(self, text: str, refused: Sequence[Outgoing] = ()) -> None:
+        super().__init__(text)
+        self.refused = tuple(refused)
 
 
 # Messages enqueued together and the future of their acknowledgement.
@@ -56,27 +85,10 @@ class Sink(Protocol):
         """
         ...
 
-
-def shrunk(message: Outgoing, error: BaseException) -> Outgoing | None:
-    """The one truncation rule: a dead letter refused as too large goes again, valueless.
-
-    A record that fits the telemetry topic but not the dead-letter topic must not block its
-    partition; the ``value_truncated`` header says so. ``None`` for anything else (a verdict,
-    another error, a dead letter already truncated): that failure stands.
-    """
-    if (
-        message.kind is not Kind.DEAD_LETTER
-        or not isinstance(error, MessageSizeTooLargeError)
-        or any(name == HEADER_VALUE_TRUNCATED for name, _ in message.headers)
-    ):
-        return None
-    size = len(message.value or b"")
-    headers = (
-        *message.headers,
-        (HEADER_VALUE_TRUNCATED, b"true"),
-        (HEADER_ORIGINAL_SIZE, str(size).encode()),
-    )
-    return replace(message, value=b"", headers=headers)
+    async def renew(self) -> bool:
+        """Start sending through a fresh producer (a refusal broke the old one's sequence);
+        ``False`` when this sink cannot."""
+        ...
 
 
 async def _settle(futures: Sequence[Awaitable[Any]]) -> list[Any]:
@@ -99,7 +111,7 @@ async def send_each(
         except MessageSizeTooLargeError as error:
             smaller = shrunk(message, error)
             if smaller is None:
-                raise
+                raise PublishError(f"refused on send: {error!r}", (message,)) from error
             sent.append(((smaller,), await send(smaller)))
 
 
@@ -119,6 +131,10 @@ class OneByOne:
 
     async def send(self, message: Outgoing) -> Awaitable[Any]:
         raise NotImplementedError
+
+    async def renew(self) -> bool:
+        """Not supported: the producer is not this sink's own."""
+        return False
 
     async def send_all(self, messages: Sequence[Outgoing]) -> list[Sent]:
         """Every message through :meth:`send`, in order."""
@@ -143,8 +159,10 @@ class AiokafkaSink:
         *,
         memoise_partitions: bool = True,
         group_verdicts: bool = True,
+        make_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
         self.producer = producer
+        self.make_producer = make_producer
         self.memoise_partitions = memoise_partitions
         self.group_verdicts = group_verdicts
         self._partitions: dict[tuple[str, bytes, int], int] = {}
@@ -163,6 +181,19 @@ class AiokafkaSink:
                 self._partitions.clear()
             partition = self._partitions[where] = default_partition(key, sorted(known))
         return partition
+
+    async def renew(self) -> bool:
+        """A fresh producer (a new producer id, sequences from zero); the old one is closed."""
+        if self.make_producer is None:
+            return False
+        fresh = self.make_producer()
+        await fresh.start()
+        old, self.producer = self.producer, fresh
+        try:
+            await old.stop()
+        except Exception as error:  # its sends have settled; a failing close changes nothing
+            log.debug("closing the replaced producer failed", extra={"error": repr(error)})
+        return True
 
     async def send(self, message: Outgoing) -> Awaitable[Any]:
         future: Awaitable[Any] = await self.producer.send(
@@ -259,36 +290,52 @@ class FastStreamSink(OneByOne):
         return future
 
 
-async def publish_confirmed(sink: Sink, messages: Sequence[Outgoing]) -> None:
+async def publish_confirmed(sink: Sink, messages: Sequence[Outgoing], *, again: int = 1) -> None:
     """Send ``messages`` concurrently and wait until the broker acknowledged each one.
 
     A dead letter that the broker refuses as too large is re-sent without its value (the
     ``value_truncated`` header says so): a record that fits the telemetry topic but not the
-    dead-letter topic must not block its partition. Any other failure raises
-    :class:`PublishError`.
+    dead-letter topic must not block its partition. A refusal renews the sink's producer;
+    the messages that failed only because it broke the sequence (``OutOfOrderSequenceNumber``)
+    are re-sent with it, in their order, ``again`` times at most. Any other failure raises
+    :class:`PublishError`, which names the refused messages.
     """
     try:
         sent = await sink.send_all(messages)
+    except PublishError:
+        raise
     except Exception as error:
         raise PublishError(f"could not enqueue the batch: {error!r}") from error
     results = await _settle([future for _, future in sent])
-    retry: list[Outgoing] = []
+    resend: list[Outgoing] = []  # in the order they were sent
+    refused: list[Outgoing] = []
     first_error: BaseException | None = None
     for (group, _), result in zip(sent, results, strict=True):
         if not isinstance(result, BaseException):
             continue
         smaller = shrunk(group[0], result) if len(group) == 1 else None
         if smaller is not None:
-            retry.append(smaller)
-        elif first_error is None:
-            first_error = result
-    if first_error is not None:
-        raise PublishError(f"the broker did not acknowledge the batch: {first_error!r}") from (
-            first_error
-        )
-    if retry:
+            resend.append(smaller)
+            continue
+        if isinstance(result, OutOfOrderSequenceNumber) and again > 0:
+            resend.extend(group)  # a broken sequence fails what follows the refused message
+            continue
+        if is_refusal(result):
+            refused.extend(group)
+        if first_error is None or (is_refusal(result) and not is_refusal(first_error)):
+            first_error = result  # a refusal is the news, rather than what it caused
+    renewed = False
+    if resend or refused:
+        renewed = await sink.renew()
         log.warning(
-            "dead letters too large for the broker were sent without their value",
-            extra={"count": len(retry)},
+            "the broker refused messages; a fresh producer sends from now on"
+            if renewed
+            else "the broker refused messages; this publisher cannot renew its producer",
+            extra={"refused": len(refused), "resent": len(resend), "renewed": renewed},
         )
-        await publish_confirmed(sink, retry)
+    if first_error is not None:
+        raise PublishError(
+            f"the broker did not acknowledge the batch: {first_error!r}", refused
+        ) from first_error
+    if resend:
+        await publish_confirmed(sink, resend, again=again - 1 if renewed else 0)

@@ -18,9 +18,11 @@ class WorkerState:
     detector: Detector | None = None
     shadow: Detector | None = None  # the candidate scored in shadow, if any
     consuming: bool = False
+    broker_connected: bool = False  # the last background ping's answer
     failed_version: str | None = None
     failed_candidate: str | None = None
     last_model_error: str | None = None
+    registry_error: str | None = None  # a pointer file that cannot be read, while it lasts
     batches: int = 0
     records: int = 0
     scored: int = 0
@@ -32,6 +34,8 @@ class WorkerState:
     last_batch_at: float | None = None  # wall clock (time.time) of the last committed batch
     last_batch_monotonic: float | None = None
     batch_started_monotonic: float | None = None  # set while a batch is in hand
+    # "topic-partition" -> why the worker stopped consuming it, and at which offset
+    stopped_partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property
@@ -46,6 +50,7 @@ class WorkerState:
             "consuming": self.consuming,
             "failed_version": self.failed_version,
             "last_model_error": self.last_model_error,
+            "registry_error": self.registry_error,
             "batches_processed": self.batches,
             "records": self.records,
             "scored": self.scored,
@@ -55,6 +60,7 @@ class WorkerState:
             "dead_letters_by_reason": dict(self.dead_letters),
             "batch_failures": self.batch_failures,
             "commit_failures": self.commit_failures,
+            "stopped_partitions": dict(self.stopped_partitions),
             "last_batch_time": (
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.last_batch_at))
                 if self.last_batch_at

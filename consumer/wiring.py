@@ -22,6 +22,7 @@ from consumer.monitor import ModelMonitor
 from consumer.processor import BatchProcessor
 from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
+from consumer.topic_limits import TopicLimits
 from consumer.tracing import MessageTracing
 from shared.kafka import broker_options, client_options
 from shared.registry import ModelRegistry
@@ -148,6 +149,7 @@ def make_handler(
     after_batch: Callable[[], Awaitable[None]],
     before_publish: Callable[[], Awaitable[None]] | None = None,
     contexts: ContextStore | None = None,
+    limits: TopicLimits | None = None,
 ) -> BatchHandler:
     """The batch handler over ``sink``, committing as ``CONSUMER_BACKGROUND_COMMIT`` says."""
     return BatchHandler(
@@ -162,11 +164,15 @@ def make_handler(
         background_commit=settings.consumer_background_commit,
         monitor=monitor,
         contexts=contexts,
+        limits=limits,
+        refused_attempts=settings.consumer_refused_attempts,
     )
 
 
 @contextlib.asynccontextmanager
-async def open_sink(settings: Settings, broker: KafkaBroker) -> AsyncIterator[Sink]:
+async def open_sink(
+    settings: Settings, broker: KafkaBroker, limits: TopicLimits | None = None
+) -> AsyncIterator[Sink]:
     """The sink ``CONSUMER_PUBLISHER`` names, ready to send while the block runs.
 
     ``aiokafka``: a plain producer started on entry and stopped (flushed) on exit.
@@ -177,9 +183,19 @@ async def open_sink(settings: Settings, broker: KafkaBroker) -> AsyncIterator[Si
         return
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(**client_options(settings), **producer_options(settings))
+    options = {**client_options(settings), **producer_options(settings)}
+    if limits is not None:
+        # Several records share a batch up to its size: never more than a topic takes.
+        smallest = min([limits.of(settings.anomaly_topic), limits.of(settings.dlq_topic)])
+        options["max_batch_size"] = max(1024, min(PRODUCER_MAX_BATCH_BYTES, smallest - 1024))
+
+    def make_producer() -> AIOKafkaProducer:
+        return AIOKafkaProducer(**options)
+
+    producer = make_producer()
     await producer.start()
+    sink = AiokafkaSink(producer, make_producer=make_producer)
     try:
-        yield AiokafkaSink(producer)
+        yield sink
     finally:
-        await producer.stop()
+        await sink.producer.stop()  # the one in use (a refusal may have renewed it)

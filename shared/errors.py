@@ -7,6 +7,7 @@
     │                               /score history record's from the record's)
     ├── TrainingError               training data cannot make a model (HTTP 422)
     ├── RegistryError               the model registry cannot do what was asked (HTTP 503)
+    │   ├── PointerFileError        LATEST or CANDIDATE names no version (bad bytes, not a name)
     │   ├── ModelNotFoundError      no such version (HTTP 404)
     │   │   └── NoActiveModelError  no active model yet (HTTP 404)
     │   ├── ModelIntegrityError     checksum or signature refused; the artifact is not loaded
@@ -94,6 +95,10 @@ class TrainingError(VehicleAnomalyError):
 
 class RegistryError(VehicleAnomalyError):
     """The model registry cannot do what was asked."""
+
+
+class PointerFileError(RegistryError):
+    """``LATEST`` or ``CANDIDATE`` holds something that is not a version name."""
 
 
 class ModelNotFoundError(RegistryError):

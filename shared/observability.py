@@ -1,7 +1,10 @@
 """Logging set-up shared by both services: one JSON object per line, or readable console lines.
 
 Every line carries the service name and, when present, the request id (a context variable
-the api sets per request) and the active OpenTelemetry trace and span ids.
+the api sets per request) and the active OpenTelemetry trace and span ids. Repeated warnings
+and errors are rate-limited by :class:`RepeatFilter` (``LOG_REPEAT_SECONDS``): the first line
+of a kind is written, the repeats within the window are counted, and one summary line says
+how many there were; a different line (a recovery) is always written.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ import contextvars
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,11 +105,87 @@ def _stamp(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
-def configure_logging(service: str, log_format: str = "json", level: str = "INFO") -> None:
-    """Route every logger (uvicorn's and FastStream's included) through one formatter."""
+class RepeatFilter(logging.Filter):
+    """Lets the first of each kind of line through per ``window`` seconds, and counts the rest.
+
+    A kind is the logger, the level and the message *template* (``record.msg``, before its
+    arguments): aiokafka's "Marking the coordinator dead (node %s)..." is one kind whatever
+    the node. Lines below ``min_level`` always pass. When a kind that was held back shows
+    again after its window, that line carries ``repeated`` (how many were held back) and
+    ``repeated_seconds``; a kind that stops altogether gets a summary line of its own, written
+    with the next line that passes. ``clock`` is for tests.
+    """
+
+    def __init__(
+        self,
+        window: float,
+        *,
+        min_level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 10_000,
+    ) -> None:
+        super().__init__()
+        self.window = window
+        self.min_level = min_level
+        self.clock = clock
+        self.max_kinds = max_kinds
+        # kind -> (window start, lines held back since, one of them for the summary)
+        self._seen: dict[tuple[str, int, str], tuple[float, int, logging.LogRecord]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.window <= 0 or record.levelno < self.min_level or hasattr(record, "repeated"):
+            return True
+        now = self.clock()
+        kind = (record.name, record.levelno, str(record.msg))
+        with self._lock:
+            lingering = self._expired(now, kind)
+            seen = self._seen.get(kind)
+            if seen is not None and now - seen[0] < self.window:
+                self._seen[kind] = (seen[0], seen[1] + 1, record)
+                passes = False
+            else:
+                if seen is not None and seen[1]:
+                    record.repeated = seen[1]
+                    record.repeated_seconds = round(now - seen[0], 1)
+                if len(self._seen) >= self.max_kinds:
+                    self._seen.clear()
+                self._seen[kind] = (now, 0, record)
+                passes = True
+        for summary in lingering:
+            logging.getLogger(summary.name).handle(summary)
+        return passes
+
+    def _expired(self, now: float, current: tuple[str, int, str]) -> list[logging.LogRecord]:
+        """Summaries of the kinds whose window ended with lines held back (not ``current``)."""
+        summaries = []
+        for kind, (start, held, last) in list(self._seen.items()):
+            if kind == current or now - start < self.window:
+                continue
+            del self._seen[kind]
+            if held:
+                summary = logging.makeLogRecord(vars(last))
+                summary.repeated = held
+                summary.repeated_seconds = round(now - start, 1)
+                summary.msg = f"{last.getMessage()} (and {held} more like it)"
+                summary.args = None
+                summary.exc_info = summary.exc_text = None
+                summaries.append(summary)
+        return summaries
+
+
+def configure_logging(
+    service: str, log_format: str = "json", level: str = "INFO", repeat_seconds: float = 0.0
+) -> None:
+    """Route every logger (uvicorn's and FastStream's included) through one formatter.
+
+    ``repeat_seconds`` > 0: repeated warnings and errors are rate-limited (:class:`RepeatFilter`).
+    """
     logging.setLogRecordFactory(_stamped_record)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if log_format == "json" else ConsoleFormatter())
+    if repeat_seconds > 0:
+        handler.addFilter(RepeatFilter(repeat_seconds))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -43,6 +43,7 @@ from shared.registry_files import (
     doomed_versions,
     fsync_path,
     is_version_name,
+    read_pointer,
     sha256_file,
     sign,
     sweep_stale_temps,
@@ -104,20 +105,18 @@ class ModelRegistry:
         return True
 
     def active_version(self) -> str | None:
-        """The name in ``LATEST``, or ``None`` when no version was activated yet."""
-        try:
-            name = (self.root / LATEST_FILE).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return name or None
+        """The name in ``LATEST``, or ``None`` when no version was activated yet.
+
+        Raises :class:`PointerFileError` when ``LATEST`` names no version (see ``read_pointer``).
+        """
+        return read_pointer(self.root / LATEST_FILE)
 
     def candidate_version(self) -> str | None:
-        """The name in ``CANDIDATE``: a version scored in shadow beside the active one."""
-        try:
-            name = (self.root / CANDIDATE_FILE).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return name or None
+        """The name in ``CANDIDATE``: a version scored in shadow beside the active one.
+
+        Raises :class:`PointerFileError` when ``CANDIDATE`` names no version.
+        """
+        return read_pointer(self.root / CANDIDATE_FILE)
 
     def set_candidate(self, version: str) -> ModelMeta:
         """Make ``version`` the shadow candidate; it must verify and not be the active one."""
@@ -287,7 +286,13 @@ class ModelRegistry:
             fsync_path(self.root)
             # a version not made active becomes the shadow candidate
             self._point(LATEST_FILE if activate else CANDIDATE_FILE, version)
-            self._prune_locked()
+            try:
+                self._prune_locked()
+            except RegistryError as error:  # published all the same: retention waits
+                log.warning(
+                    "retention skipped after a publish",
+                    extra={"version": version, "error": str(error)},
+                )
         return ModelMeta.model_validate(payload)
 
     def _point(self, pointer: str, version: str) -> None:

@@ -20,6 +20,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from shared.errors import PointerFileError
+
 _VERSION_RE = re.compile(r"^(?P<base>[0-9]{14})(?:-(?P<n>[0-9]+))?$")
 
 
@@ -34,6 +36,34 @@ def version_sort_key(version: str) -> tuple[str, int]:
 def is_version_name(name: str) -> bool:
     """Whether ``name`` has the form of a version (``YYYYMMDDHHMMSS`` with optional ``-N``)."""
     return _VERSION_RE.match(name) is not None
+
+
+MAX_POINTER_BYTES = 256  # a version name is 14 digits and a short suffix
+
+
+def read_pointer(path: Path) -> str | None:
+    """The version a pointer file (``LATEST``, ``CANDIDATE``) names; ``None`` if it is absent
+    or empty.
+
+    Any content is data to validate: bytes that are not UTF-8, or text that is not a version
+    name, raise :class:`shared.errors.PointerFileError` (never a ``UnicodeDecodeError``).
+    Other ``OSError`` (an unreadable directory) propagates.
+    """
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POINTER_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PointerFileError(f"{path.name} is not UTF-8 text ({len(raw)} bytes)") from None
+    if not name:
+        return None
+    if len(raw) > MAX_POINTER_BYTES or not is_version_name(name):
+        shown = name[:40] + ("..." if len(name) > 40 else "")
+        raise PointerFileError(f"{path.name} does not name a version: {shown!r}")
+    return name
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:

@@ -40,6 +40,8 @@ class DeadLetterReason(StrEnum):
     SCHEMA = "schema"
     NON_FINITE = "non_finite"
     DIMENSION_MISMATCH = "dimension_mismatch"
+    # the worker's last resort for a record whose output the broker kept refusing
+    PUBLISH_REFUSED = "publish_refused"
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -298,6 +298,16 @@ class Settings(BaseSettings):
         description="The upper bound of the back-off after a batch that could not be published "
         "(it is retried).",
     )
+    consumer_refused_attempts: int = Field(
+        5,
+        ge=1,
+        le=1_000,
+        description="How many times a batch the broker refuses (a message too large, a broken "
+        "sequence) is retried before the refused records go to the dead-letter topic without "
+        "their value (`error=publish_refused`); should that be refused as often, the worker "
+        "stops consuming the partition, commits nothing past the record and reports not ready. "
+        "An unreachable broker is not a refusal: that retry has no bound.",
+    )
     consumer_rebalance_wait_seconds: float = Field(
         10.0,
         ge=0,
@@ -344,6 +354,15 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="The lowest level logged."
+    )
+    log_repeat_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3_600,
+        description="Warnings and errors of one kind (logger, level, message template) are "
+        "written once per this many seconds; the repeats are counted and summarised in one "
+        "line (`repeated`). A different line, such as a recovery, is always written. "
+        "0: every line is written.",
     )
 
     _split = field_validator("api_keys", "cors_origins", mode="before")(_split_csv)

@@ -72,8 +72,12 @@ async def health(request: Request, services: ServicesDep) -> HealthReport:
     model = ActiveModel(version=None)
     degraded = not readable
     if readable:
-        version = registry.active_version()
-        model = ActiveModel(version=version)
+        try:
+            version = registry.active_version()
+        except RegistryError as error:  # LATEST names no version: shown, not a 500
+            version, degraded = None, True
+            model.error = str(error)
+        model.version = version
         if version is not None:
             try:
                 meta = registry.meta(version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import time
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from api.openapi import (
     json_body,
     problem_responses,
 )
-from shared.errors import TrainingError
+from shared.errors import RegistryError, TrainingError
 from shared.training import train_version
 from shared.training_schemas import TrainingRequest, TrainingResponse
 
@@ -71,6 +72,19 @@ RESPONSE_EXAMPLE = {
         "held_out_flagged": None,
     },
 }
+
+
+def unwritable_registry(model_dir: Any, error: OSError) -> RegistryError:
+    """The 503 of a model directory that cannot take a new version (read-only, full...)."""
+    reason = (
+        "is read-only"
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+        else "cannot be written"
+    )
+    return RegistryError(
+        f"the model directory {model_dir} {reason}: cannot publish a version "
+        f"({error.strerror or error})"
+    )
 
 
 @router.post(
@@ -147,6 +161,9 @@ async def ingest(
         except TrainingError:
             metrics.trainings.labels("rejected").inc()
             raise
+        except OSError as error:  # the model directory cannot be written: say so, as a 503
+            metrics.trainings.labels("failed").inc()
+            raise unwritable_registry(services.settings.model_dir, error) from error
         except Exception:
             metrics.trainings.labels("failed").inc()
             raise

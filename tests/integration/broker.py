@@ -137,6 +137,10 @@ class _LocalBroker:
         }
         self._stopped = True
 
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
     def start(self) -> subprocess.CompletedProcess[str]:
         self._stopped = False
         # Should the interpreter exit without running the fixture's teardown, still stop it.
@@ -174,5 +178,22 @@ def local_broker(data_root: Path, attempts: int = 3) -> Iterator[str]:
     print(result.stdout, file=sys.stderr, end="")  # shown with pytest -s
     try:
         yield f"127.0.0.1:{broker.port}"
+    finally:
+        broker.stop()
+
+
+@contextlib.contextmanager
+def private_broker(data_root: Path) -> Iterator[_LocalBroker]:
+    """A ``scripts/kafka-local`` broker of one test's own, on free ports with its own data.
+
+    The test may ``stop()`` it (``kafka-local stop``: by the pid it recorded) and ``start()`` it
+    again on the same ports and data; it is stopped when the block ends.
+    """
+    broker = _LocalBroker(data_root, *free_ports(2))
+    try:
+        result = broker.start()
+        if result.returncode != 0:
+            raise BrokerStartError(f"scripts/kafka-local start failed:\n{result.stdout}")
+        yield broker
     finally:
         broker.stop()

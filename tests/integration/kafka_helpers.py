@@ -116,17 +116,21 @@ async def produce(
     headers: Sequence[Headers | None] | None = None,
     *,
     partition: int | None = None,
+    max_request_size: int = 1_048_576,
 ) -> list[Any]:
     """Send ``values`` (with the matching ``keys``/``headers``) and wait for every ack.
 
     Returns aiokafka's ``RecordMetadata`` of each message (``.partition``, ``.offset``), in order.
+    ``max_request_size`` is the producer's own limit (raise it for values near 1 MiB).
     """
     values = list(values)
     if keys is not None and len(keys) != len(values):
         raise ValueError(f"{len(keys)} keys for {len(values)} values")
     if headers is not None and len(headers) != len(values):
         raise ValueError(f"{len(headers)} header lists for {len(values)} values")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=max_request_size
+    )
     await producer.start()
     try:
         futures = [

@@ -118,6 +118,7 @@ class FakeConsumer:
     )
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
+    paused: set[TopicPartition] = field(default_factory=set)
     commit_error: BaseException | None = None
     commit_errors: list[BaseException] = field(default_factory=list)
     commit_gate: asyncio.Event | None = None
@@ -143,6 +144,9 @@ class FakeConsumer:
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks.append((partition, offset))
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused.update(partitions)
 
 
 @dataclass

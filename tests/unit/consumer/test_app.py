@@ -152,3 +152,24 @@ async def test_the_handler_is_built_at_start_up_over_the_opened_sink(tmp_path: P
     """No handler (and so no placeholder sink) exists before the lifespan starts."""
     app = create_app(settings(tmp_path))
     assert app.worker.handler is None  # type: ignore[attr-defined]  # set by create_app
+
+
+async def test_probes_read_the_kept_broker_state_and_never_ping(tmp_path: Path) -> None:
+    """A broker whose ping would hang does not hold /health/ready: the kept answer is used."""
+    import asyncio
+
+    app = create_app(settings(tmp_path))
+    worker = app.worker  # type: ignore[attr-defined]  # create_app hangs the worker on the app
+
+    async def hang(timeout: float) -> bool:  # noqa: ASYNC109 (broker.ping's signature)
+        await asyncio.sleep(3600)
+        return True
+
+    worker.broker.ping = hang
+    ready = await asyncio.wait_for(get(app, "/health/ready"), 5)
+    assert "broker not connected" in ready.json()["reasons"]
+    worker.state.broker_connected = True
+    ready = await asyncio.wait_for(get(app, "/health/ready"), 5)
+    assert "broker not connected" not in ready.json()["reasons"]
+    details = await asyncio.wait_for(get(app, "/health"), 5)
+    assert details.json()["registry_error"] is None

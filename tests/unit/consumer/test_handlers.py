@@ -224,3 +224,42 @@ async def test_handler_shows_each_scored_batch_to_the_monitor() -> None:
     assert state.detector is not None
     ((version, shape, scores),) = seen
     assert version == state.detector.version and shape == (2, 4) and len(scores) == 2
+
+
+async def test_a_batch_refused_every_way_stops_only_its_partition() -> None:
+    """Refused N times: a last-resort letter; refused N more: that partition paused, not ready."""
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    sink = FakeSink(
+        fail_on=lambda m: MessageSizeTooLargeError() if m.source_offset == 100 else None
+    )
+    handler, state, _ = build_handler(sink, background=False)
+    handler.guard.attempts = 2
+    consumer = FakeConsumer()
+    for _ in range(4):
+        assert not await handler.handle(mixed_batch(), consumer)
+    last_resort = [m for m in sink.sent if m.source_offset == 100 and m.value == b""]
+    assert last_resort and dict(last_resort[0].headers)["error"] == b"publish_refused"
+    assert consumer.paused == {TopicPartition(TOPIC, 0)}
+    assert state.stopped_partitions[f"{TOPIC}-0"]["offset"] == 100
+    assert consumer.commits == []
+    # the stopped partition's records are skipped; the other partition goes on
+    assert await handler.handle(mixed_batch(), consumer)
+    assert consumer.commits == [{TopicPartition(TOPIC, 1): 8}]
+
+
+async def test_a_last_resort_letter_that_is_taken_ends_the_refusals() -> None:
+    """When the broker takes the last-resort letter the batch commits past the record."""
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    def refuse(message: Any) -> Exception | None:
+        refusable = message.source_offset == 100 and message.kind == "verdict"
+        return MessageSizeTooLargeError() if refusable else None
+
+    handler, state, _ = build_handler(FakeSink(fail_on=refuse), background=False)
+    handler.guard.attempts = 2
+    consumer = FakeConsumer()
+    results = [await handler.handle(mixed_batch(), consumer) for _ in range(3)]
+    assert results == [False, False, True]
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): 102, TopicPartition(TOPIC, 1): 8}]
+    assert state.stopped_partitions == {}

@@ -88,3 +88,44 @@ async def test_run_calls_on_model_and_stops(tmp_path: Path) -> None:
     await asyncio.wait_for(started.wait(), 5)
     await watcher.stop()
     assert state.detector is not None
+
+
+async def test_pointer_files_that_name_no_version_are_reported_not_fatal(tmp_path: Path) -> None:
+    """Non-UTF-8 LATEST and CANDIDATE: shown as registry_error, polled again, then recovered."""
+    import asyncio
+
+    registry = ModelRegistry(tmp_path)
+    state, metrics = WorkerState(), WorkerMetrics()
+    watcher = ModelWatcher(registry, state, metrics, 0.01)
+    first = publish(registry)
+    assert await watcher.check()
+    (tmp_path / "LATEST").write_bytes(b"\xff\xfe")
+    (tmp_path / "CANDIDATE").write_bytes(b"../../etc/passwd")
+    watcher.start()
+    await asyncio.sleep(0.1)  # several polls
+    assert state.registry_error is not None and "CANDIDATE" in state.registry_error
+    assert state.model_version == first
+    assert metrics.model_reload_failures._value.get() == 2  # once per distinct error
+    (tmp_path / "CANDIDATE").unlink()
+    second = publish(registry, seed=1)  # rewrites LATEST
+    for _ in range(100):
+        if state.model_version == second:
+            break
+        await asyncio.sleep(0.02)
+    assert state.model_version == second
+    assert state.registry_error is None
+    await watcher.stop()  # returns: the task never died
+
+
+async def test_stop_survives_a_task_that_ended_with_an_error(tmp_path: Path) -> None:
+    """A watcher task that failed on its own does not fail the shutdown."""
+    import asyncio
+
+    class Broken(ModelRegistry):
+        def active_version(self) -> str | None:
+            raise RuntimeError("a bug")
+
+    watcher = ModelWatcher(Broken(tmp_path), WorkerState(), WorkerMetrics(), 0.01)
+    watcher.start()
+    await asyncio.sleep(0.05)
+    await watcher.stop()

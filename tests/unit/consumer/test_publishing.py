@@ -248,3 +248,58 @@ async def test_memoised_partitions_match_aiokafkas_default_partitioner() -> None
     await sink.send(Outgoing(Kind.DEAD_LETTER, "dlq", None, b"x", (), TOPIC, 0, 0))
     expected = [DefaultPartitioner()(key, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]) for key in keys]
     assert producer.partitions == [*expected, None]
+
+
+class RenewingSink(FakeSink):
+    """A fake sink whose producer a refusal breaks until it is renewed."""
+
+    def __init__(self, fail_on: Any) -> None:
+        super().__init__(fail_on=fail_on)
+        self.renewals = 0
+
+    async def renew(self) -> bool:
+        self.renewals += 1
+        return True
+
+
+async def test_a_refusal_renews_the_producer_and_resends_what_its_sequence_broke() -> None:
+    """The refused letter goes valueless, the out-of-sequence ones again, once renewed."""
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    def refuse(message: Outgoing) -> Exception | None:
+        if sink.renewals:
+            return None
+        failure: Exception = (
+            MessageSizeTooLargeError()
+            if message.value == b"x" * 100
+            else OutOfOrderSequenceNumber()
+        )
+        return failure if message.source_offset > 0 else None
+
+    sink = RenewingSink(refuse)
+    letters = [
+        Outgoing(Kind.DEAD_LETTER, "dlq", None, value, (), TOPIC, 0, offset)
+        for offset, value in ((0, b"a"), (1, b"x" * 100), (2, b"b"), (3, b"c"))
+    ]
+    await publish_confirmed(sink, letters)
+    assert sink.renewals == 1
+    assert [(m.source_offset, m.value) for m in sink.sent[4:]] == [(1, b""), (2, b"b"), (3, b"c")]
+
+
+async def test_a_refused_verdict_is_named_by_the_error() -> None:
+    """PublishError.refused names what the broker refused (the guard counts those)."""
+    sink = RenewingSink(lambda m: MessageSizeTooLargeError() if m.source_offset == 2 else None)
+    verdicts = [Outgoing(Kind.VERDICT, "anomalies", b"VH", b"{}", (), TOPIC, 0, o) for o in (1, 2)]
+    with pytest.raises(PublishError) as raised:
+        await publish_confirmed(sink, verdicts)
+    assert [m.source_offset for m in raised.value.refused] == [2]
+    assert sink.renewals == 1
+
+
+async def test_an_outage_names_no_refusal_and_renews_nothing() -> None:
+    """A timeout is not a refusal: nothing is renewed, nothing is named."""
+    sink = RenewingSink(lambda m: KafkaTimeoutError())
+    with pytest.raises(PublishError) as raised:
+        await publish_confirmed(sink, [Outgoing(Kind.VERDICT, "a", b"VH", b"{}", (), TOPIC, 0, 1)])
+    assert raised.value.refused == ()
+    assert sink.renewals == 0
