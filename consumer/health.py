@@ -56,7 +56,8 @@ async def readiness(worker: Worker) -> tuple[bool, list[str], Partitions]:
     state, broker = worker.state, worker.broker
     reasons: list[str] = []
     if not broker.running or not await broker.ping(PING_TIMEOUT_SECONDS):
-        reasons.append("broker not connected")
+        problem = broker.problem  # why Kafka refused it, while the broker's start waits
+        reasons.append(f"broker not connected: {problem}" if problem else "broker not connected")
     if state.detector is None:
         reasons.append("no model loaded")
     found = await partitions(worker.consumer())
