@@ -32,16 +32,29 @@ def _text(error: BaseException) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
-def describe(error: BaseException) -> str:
-    """One line naming what kind of refusal ``error`` is, with its own message."""
+def refusal_kind(error: BaseException) -> str | None:
+    """``authorization``, ``authentication``, ``tls``, or ``None`` for any other error."""
     name = type(error).__name__
     if name in AUTHORIZATION_ERRORS:
-        return f"Kafka authorization failed (a missing ACL or IAM permission): {_text(error)}"
+        return "authorization"
     if name in ("SaslAuthenticationFailed", "AuthenticationFailedError"):
-        return f"Kafka authentication failed (SASL user or password): {_text(error)}"
+        return "authentication"
     if isinstance(error, ssl.SSLError):
-        return f"TLS with Kafka failed: {_text(error)}"
-    return _text(error)
+        return "tls"
+    return None
+
+
+_KINDS = {
+    "authorization": "Kafka authorization failed (a missing ACL or IAM permission)",
+    "authentication": "Kafka authentication failed (SASL user or password)",
+    "tls": "TLS with Kafka failed",
+}
+
+
+def describe(error: BaseException) -> str:
+    """One line naming what kind of refusal ``error`` is, with its own message."""
+    kind = refusal_kind(error)
+    return f"{_KINDS[kind]}: {_text(error)}" if kind else _text(error)
 
 
 async def connection_problem(settings: Settings, timeout_ms: int = 10_000) -> str | None:
