@@ -2,7 +2,8 @@
 
 :func:`secured_broker` starts one on free ports with its own data directory (the CA, the broker
 certificate and the users' passwords are generated there at run time), grants each service
-principal the ACLs the README documents (:data:`DOCUMENTED_ACLS`), and stops it at the end.
+principal the ACLs the README's table documents (:func:`documented_acls`), and stops it at
+the end.
 The principal ``outsider`` has a password and no ACL at all.
 """
 
@@ -37,18 +38,13 @@ RAW, ANOMALIES, DLQ, ALERTS = (
 GROUP = "anomaly-scorer"
 PRINCIPALS = ("worker", "api", "cli", "outsider")
 
-# (principal, operation, resource type, resource): the README's "Kafka ACLs" table.
-DOCUMENTED_ACLS: tuple[tuple[str, str, str, str], ...] = (
-    ("worker", "Read", "topic", RAW),
-    ("worker", "Read", "group", GROUP),
-    ("worker", "Write", "topic", ANOMALIES),
-    ("worker", "Write", "topic", DLQ),
-    ("worker", "Write", "topic", ALERTS),
-    ("api", "Read", "topic", RAW),
-    ("api", "Read", "topic", ANOMALIES),
-    ("cli", "Write", "topic", RAW),
-    ("cli", "Read", "topic", ANOMALIES),
-)
+
+def documented_acls() -> tuple[tuple[str, str, str, str], ...]:
+    """(principal, operation, resource type, name): the rows of the README's ACL table."""
+    text = (REPO_ROOT / "README.md").read_text()
+    table = text.split("<!-- kafka-acls: begin -->", 1)[1].split("<!-- kafka-acls: end -->", 1)[0]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()[2:]]
+    return tuple((p.strip(), o.strip(), k.strip(), n.strip()) for p, o, k, n in rows)
 
 
 @dataclass(frozen=True)
@@ -102,9 +98,9 @@ class SecuredBroker:
 
 
 def grant_documented(broker: SecuredBroker) -> None:
-    """Grant :data:`DOCUMENTED_ACLS`, one AclCommand per principal and operation."""
+    """Grant the README's ACLs, one AclCommand per principal and operation."""
     grouped: dict[tuple[str, str], list[str]] = {}
-    for principal, operation, kind, name in DOCUMENTED_ACLS:
+    for principal, operation, kind, name in documented_acls():
         grouped.setdefault((principal, operation), []).extend([f"--{kind}", name])
     for (principal, operation), resources in grouped.items():
         broker.acl(
