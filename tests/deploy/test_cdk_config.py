@@ -27,7 +27,12 @@ def test_cdk_json_defaults_are_valid() -> None:
     defaults = config()
     assert defaults.msk == "create"
     assert defaults.worker_max_capacity == defaults.partitions == 3
-    assert defaults.topics == ("telemetry.raw", "telemetry.anomalies", "telemetry.dlq")
+    assert defaults.topics == (
+        "telemetry.raw",
+        "telemetry.anomalies",
+        "telemetry.dlq",
+        "telemetry.alerts",
+    )
 
 
 def test_cli_strings_are_converted() -> None:

@@ -80,6 +80,7 @@ class DeployConfig:
     telemetry_topic: str
     anomaly_topic: str
     dlq_topic: str
+    alert_topic: str
     consumer_group: str
     vpc_id: str
     api_cpu: int
@@ -139,6 +140,7 @@ class DeployConfig:
             telemetry_topic=text("telemetry_topic", "telemetry.raw"),
             anomaly_topic=text("anomaly_topic", "telemetry.anomalies"),
             dlq_topic=text("dlq_topic", "telemetry.dlq"),
+            alert_topic=text("alert_topic", "telemetry.alerts"),
             consumer_group=text("consumer_group", "anomaly-scorer"),
             vpc_id=text("vpc_id"),
             api_cpu=number("api_cpu", 512, minimum=256),
@@ -198,8 +200,8 @@ class DeployConfig:
         return _LOG_RETENTION[self.log_retention_days]
 
     @property
-    def topics(self) -> tuple[str, str, str]:
-        return (self.telemetry_topic, self.anomaly_topic, self.dlq_topic)
+    def topics(self) -> tuple[str, str, str, str]:
+        return (self.telemetry_topic, self.anomaly_topic, self.dlq_topic, self.alert_topic)
 
     @property
     def msk_cluster_name(self) -> str:
