@@ -343,7 +343,8 @@ def test_outputs(syntheses: dict[str, Synthesis], mode: str) -> None:
     """The stack outputs the api URL and the topics."""
     synthesis = syntheses[mode]
     outputs = synthesis.template["Outputs"]
-    assert render(outputs["ApiUrl"]["Value"]).startswith("http://")
+    scheme = "https://" if mode == "create" else "http://"  # import: -c allow_http=true
+    assert render(outputs["ApiUrl"]["Value"]).startswith(scheme)
     assert outputs["TelemetryTopic"]["Value"] == "telemetry.raw"
     assert outputs["AnomalyTopic"]["Value"] == "telemetry.anomalies"
     assert outputs["DlqTopic"]["Value"] == "telemetry.dlq"

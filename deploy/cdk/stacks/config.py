@@ -94,6 +94,7 @@ class DeployConfig:
     worker_lag_scale_out: int
     log_retention_days: int
     certificate_arn: str
+    allow_http: bool
     allowed_cidr: str
     api_keys_secret_arn: str
     signing_key_secret_arn: str
@@ -117,6 +118,16 @@ class DeployConfig:
             if result < minimum:
                 raise ConfigError(f"context {key}: must be at least {minimum}, not {result}")
             return result
+
+        def flag(key: str) -> bool:
+            value = get(key)
+            if value is None or value == "" or value is False:
+                return False
+            if value is True or str(value).strip().lower() in ("true", "1", "yes"):
+                return True
+            if str(value).strip().lower() in ("false", "0", "no"):
+                return False
+            raise ConfigError(f"context {key}: true or false, not {value!r}")
 
         config = cls(
             stack_name=text("stack_name", "VehicleAnomaly"),
@@ -154,6 +165,7 @@ class DeployConfig:
             worker_lag_scale_out=number("worker_lag_scale_out", 1000, minimum=1),
             log_retention_days=number("log_retention_days", 30, minimum=1),
             certificate_arn=text("certificate_arn"),
+            allow_http=flag("allow_http"),
             allowed_cidr=text("allowed_cidr", "0.0.0.0/0"),
             api_keys_secret_arn=text("api_keys_secret_arn"),
             signing_key_secret_arn=text("signing_key_secret_arn"),
@@ -162,6 +174,12 @@ class DeployConfig:
         return config
 
     def validate(self) -> None:
+        if not self.certificate_arn and not self.allow_http:
+            # API keys would cross the internet in cleartext on plain HTTP.
+            raise ConfigError(
+                "context certificate_arn: required (an ACM certificate: HTTPS on 443, port 80 "
+                "redirected); -c allow_http=true serves plain HTTP on 80, for a test stack only"
+            )
         if self.msk not in MSK_MODES:
             raise ConfigError(
                 f"context msk: must be one of {', '.join(MSK_MODES)}, not {self.msk!r}"
