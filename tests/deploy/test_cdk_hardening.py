@@ -1,4 +1,4 @@
-"""The stack's defaults that keep the api's keys safe: HTTPS with port 80 redirected.
+"""The stack's defaults that keep the api's keys and the tasks safe: HTTPS, read-only roots.
 
 ``create`` is synthesized with a certificate (the production shape), ``import`` with
 ``-c allow_http=true`` (a test stack); see tests/deploy/conftest.py.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy.conftest import TEST_CERTIFICATE_ARN, Synthesis
+from tests.deploy.test_cdk import app_containers, task_of
 
 pytestmark = pytest.mark.parametrize("mode", ["create", "import"])
 
@@ -39,3 +40,19 @@ def test_the_api_is_https_with_80_redirected_unless_http_is_allowed(
             "RedirectConfig": {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"},
         }
     ]
+
+
+def test_app_containers_have_read_only_roots_and_a_tmp_volume(
+    syntheses: dict[str, Synthesis], mode: str
+) -> None:
+    """Both services run on a read-only root filesystem; /tmp is task storage, MODEL_DIR is EFS."""
+    synthesis = syntheses[mode]
+    for name, container in app_containers(synthesis).items():
+        assert container["ReadonlyRootFilesystem"] is True, name
+        volumes = {v["Name"]: v for v in task_of(synthesis, name)["Properties"]["Volumes"]}
+        writable = {m["ContainerPath"]: m for m in container["MountPoints"] if not m["ReadOnly"]}
+        tmp = writable["/tmp"]
+        # No host path and no EFS: Fargate's ephemeral task storage, gone with the task.
+        assert volumes[tmp["SourceVolume"]] == {"Name": tmp["SourceVolume"]}
+        expected = {"/tmp", "/var/lib/vehicle-anomaly/models"} if name == "api" else {"/tmp"}
+        assert set(writable) == expected
