@@ -85,7 +85,7 @@ async def test_worker_scores_with_only_its_documented_acls(
 async def assert_waits_saying(process: WorkerProcess, cause: str) -> None:
     """Not ready with a reason naming ``cause``, a log line naming it, and still running."""
     health = await process.wait_for(
-        lambda h: any(cause in reason for reason in h["reasons"]), 90, f"a reason naming {cause}"
+        lambda h: any(cause in reason for reason in h["reasons"]), 180, f"a reason naming {cause}"
     )
     assert not health["ready"]
     response = await process.get("/health/ready")
