@@ -47,6 +47,7 @@ from consumer.wiring import (
     open_sink,
     telemetry,
 )
+from shared.kafka.diagnosis import describe
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class Worker:
         self.handler: BatchHandler | None = None
         self.subscriber: BatchSubscriber | None = None
         self.consuming_since: float | None = None
+        # Why the subscriber could not start (e.g. no ACL on the group), for /health/ready.
+        self.consume_problem: str | None = None
         self._resources = contextlib.AsyncExitStack()
         self._lag_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
@@ -166,10 +169,18 @@ class Worker:
                 gc.freeze()
             try:
                 await subscriber.start()
-            except BaseException:
+            except BaseException as error:
                 await subscriber.stop()
+                if isinstance(error, Exception):
+                    self.consume_problem = describe(error)
+                    log.warning(
+                        "Kafka refused the worker: %s; retrying at the next model poll",
+                        self.consume_problem,
+                        extra={"reason": self.consume_problem, "error": type(error).__name__},
+                    )
                 raise
             self.subscriber = subscriber
+            self.consume_problem = None
             self.state.consuming = True
             self.consuming_since = time.monotonic()
             log.info(

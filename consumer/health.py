@@ -62,7 +62,8 @@ async def readiness(worker: Worker) -> tuple[bool, list[str], Partitions]:
         reasons.append("no model loaded")
     found = await partitions(worker.consumer())
     if not state.consuming:
-        reasons.append("not consuming")
+        problem = worker.consume_problem  # why the subscriber could not start, if it failed
+        reasons.append(f"not consuming: {problem}" if problem else "not consuming")
     stall = worker.settings.consumer_stall_seconds
     now = time.monotonic()
     if state.batch_started_monotonic is not None:
