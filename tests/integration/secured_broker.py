@@ -4,7 +4,8 @@
 certificate and the users' passwords are generated there at run time), grants each service
 principal the ACLs the README's table documents (:func:`documented_acls`), and stops it at
 the end.
-The principal ``outsider`` has a password and no ACL at all.
+The principal ``outsider`` has a password and no ACL at all; ``groupless`` has the worker's
+ACLs but Read on its consumer group.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ RAW, ANOMALIES, DLQ, ALERTS = (
     "telemetry.alerts",
 )
 GROUP = "anomaly-scorer"
-PRINCIPALS = ("worker", "api", "cli", "outsider")
+PRINCIPALS = ("worker", "api", "cli", "outsider", "groupless")
 
 
 def documented_acls() -> tuple[tuple[str, str, str, str], ...]:
@@ -108,6 +109,18 @@ def grant_documented(broker: SecuredBroker) -> None:
         )
 
 
+def grant_groupless(broker: SecuredBroker) -> None:
+    """``groupless``: the worker's documented ACLs except Read on its consumer group."""
+    rows = [row for row in documented_acls() if row[0] == "worker" and row[2] != "group"]
+    by_operation: dict[str, list[str]] = {}
+    for _principal, operation, kind, name in rows:
+        by_operation.setdefault(operation, []).extend([f"--{kind}", name])
+    for operation, resources in by_operation.items():
+        broker.acl(
+            "--add", "--allow-principal", "User:groupless", "--operation", operation, *resources
+        )
+
+
 @contextlib.contextmanager
 def secured_broker(data_root: Path) -> Iterator[SecuredBroker]:
     """Start a secured ``kafka-local`` on free ports; the documented ACLs granted; stop it."""
@@ -129,6 +142,7 @@ def secured_broker(data_root: Path) -> Iterator[SecuredBroker]:
             f"127.0.0.1:{port}", data_dir, {**passwords, "admin": admin_password}, local.env
         )
         grant_documented(broker)
+        grant_groupless(broker)
         asyncio.run(create_service_topics(broker))
         yield broker
     finally:

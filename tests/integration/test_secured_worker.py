@@ -117,3 +117,12 @@ async def test_worker_without_acls_waits_not_ready_and_says_why(
     process = worker(secured_kafka, tmp_path, "no-acl", **secured_kafka.client_env("outsider"))
     async with stopping(process.start()):
         await assert_waits_saying(process, "Kafka authorization failed")
+
+
+async def test_worker_without_its_group_acl_waits_not_ready_and_says_why(
+    secured_kafka: SecuredBroker, tmp_path: Path
+) -> None:
+    """Every ACL but Read on the group: the worker keeps running, not ready, naming authorization."""
+    process = worker(secured_kafka, tmp_path, "no-group", **secured_kafka.client_env("groupless"))
+    async with stopping(process.start()):
+        await assert_waits_saying(process, "Kafka authorization failed")
