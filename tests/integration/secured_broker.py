@@ -15,7 +15,8 @@ import contextlib
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,27 +99,28 @@ class SecuredBroker:
         return result.stdout
 
 
-def grant_documented(broker: SecuredBroker) -> None:
-    """Grant the README's ACLs, one AclCommand per principal and operation."""
+def grant(broker: SecuredBroker, rows: Iterable[tuple[str, str, str, str]]) -> None:
+    """Grant ``rows``, one AclCommand per principal and operation, three at a time."""
     grouped: dict[tuple[str, str], list[str]] = {}
-    for principal, operation, kind, name in documented_acls():
+    for principal, operation, kind, name in rows:
         grouped.setdefault((principal, operation), []).extend([f"--{kind}", name])
-    for (principal, operation), resources in grouped.items():
-        broker.acl(
-            "--add", "--allow-principal", f"User:{principal}", "--operation", operation, *resources
-        )
+    commands = [
+        ("--add", "--allow-principal", f"User:{principal}", "--operation", operation, *resources)
+        for (principal, operation), resources in grouped.items()
+    ]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda command: broker.acl(*command), commands))
 
 
-def grant_groupless(broker: SecuredBroker) -> None:
-    """``groupless``: the worker's documented ACLs except Read on its consumer group."""
-    rows = [row for row in documented_acls() if row[0] == "worker" and row[2] != "group"]
-    by_operation: dict[str, list[str]] = {}
-    for _principal, operation, kind, name in rows:
-        by_operation.setdefault(operation, []).extend([f"--{kind}", name])
-    for operation, resources in by_operation.items():
-        broker.acl(
-            "--add", "--allow-principal", "User:groupless", "--operation", operation, *resources
-        )
+def grant_documented(broker: SecuredBroker) -> None:
+    """The README's ACLs; and for ``groupless`` the worker's, but Read on its group."""
+    rows = documented_acls()
+    groupless = [
+        ("groupless", operation, kind, name)
+        for principal, operation, kind, name in rows
+        if principal == "worker" and kind != "group"
+    ]
+    grant(broker, [*rows, *groupless])
 
 
 @contextlib.contextmanager
@@ -142,7 +144,6 @@ def secured_broker(data_root: Path) -> Iterator[SecuredBroker]:
             f"127.0.0.1:{port}", data_dir, {**passwords, "admin": admin_password}, local.env
         )
         grant_documented(broker)
-        grant_groupless(broker)
         asyncio.run(create_service_topics(broker))
         yield broker
     finally:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import client_options
@@ -22,6 +23,8 @@ from tests.integration.test_topic_training import PARAMS, record_value, run_api
 from tests.integration.worker_helpers import Topics, WorkerProcess, publish_model, stopping
 
 TOPICS = Topics(RAW, ANOMALIES, DLQ, GROUP)
+# The first test also waits for the secured broker (and, on a fresh clone with Docker, for its jars).
+pytestmark = pytest.mark.timeout(900)
 
 
 async def produce_newest(broker: SecuredBroker, count: int) -> None:

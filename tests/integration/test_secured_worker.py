@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.kafka import client_options
@@ -23,6 +24,8 @@ from tests.integration.worker_helpers import (
 )
 
 TOPICS = Topics(RAW, ANOMALIES, DLQ, GROUP)
+# The first test also waits for the secured broker (and, on a fresh clone with Docker, for its jars).
+pytestmark = pytest.mark.timeout(900)
 
 
 def worker(broker: SecuredBroker, tmp_path: Path, name: str, **kafka: str) -> WorkerProcess:
