@@ -64,6 +64,9 @@ RUN groupadd --system --gid "${APP_GID}" app \
 COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
+# The only writable place besides MODEL_DIR (the numba cache, temporary files): a volume, so
+# the containers can run with a read-only root filesystem (the CDK tasks do).
+VOLUME ["/tmp"]
 USER 10001:10001
 
 EXPOSE 8000 8001

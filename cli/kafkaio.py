@@ -103,6 +103,12 @@ async def _start(client: Any, context: Context, what: str) -> None:
     except KafkaError as error:
         await _close(client)
         if "Unable to bootstrap" in str(error):
+            from shared.kafka.diagnosis import connection_problem
+
+            # aiokafka only logs why (a wrong password, a CA that does not vouch for the broker)
+            problem = await connection_problem(context.settings)
+            if problem:
+                raise CliError(f"cannot use Kafka at {context.bootstrap}: {problem}") from None
             raise CliError(
                 f"cannot reach Kafka at {context.bootstrap}: a connection opened but no Kafka "
                 "broker answered (wrong port, or KAFKA_SECURITY_PROTOCOL/SASL settings that do not "
@@ -120,7 +126,13 @@ async def _close(client: Any) -> None:
 
 
 def kafka_reason(error: BaseException) -> str:
-    """aiokafka's error as a short reason."""
+    """aiokafka's error as a short reason (an authentication or ACL refusal says so)."""
+    from shared.kafka.diagnosis import refusal_kind
+
+    if refusal_kind(error) is not None:
+        from shared.kafka.diagnosis import describe
+
+        return describe(error)
     text = " ".join(str(error).split())
     name = type(error).__name__
     if not text or text == name:

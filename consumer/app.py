@@ -49,6 +49,7 @@ from consumer.wiring import (
     telemetry,
 )
 from shared.kafka import client_options
+from shared.kafka.diagnosis import describe
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ class Worker:
         self.handler: BatchHandler | None = None
         self.subscriber: BatchSubscriber | None = None
         self.consuming_since: float | None = None
+        # Why the subscriber could not start (e.g. no ACL on the group), for /health/ready.
+        self.consume_problem: str | None = None
         self._resources = contextlib.AsyncExitStack()
         self._lag_task: asyncio.Task[None] | None = None
         self._broker_task: asyncio.Task[None] | None = None
@@ -198,10 +201,18 @@ class Worker:
                 gc.freeze()
             try:
                 await subscriber.start()
-            except BaseException:
+            except BaseException as error:
                 await subscriber.stop()
+                if isinstance(error, Exception):
+                    self.consume_problem = describe(error)
+                    log.warning(
+                        "Kafka refused the worker: %s; retrying at the next model poll",
+                        self.consume_problem,
+                        extra={"reason": self.consume_problem, "error": type(error).__name__},
+                    )
                 raise
             self.subscriber = subscriber
+            self.consume_problem = None
             self.state.consuming = True
             self.consuming_since = time.monotonic()
             log.info(

@@ -64,12 +64,14 @@ def readiness(worker: Worker) -> tuple[bool, list[str], Partitions]:
     state = worker.state
     reasons: list[str] = []
     if not state.broker_connected:
-        reasons.append("broker not connected")
+        problem = worker.broker.problem  # why Kafka refused it, while the broker's start waits
+        reasons.append(f"broker not connected: {problem}" if problem else "broker not connected")
     if state.detector is None:
         reasons.append("no model loaded")
     found = worker.partitions_found
     if not state.consuming:
-        reasons.append("not consuming")
+        problem = worker.consume_problem  # why the subscriber could not start, if it failed
+        reasons.append(f"not consuming: {problem}" if problem else "not consuming")
     for name, stopped in sorted(state.stopped_partitions.items()):
         reasons.append(
             f"partition {name} stopped at offset {stopped['offset']}: {stopped['reason']}"

@@ -19,6 +19,7 @@ from consumer.context_store import ContextStore
 from consumer.handlers import BatchHandler
 from consumer.metrics import WorkerMetrics
 from consumer.monitor import ModelMonitor
+from consumer.patient_broker import PatientKafkaBroker
 from consumer.processor import BatchProcessor
 from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
@@ -92,9 +93,13 @@ def telemetry(
     return Telemetry((prometheus, KafkaTelemetryMiddleware(tracer_provider=provider)), provider)
 
 
-def make_broker(settings: Settings, middlewares: tuple[Any, ...]) -> KafkaBroker:
-    """The FastStream broker: the subscriber's connection (and the FastStream publisher)."""
-    return KafkaBroker(
+def make_broker(settings: Settings, middlewares: tuple[Any, ...]) -> PatientKafkaBroker:
+    """The FastStream broker: the subscriber's connection (and the FastStream publisher).
+
+    Its start waits for Kafka to accept the worker, and says why it does not meanwhile.
+    """
+    return PatientKafkaBroker(
+        settings,
         **broker_options(settings),
         **producer_options(settings),
         graceful_timeout=settings.consumer_graceful_timeout_seconds,

@@ -9,7 +9,9 @@ it; the range in ``pyproject.toml`` is pinned to the minors those tests passed o
 * :func:`default_partition`: the default partitioner's choice for a key (murmur2 of the key,
   positive, modulo the partition count over the sorted partitions), memoisable by callers;
 * :func:`fetch_all_metadata`: a fresh metadata request through a consumer's client
-  (``consumer._client``), for the partitions of topics the consumer is not subscribed to.
+  (``consumer._client``), for the partitions of topics the consumer is not subscribed to;
+* :func:`open_connection`: one authenticated connection (``aiokafka.conn.create_conn``), which
+  raises the cause of a refused bootstrap.
 """
 
 from __future__ import annotations
@@ -35,3 +37,24 @@ def default_partition(key: bytes, partitions: Sequence[int]) -> int:
 async def fetch_all_metadata(consumer: Any) -> Any:
     """The cluster metadata, fetched anew through the consumer's client."""
     return await consumer._client.fetch_all_metadata()
+
+
+async def open_connection(host: str, port: int, options: dict[str, Any], timeout_ms: int) -> Any:
+    """One connection, authenticated as ``options`` say, as the client's bootstrap opens it.
+
+    It raises the cause (``SaslAuthenticationFailed``, an ``ssl.SSLError``, ``OSError``) that
+    the bootstrap itself only logs.
+    """
+    from aiokafka.conn import create_conn
+
+    names = (
+        "client_id",
+        "ssl_context",
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "sasl_oauth_token_provider",
+    )
+    chosen = {name: options[name] for name in names if name in options}
+    return await create_conn(host, port, request_timeout_ms=timeout_ms, **chosen)

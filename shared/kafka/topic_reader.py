@@ -28,6 +28,7 @@ import numpy as np
 from shared.errors import KafkaUnavailableError, TooManyRecordsError, TopicNotFoundError
 from shared.jobs import JobProgress, PartitionRange
 from shared.kafka.aiokafka_compat import fetch_all_metadata
+from shared.kafka.diagnosis import connection_problem, describe
 from shared.kafka.options import client_options
 from shared.settings import Settings
 from shared.topic_training import (
@@ -83,9 +84,8 @@ class KafkaTopicReader:
             try:
                 await consumer.start()
             except (KafkaError, OSError) as error:
-                raise KafkaUnavailableError(
-                    f"cannot reach Kafka at {servers}: {_kafka_reason(error)}"
-                ) from error
+                reason = await _refusal(error, settings)
+                raise KafkaUnavailableError(f"cannot reach Kafka at {servers}: {reason}") from error
             try:
                 if spec.exclude_flagged:
                     progress.phase = "reading_verdicts"
@@ -96,7 +96,7 @@ class KafkaTopicReader:
                 await _read_raw(consumer, settings, spec, progress, records, now, max_records, hook)
             except KafkaError as error:
                 raise KafkaUnavailableError(
-                    f"reading from Kafka at {servers} failed: {_kafka_reason(error)}"
+                    f"reading from Kafka at {servers} failed: {describe(error)}"
                 ) from error
         finally:
             try:
@@ -120,12 +120,11 @@ class _VerdictRef(msgspec.Struct):
 _verdict_decoder = msgspec.json.Decoder(_VerdictRef)
 
 
-def _kafka_reason(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    name = type(error).__name__
-    if not text or text == name:
-        return name
-    return text if len(text) < 300 else text[:297] + "..."
+async def _refusal(error: BaseException, settings: Settings) -> str:
+    """Why the consumer could not start: a failed bootstrap's cause is looked for."""
+    if type(error).__name__ == "KafkaConnectionError":
+        return await connection_problem(settings) or describe(error)
+    return describe(error)
 
 
 async def _partitions(consumer: Any, topic: str, setting: str) -> list[Any]:
@@ -137,7 +136,12 @@ async def _partitions(consumer: Any, topic: str, setting: str) -> list[Any]:
     cluster = await fetch_all_metadata(consumer)
     found = cluster.partitions_for_topic(topic)
     if not found:
-        raise TopicNotFoundError(f"the topic {topic!r} ({setting}) does not exist on Kafka")
+        # With an authorizer, Kafka leaves out of the list the topics a principal may not
+        # describe: absent and not permitted look the same.
+        raise TopicNotFoundError(
+            f"the topic {topic!r} ({setting}) does not exist on Kafka, or Kafka authorization "
+            "hides it from this principal (a missing ACL or IAM permission: Read on the topic)"
+        )
     return [TopicPartition(topic, p) for p in sorted(found)]
 
 

@@ -26,9 +26,14 @@ IMPORTED_CLUSTER_ARN = (
     "arn:aws:kafka:us-east-1:123456789012:cluster/fleet-kafka/"
     "0f1e2d3c-4b5a-6789-abcd-ef0123456789-2"
 )
+TEST_CERTIFICATE_ARN = (
+    "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6789-abcd-ef0123456789"
+)
+# create: the production shape (HTTPS); import: a test stack's explicit plain HTTP.
 MODES: dict[str, dict[str, Any]] = {
-    "create": {"msk": "create"},
+    "create": {"msk": "create", "certificate_arn": TEST_CERTIFICATE_ARN},
     "import": {
+        "allow_http": "true",
         "msk": "import",
         "msk_cluster_arn": IMPORTED_CLUSTER_ARN,
         "msk_bootstrap_ssm_parameter": "/fleet/msk/bootstrap-brokers",

@@ -14,20 +14,47 @@ if str(CDK_DIR) not in sys.path:
 
 from stacks.config import ConfigError, DeployConfig  # noqa: E402
 
-from tests.deploy.conftest import IMPORTED_CLUSTER_ARN, cdk_defaults  # noqa: E402
+from tests.deploy.conftest import (  # noqa: E402
+    IMPORTED_CLUSTER_ARN,
+    TEST_CERTIFICATE_ARN,
+    cdk_defaults,
+)
 
 
 def config(**overrides: Any) -> DeployConfig:
-    context = {**cdk_defaults(), **overrides}
+    """cdk.json's context with ``overrides``; plain HTTP allowed unless they say otherwise."""
+    context = {**cdk_defaults(), "allow_http": True, **overrides}
     return DeployConfig.from_context(context.get)
 
 
-def test_cdk_json_defaults_are_valid() -> None:
-    """cdk.json's context alone is a complete, valid configuration (MSK created)."""
-    defaults = config()
+def test_cdk_json_defaults_need_a_certificate() -> None:
+    """cdk.json's context alone stops synthesis: the api would serve API keys on plain HTTP."""
+    with pytest.raises(ConfigError, match="context certificate_arn: required"):
+        DeployConfig.from_context(cdk_defaults().get)
+
+
+def test_allow_http_is_an_explicit_flag() -> None:
+    """-c allow_http=true (a test stack) replaces the certificate; other values are refused."""
+    assert config(allow_http="true").allow_http is True
+    with pytest.raises(ConfigError, match="context certificate_arn: required"):
+        config(allow_http="false")
+    with pytest.raises(ConfigError, match="context allow_http:"):
+        config(allow_http="maybe")
+
+
+def test_cdk_json_defaults_with_a_certificate_are_valid() -> None:
+    """cdk.json's context and a certificate are a complete, valid configuration (MSK created)."""
+    context = {**cdk_defaults(), "certificate_arn": TEST_CERTIFICATE_ARN}
+    defaults = DeployConfig.from_context(context.get)
+    assert defaults.allow_http is False
     assert defaults.msk == "create"
     assert defaults.worker_max_capacity == defaults.partitions == 3
-    assert defaults.topics == ("telemetry.raw", "telemetry.anomalies", "telemetry.dlq")
+    assert defaults.topics == (
+        "telemetry.raw",
+        "telemetry.anomalies",
+        "telemetry.dlq",
+        "telemetry.alerts",
+    )
 
 
 def test_cli_strings_are_converted() -> None:

@@ -166,6 +166,12 @@ def test_runtime_environment_and_entrypoints(final: Stage) -> None:
     assert "/healthz" in healthcheck and "urllib" in healthcheck and "curl" not in healthcheck
 
 
+def test_tmp_is_the_declared_volume_of_a_read_only_root(final: Stage) -> None:
+    """/tmp (the numba cache) is a VOLUME: Fargate's mount there keeps the image's mode."""
+    assert final.values("VOLUME") == ['["/tmp"]']
+    assert env_values(final)["NUMBA_CACHE_DIR"].startswith("/tmp/")
+
+
 def test_dockerignore_keeps_the_context_small() -> None:
     """.dockerignore drops the venv, local state, git and CDK output, not what the build needs."""
     patterns = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -40,6 +41,15 @@ def test_workflows_pass_actionlint() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actions_are_pinned_by_commit() -> None:
+    """Every action a workflow uses is pinned to a full commit SHA, its release in a comment."""
+    pin = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+    for workflow in WORKFLOWS:
+        for line in workflow.read_text().splitlines():
+            if re.match(r"^\s*(?:- )?uses:", line):
+                assert pin.match(line), f"{workflow.name}: not pinned by commit: {line.strip()}"
 
 
 def test_deploy_is_gated_on_a_repository_variable() -> None:

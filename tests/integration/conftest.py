@@ -15,6 +15,7 @@ import pytest
 from tests.integration.api_helpers import Server, start_api, stop_api
 from tests.integration.broker import kafka_broker
 from tests.integration.kafka_helpers import create_topics
+from tests.integration.secured_broker import SecuredBroker, secured_broker
 from tests.integration.worker_helpers import Topics
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +33,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The "host:port" of a Kafka broker shared by the whole test session."""
     with kafka_broker(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
+    """A second broker, TLS + SASL/SCRAM + ACLs, for the secured tests only (stopped at the end)."""
+    with secured_broker(tmp_path_factory.mktemp("kafka-secured")) as broker:
+        yield broker
 
 
 @pytest.fixture

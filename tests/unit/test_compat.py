@@ -95,3 +95,24 @@ def test_consumer_client_can_fetch_all_metadata() -> None:
             await consumer.stop()
 
     asyncio.run(check())
+
+
+def test_create_conn_takes_the_connection_options_open_connection_passes() -> None:
+    """``aiokafka.conn.create_conn`` is a coroutine taking every option ``open_connection`` passes."""
+    import inspect
+
+    from aiokafka.conn import create_conn
+
+    parameters = inspect.signature(create_conn).parameters
+    assert inspect.iscoroutinefunction(create_conn)
+    for name in (
+        "client_id",
+        "request_timeout_ms",
+        "ssl_context",
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "sasl_oauth_token_provider",
+    ):
+        assert name in parameters, name

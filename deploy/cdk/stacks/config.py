@@ -80,6 +80,7 @@ class DeployConfig:
     telemetry_topic: str
     anomaly_topic: str
     dlq_topic: str
+    alert_topic: str
     consumer_group: str
     vpc_id: str
     api_cpu: int
@@ -93,6 +94,7 @@ class DeployConfig:
     worker_lag_scale_out: int
     log_retention_days: int
     certificate_arn: str
+    allow_http: bool
     allowed_cidr: str
     api_keys_secret_arn: str
     signing_key_secret_arn: str
@@ -117,6 +119,16 @@ class DeployConfig:
                 raise ConfigError(f"context {key}: must be at least {minimum}, not {result}")
             return result
 
+        def flag(key: str) -> bool:
+            value = get(key)
+            if value is None or value == "" or value is False:
+                return False
+            if value is True or str(value).strip().lower() in ("true", "1", "yes"):
+                return True
+            if str(value).strip().lower() in ("false", "0", "no"):
+                return False
+            raise ConfigError(f"context {key}: true or false, not {value!r}")
+
         config = cls(
             stack_name=text("stack_name", "VehicleAnomaly"),
             account=text("account", "123456789012"),
@@ -139,6 +151,7 @@ class DeployConfig:
             telemetry_topic=text("telemetry_topic", "telemetry.raw"),
             anomaly_topic=text("anomaly_topic", "telemetry.anomalies"),
             dlq_topic=text("dlq_topic", "telemetry.dlq"),
+            alert_topic=text("alert_topic", "telemetry.alerts"),
             consumer_group=text("consumer_group", "anomaly-scorer"),
             vpc_id=text("vpc_id"),
             api_cpu=number("api_cpu", 512, minimum=256),
@@ -152,6 +165,7 @@ class DeployConfig:
             worker_lag_scale_out=number("worker_lag_scale_out", 1000, minimum=1),
             log_retention_days=number("log_retention_days", 30, minimum=1),
             certificate_arn=text("certificate_arn"),
+            allow_http=flag("allow_http"),
             allowed_cidr=text("allowed_cidr", "0.0.0.0/0"),
             api_keys_secret_arn=text("api_keys_secret_arn"),
             signing_key_secret_arn=text("signing_key_secret_arn"),
@@ -160,6 +174,12 @@ class DeployConfig:
         return config
 
     def validate(self) -> None:
+        if not self.certificate_arn and not self.allow_http:
+            # API keys would cross the internet in cleartext on plain HTTP.
+            raise ConfigError(
+                "context certificate_arn: required (an ACM certificate: HTTPS on 443, port 80 "
+                "redirected); -c allow_http=true serves plain HTTP on 80, for a test stack only"
+            )
         if self.msk not in MSK_MODES:
             raise ConfigError(
                 f"context msk: must be one of {', '.join(MSK_MODES)}, not {self.msk!r}"
@@ -198,8 +218,8 @@ class DeployConfig:
         return _LOG_RETENTION[self.log_retention_days]
 
     @property
-    def topics(self) -> tuple[str, str, str]:
-        return (self.telemetry_topic, self.anomaly_topic, self.dlq_topic)
+    def topics(self) -> tuple[str, str, str, str]:
+        return (self.telemetry_topic, self.anomaly_topic, self.dlq_topic, self.alert_topic)
 
     @property
     def msk_cluster_name(self) -> str:

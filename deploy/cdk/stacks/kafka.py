@@ -58,7 +58,7 @@ class Kafka(Construct):
             self,
             "SecurityGroup",
             vpc=vpc,
-            description="MSK brokers: SASL/IAM over TLS from the worker only",
+            description="MSK brokers: SASL/IAM over TLS from the worker and the api only",
             allow_all_outbound=False,
         )
         broker_logs = logs.LogGroup(self, "BrokerLogs", retention=log_retention)
@@ -168,9 +168,9 @@ class Kafka(Construct):
     def group_arn(self, group: str) -> str:
         return self._arn("group", group)
 
-    def allow_from(self, peer: ec2.IConnectable) -> None:
+    def allow_from(self, peer: ec2.IConnectable, who: str) -> None:
         """Let ``peer`` reach the brokers' SASL/IAM port (when the stack knows their group)."""
         if self.security_group is not None:
             self.security_group.connections.allow_from(
-                peer, ec2.Port.tcp(MSK_IAM_PORT), "SASL/IAM over TLS from the worker"
+                peer, ec2.Port.tcp(MSK_IAM_PORT), f"SASL/IAM over TLS from the {who}"
             )

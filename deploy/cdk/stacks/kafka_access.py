@@ -1,4 +1,8 @@
-"""The worker's MSK authorization: IAM statements for its cluster, topics and group."""
+"""The services' MSK authorization: IAM statements for their cluster, topics and group.
+
+The README's "Kafka security and MSK" section shows the same two policies; the stack's
+assertion tests compare each task role with them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from stacks.kafka import Kafka
 
 
 def grant_kafka(role: iam.IRole, kafka: Kafka, config: DeployConfig) -> None:
-    """Least privilege for the worker: its cluster, its three topics, its group."""
+    """Least privilege for the worker: its cluster, its four topics, its group."""
     statements = [
         iam.PolicyStatement(
             sid="KafkaCluster",
@@ -27,17 +31,40 @@ def grant_kafka(role: iam.IRole, kafka: Kafka, config: DeployConfig) -> None:
             resources=[kafka.topic_arn(config.telemetry_topic)],
         ),
         iam.PolicyStatement(
-            sid="KafkaWriteVerdictsAndDeadLetters",
+            sid="KafkaWriteVerdictsDeadLettersAlerts",
             actions=["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
             resources=[
                 kafka.topic_arn(config.anomaly_topic),
                 kafka.topic_arn(config.dlq_topic),
+                kafka.topic_arn(config.alert_topic),
             ],
         ),
         iam.PolicyStatement(
             sid="KafkaConsumerGroup",
             actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
             resources=[kafka.group_arn(config.consumer_group)],
+        ),
+    ]
+    for statement in statements:
+        role.add_to_principal_policy(statement)
+
+
+def grant_kafka_read(role: iam.IRole, kafka: Kafka, config: DeployConfig) -> None:
+    """Read-only for the api (``POST /ingest/from-topic``): the raw and anomalies topics.
+
+    It reads without a consumer group, so it needs no group permissions.
+    """
+    statements = [
+        iam.PolicyStatement(
+            sid="KafkaConnect", actions=["kafka-cluster:Connect"], resources=[kafka.cluster_arn]
+        ),
+        iam.PolicyStatement(
+            sid="KafkaReadTelemetryAndVerdicts",
+            actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
+            resources=[
+                kafka.topic_arn(config.telemetry_topic),
+                kafka.topic_arn(config.anomaly_topic),
+            ],
         ),
     ]
     for statement in statements:

@@ -3,8 +3,8 @@
 ::
 
     internet ─► ALB (:80, or :443 with -c certificate_arn) ─► api tasks (:8000)  ─┐
-                                                                                 ├─► EFS /models
-    MSK (SASL/IAM, :9098) ◄──────────────────────────────── worker tasks (:8001) ─┘   (access point,
+                                                  (read-only) │                   ├─► EFS /models
+    MSK (SASL/IAM, :9098) ◄───────────────────────────────────┴ worker tasks (:8001) ─┘ (access point,
                                                                                       uid/gid 10001)
 
 Both task definitions run the same image (``python -m api`` / ``python -m consumer``) with an
@@ -26,7 +26,7 @@ from constructs import Construct
 from stacks.api_service import api_service
 from stacks.config import API_PORT, CONSUMER_PORT, MODEL_DIR, OTLP_ENDPOINT, DeployConfig
 from stacks.kafka import Kafka
-from stacks.kafka_access import grant_kafka
+from stacks.kafka_access import grant_kafka, grant_kafka_read
 from stacks.network import network
 from stacks.scaling import scaling
 from stacks.secrets import secrets
@@ -96,6 +96,10 @@ class VehicleAnomalyStack(Stack):
         api.service.connections.allow_to(
             file_system, ec2.Port.tcp(2049), "NFS to the model registry"
         )
+        # POST /ingest/from-topic reads the raw topic (and the verdicts, to leave out flagged
+        # records): read-only, no group.
+        kafka.allow_from(api.service, "api")
+        grant_kafka_read(api_task.task_role, kafka, config)
 
         # --- the worker: no load balancer, reads models, talks to MSK -----------------------
         worker_task = task_definition(
@@ -126,7 +130,7 @@ class VehicleAnomalyStack(Stack):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         )
         worker.connections.allow_to(file_system, ec2.Port.tcp(2049), "NFS to the model registry")
-        kafka.allow_from(worker)
+        kafka.allow_from(worker, "worker")
         grant_kafka(worker_task.task_role, kafka, config)
 
         scaling(config, api, worker, kafka)
@@ -152,6 +156,7 @@ class VehicleAnomalyStack(Stack):
         CfnOutput(self, "TelemetryTopic", value=config.telemetry_topic)
         CfnOutput(self, "AnomalyTopic", value=config.anomaly_topic)
         CfnOutput(self, "DlqTopic", value=config.dlq_topic)
+        CfnOutput(self, "AlertTopic", value=config.alert_topic)
         CfnOutput(self, "ConsumerGroup", value=config.consumer_group)
         CfnOutput(self, "KafkaClusterArn", value=kafka.cluster_arn)
         CfnOutput(self, "KafkaBootstrapBrokers", value=kafka.bootstrap_brokers)

@@ -16,6 +16,10 @@ from stacks.nag import acknowledge
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODELS_VOLUME = "models"
+# The containers' root filesystems are read-only; /tmp (the numba cache, temporary files) is
+# task storage. The image declares VOLUME /tmp, so Fargate gives the volume the image's /tmp
+# mode (1777) instead of root's 0755.
+TMP_VOLUME = "tmp"
 COLLECTOR = "otel-collector"
 
 
@@ -82,6 +86,7 @@ def task_definition(
             ),
         ),
     )
+    task.add_volume(name=TMP_VOLUME)
     # IAM authorization on the mount: the task role may mount through our access point
     # only; ClientWrite for the api (it publishes versions), not for the worker.
     actions = ["elasticfilesystem:ClientMount"]
@@ -107,6 +112,7 @@ def task_definition(
         command=command,
         essential=True,
         user=f"{APP_UID}:{APP_GID}",
+        readonly_root_filesystem=True,
         environment=environment,
         secrets=secrets,
         port_mappings=[ecs.PortMapping(container_port=port)],
@@ -124,7 +130,8 @@ def task_definition(
     container.add_mount_points(
         ecs.MountPoint(
             container_path=MODEL_DIR, source_volume=MODELS_VOLUME, read_only=read_only_models
-        )
+        ),
+        ecs.MountPoint(container_path="/tmp", source_volume=TMP_VOLUME, read_only=False),  # noqa: S108
     )
 
     # ADOT collector: OTLP in on localhost:4317 (gRPC) / 4318 (HTTP), X-Ray out.

@@ -43,6 +43,17 @@ async def test_create_app_connects_nothing_and_is_not_ready(tmp_path: Path) -> N
     assert details["assigned_partitions"] == []
 
 
+async def test_readiness_names_why_kafka_refused_the_worker(tmp_path: Path) -> None:
+    """The broker's and the subscriber's refusals (as the Kafka client found them) are in the reasons."""
+    app = create_app(settings(tmp_path))
+    worker: Any = app.worker  # type: ignore[attr-defined]  # create_app hangs the worker on the app
+    worker.broker.problem = "Kafka authentication failed (SASL user or password): bad password"
+    worker.consume_problem = "Kafka authorization failed (a missing ACL or IAM permission): group"
+    reasons = (await get(app, "/health/ready")).json()["reasons"]
+    assert f"broker not connected: {worker.broker.problem}" in reasons
+    assert f"not consuming: {worker.consume_problem}" in reasons
+
+
 async def test_metrics_are_prometheus_text_with_conventional_names(tmp_path: Path) -> None:
     """/metrics exposes the worker's counters with _total suffixes and the batch histogram."""
     app = create_app(settings(tmp_path))
