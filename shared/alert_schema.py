@@ -3,13 +3,13 @@ writes the same fields with :meth:`shared.episodes.Event.encode`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas import SourceRef
 
-ALERT_EXAMPLE = {
+ALERT_EXAMPLE: dict[str, Any] = {
     "event": "opened",
     "episode_id": "telemetry.raw-3-1842",
     "vehicle_id": "VH-002",
