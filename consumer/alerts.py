@@ -36,8 +36,10 @@ def alert_messages(
     flags: npt.NDArray[np.bool_],
     attributions: Mapping[int, list[dict[str, Any]]],
     model_version: str,
+    severity_scale: float,
 ) -> tuple[list[Outgoing], list[Event]]:
-    """The messages and events of the batch's records, partition by partition."""
+    """The messages and events of the batch's records, partition by partition
+    (``severity_scale``: the scoring model's, see :func:`shared.episodes.severity`)."""
     from consumer.processor import Kind, Outgoing
 
     messages: list[Outgoing] = []
@@ -46,6 +48,7 @@ def alert_messages(
         book = books.get(where)
         if book is None:
             continue
+        book.severity_scale = severity_scale
         local = {
             i: attributions[int(row)]
             for i, row in enumerate(rows.tolist())

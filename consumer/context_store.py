@@ -251,6 +251,7 @@ class ContextStore:
                 offsets[split:],
             )
             first = chunk[0]
+            book.severity_scale = severity_scale(detector)
             book.feed(
                 first.topic,
                 first.partition,

@@ -263,6 +263,7 @@ class BatchProcessor:
                 scored.flags,
                 explained,
                 version,
+                1.0 + float(detector.isolation_forest.offset_),
             )
             outcome.messages.extend(alerts)
         return outcome

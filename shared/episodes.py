@@ -26,12 +26,14 @@ threshold, 1 a record isolated at the first split of every tree, and 0.5 a recor
 between the two.
 
 The leading sensors are those with at least :data:`LEAD_MIN_SHARE` of the episode's summed
-attribution shares (at most :data:`LEAD_MAX`, strongest first).
+attribution shares (of each record's first :data:`LEAD_MAX` entries; at most :data:`LEAD_MAX`
+sensors, strongest first). The severity's scale follows the model that scores each record
+(:attr:`EpisodeBook.severity_scale` is set before each feed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -324,8 +326,10 @@ class EpisodeBook:
         return Event(kind, episode.vehicle_id, at, snapshot, grade, leading, version, reason)
 
 
-def _add_shares(episode: Episode, attribution: Iterable[dict[str, Any]]) -> None:
-    for entry in attribution:
+def _add_shares(episode: Episode, attribution: Sequence[dict[str, Any]]) -> None:
+    # the first LEAD_MAX entries only: a verdict's longer list (ATTRIBUTION_TOP_K) begins with
+    # them, so the episode does not depend on how many entries its verdicts carried
+    for entry in attribution[:LEAD_MAX]:
         feature = int(entry["feature"])
         episode.shares[feature] = episode.shares.get(feature, 0.0) + float(entry["share"])
         if "name" in entry:

@@ -147,3 +147,15 @@ def test_episode_figures_count_overlaps() -> None:
     found = episode_figures(shifted, spans, messages=2, anomalous_verdicts=4, hours=2.0)
     assert (found["precision"], found["recall"], found["false_episodes"]) == (1.0, 0.5, 0)
     assert found["messages_per_anomalous_verdict"] == 0.5
+
+
+def test_longer_attributions_give_the_same_episode() -> None:
+    """Only each record's first three attribution entries count, however many it carries."""
+    long = [
+        {"feature": f, "share": s} for f, s in ((4, 0.4), (1, 0.3), (2, 0.1), (0, 0.1), (3, 0.1))
+    ]
+    rows = [("A", 0, -0.4), ("A", 10, -0.45), ("A", 20, 0.1)]
+    wide = feed(EpisodeBook(RULES, SCALE), rows, attributions={0: long, 1: long})
+    short = feed(EpisodeBook(RULES, SCALE), rows, attributions={0: long[:3], 1: long[:3]})
+    assert wide == short
+    assert [s["feature"] for s in wide[0]["leading_sensors"]] == [4, 1]
