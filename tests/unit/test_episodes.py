@@ -154,7 +154,7 @@ def test_longer_attributions_give_the_same_episode() -> None:
     long = [
         {"feature": f, "share": s} for f, s in ((4, 0.4), (1, 0.3), (2, 0.1), (0, 0.1), (3, 0.1))
     ]
-    rows = [("A", 0, -0.4), ("A", 10, -0.45), ("A", 20, 0.1)]
+    rows = [("A", 0.0, -0.4), ("A", 10.0, -0.45), ("A", 20.0, 0.1)]
     wide = feed(EpisodeBook(RULES, SCALE), rows, attributions={0: long, 1: long})
     short = feed(EpisodeBook(RULES, SCALE), rows, attributions={0: long[:3], 1: long[:3]})
     assert wide == short
