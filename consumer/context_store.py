@@ -124,6 +124,10 @@ class ContextStore:
     def partitions(self) -> list[Where]:
         return sorted(self._parts)
 
+    def _gauges(self) -> None:
+        self.metrics.context_vehicles.set(self.vehicles())
+        self.metrics.alerts.open.set(self.open_episodes())
+
     async def prepare(self, detector: Detector, first_offsets: Mapping[Where, int]) -> None:
         """Make each partition's state end where the batch begins (rebuilding where it does not)."""
         stale = {
@@ -142,13 +146,13 @@ class ContextStore:
             part = self._parts.get(where)
             if part is not None:
                 part.next_offset = offset
-        self.metrics.context_vehicles.set(self.vehicles())
+        self._gauges()
 
     def drop(self, partitions: Iterable[Where]) -> None:
         """Forget these partitions' state (revoked, or left mid-batch by a failure)."""
         for where in partitions:
             self._parts.pop(where, None)
-        self.metrics.context_vehicles.set(self.vehicles())
+        self._gauges()
 
     async def rebuild(self, detector: Detector, targets: Mapping[Where, int]) -> None:
         """Fresh states for ``targets`` (partition -> the offset to rebuild up to), from the
@@ -183,7 +187,7 @@ class ContextStore:
         elapsed = self._monotonic() - started
         self.metrics.context_replay_records.inc(read)
         self.metrics.context_replay_seconds.observe(elapsed)
-        self.metrics.context_vehicles.set(self.vehicles())
+        self._gauges()
         if truncated:
             self.metrics.context_replay_truncated.inc()
             for where, stop in sorted(targets.items()):

@@ -254,7 +254,6 @@ class BatchHandler:
             metrics.dead_letters.labels(reason).inc(count)
         if outcome.alerts:
             metrics.alerts.observe(outcome.alerts)
-        metrics.alerts.open.set(self.contexts.open_episodes())
         for message in outcome.dead_letter_messages:
             log.warning(
                 "record dead-lettered",
