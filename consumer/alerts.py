@@ -49,23 +49,34 @@ def alert_messages(
         if book is None:
             continue
         book.severity_scale = severity_scale
-        local = {
-            i: attributions[int(row)]
-            for i, row in enumerate(rows.tolist())
-            if int(row) in attributions
-        }
-        found = book.feed(
-            where[0],
-            where[1],
-            [vehicle_ids[row] for row in rows],
-            [timestamps[row] for row in rows],
-            times[rows],
-            offsets.tolist(),
-            scores[rows],
-            flags[rows],
-            local,
-            model_version,
-        )
+        if len(rows) == len(vehicle_ids) and bool((np.diff(rows) == 1).all()) and rows[0] == 0:
+            # the usual batch: one partition, in offset order (the rows are the batch's)
+            found = book.feed(
+                where[0],
+                where[1],
+                vehicle_ids,
+                timestamps,
+                times,
+                offsets.tolist(),
+                scores,
+                flags,
+                dict(attributions),
+                model_version,
+            )
+        else:
+            position = {int(row): i for i, row in enumerate(rows.tolist())}
+            found = book.feed(
+                where[0],
+                where[1],
+                [vehicle_ids[row] for row in rows],
+                [timestamps[row] for row in rows],
+                times[rows],
+                offsets.tolist(),
+                scores[rows],
+                flags[rows],
+                {position[r]: a for r, a in attributions.items() if r in position},
+                model_version,
+            )
         for event in found:
             first = event.episode.first
             messages.append(

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from consumer.alerts import alert_messages
 from consumer.grouping import Groups, batch_epoch_seconds, partition_groups
@@ -201,12 +202,14 @@ class BatchProcessor:
             [r.value for r in records], detector.n_features, max_bytes=self.max_record_bytes
         )
         groups: Groups = {}
+        times = np.empty(0)
         top_k = self.attribution_top_k
         if detector.kind == "context":
             groups = partition_groups(records, decoded)
             # the episodes' leading sensors need attributions, whatever the verdicts carry
             wide = max(top_k, LEAD_MAX) if episodes is not None else top_k
-            scored = self._score_context(records, decoded, detector, contexts, groups, wide)
+            times = batch_epoch_seconds(decoded.timestamps)
+            scored = self._score_context(decoded, detector, contexts, groups, wide, times)
         else:
             scored = score_rows(detector, decoded.features, self.attribution_top_k)
         scores, flags, explained = scored.scores, scored.flags.tolist(), scored.attributions
@@ -258,7 +261,7 @@ class BatchProcessor:
                 groups,
                 decoded.vehicle_ids,
                 decoded.timestamps,
-                batch_epoch_seconds(decoded.timestamps),
+                times,
                 scores,
                 scored.flags,
                 explained,
@@ -270,12 +273,12 @@ class BatchProcessor:
 
     def _score_context(
         self,
-        records: Sequence[RecordLike],
         decoded: DecodedBatch,
         detector: Detector,
         contexts: ContextStates | None,
         groups: Groups,
         top_k: int,
+        times: npt.NDArray[np.float64],
     ) -> ScoredRows:
         """Each partition's valid records in offset order, through that partition's state."""
         n = len(decoded.index)
@@ -285,7 +288,6 @@ class BatchProcessor:
         if n == 0:
             return ScoredRows(scores, flags, attributions)
         states: ContextStates = {} if contexts is None else contexts
-        times = batch_epoch_seconds(decoded.timestamps)
         ids = decoded.vehicle_ids
         for where, (rows, offsets) in groups.items():
             state = states.get(where)

@@ -130,31 +130,49 @@ class EpisodeBook:
         n = len(vehicle_ids)
         if n == 0:
             return events
-        marks = np.maximum.accumulate(np.maximum(times, self.watermark))
+        marks = np.maximum.accumulate(np.maximum(times, self.watermark)).tolist()
         vehicles = self._vehicles
+        anomalous_rows = np.flatnonzero(flags).tolist()
         watched = set(vehicles)
-        watched.update(vehicle_ids[i] for i in np.flatnonzero(flags).tolist())
+        watched.update(vehicle_ids[i] for i in anomalous_rows)
+        # only the records of vehicles with something pending or open, or anomalous now: a
+        # normal record of any other vehicle changes nothing
+        rows = [row for row, vehicle in enumerate(vehicle_ids) if vehicle in watched]
+        if not rows:
+            self.watermark = float(marks[-1])
+            return events
+        flagged = set(anomalous_rows)
+        times_of = times.tolist()
         silence = self.rules.silence_seconds
-        for row, vehicle_id in enumerate(vehicle_ids):
-            if vehicle_id not in watched:
-                continue  # nothing pending: a normal record changes nothing
-            t = float(times[row])
+        close_normal = self.rules.close_normal
+        for row in rows:
+            vehicle_id = vehicle_ids[row]
+            t = times_of[row]
             state = vehicles.get(vehicle_id)
-            if state is not None and float(marks[row]) > state.last_time + silence:
+            if state is not None and marks[row] > state.last_time + silence:
                 self._idle(vehicle_id, state, model_version, events)
                 state = None
-            anomalous = bool(flags[row])
+            anomalous = row in flagged
             if state is None:
                 if not anomalous:
                     continue
                 state = vehicles[vehicle_id] = _Vehicle(t)
             state.last_time = t
-            source = (topic, partition, int(offsets[row]))
+            episode = state.episode
+            if episode is not None and not anomalous:  # the common case, inline
+                state.seen += 1
+                episode.since_anomalous += 1
+                if episode.since_anomalous >= close_normal:
+                    events.append(
+                        self._event(CLOSED, episode, timestamps[row], model_version, CLOSED_NORMAL)
+                    )
+                    del vehicles[vehicle_id]
+                continue
             self._step(
                 vehicle_id,
                 state,
                 timestamps[row],
-                source,
+                (topic, partition, int(offsets[row])),
                 float(scores[row]),
                 anomalous,
                 attributions.get(row, ()),
