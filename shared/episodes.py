@@ -79,7 +79,7 @@ class EpisodeRules:
     open_window: int = 5
     close_normal: int = 30
     silence_seconds: float = 600.0
-    open_severity: float = 0.1  # one record this severe opens an episode on its own
+    open_severity: float = 0.1  # one record this severe opens an episode on its own (1: never)
 
     def __post_init__(self) -> None:
         if not 1 <= self.open_anomalous <= self.open_window:
@@ -237,7 +237,10 @@ class EpisodeBook:
         state.pending = pending
         if not anomalous or (
             len(pending) < rules.open_anomalous
-            and severity(score, self.severity_scale) < rules.open_severity
+            and (
+                rules.open_severity >= 1.0
+                or severity(score, self.severity_scale) < rules.open_severity
+            )
         ):
             return
         first = pending[0]
