@@ -19,6 +19,9 @@ anomalies injected):
 (b) the worker (``python -m consumer``), anomalies only;
 (c) the worker with PUBLISH_ALL_VERDICTS=true;
 (d) the publish path alone: 50k verdicts through each sink, 500 at a time;
+with ``--context`` (the default), (b)/(c) again through a context model (first publisher only),
+with alert episodes off (``context:``) and on (``context+episodes:``, whose
+``ratio_to_episodes_off`` is the episodes' cost), the two in alternating order;
 each of (a)/(a2)/(b)/(c) ``--repeat`` times, (b)/(c) with both publishers
 (``CONSUMER_PUBLISHER=aiokafka`` and ``=faststream``), the publishers interleaved and the
 baselines run once per repetition; the median run is reported (on a shared 2-core machine
@@ -94,7 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with AsyncExitStack() as stack:
             bootstrap = await stack.enter_async_context(broker(workdir))
             suffix = uuid.uuid4().hex[:6]
-            topics = {k: f"bench-{k}-{suffix}" for k in ("telemetry", "anomalies", "dlq")}
+            topics = {k: f"bench-{k}-{suffix}" for k in ("telemetry", "anomalies", "dlq", "alerts")}
             await create_topics(bootstrap, list(topics.values()))
             model_dir = workdir / "models"
             publish_model(model_dir, seed=0)
@@ -138,19 +141,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         samples.setdefault(f"{publisher}/{mode}", []).append(outcome)
                         print(f"{publisher}/{mode}: {outcome}", file=sys.stderr)
                         if args.context and publisher == args.publishers[0]:
-                            # the same records, right after, through a context model
-                            outcome = await worker_throughput(
-                                bootstrap,
-                                topics,
-                                context_dir,
-                                workdir,
-                                args.records,
-                                PUBLISH_ALL_VERDICTS=publish_all,
-                                CONSUMER_PUBLISHER=publisher,
-                                BENCH_MODEL="context",
-                            )
-                            samples.setdefault(f"context:{publisher}/{mode}", []).append(outcome)
-                            print(f"context:{publisher}/{mode}: {outcome}", file=sys.stderr)
+                            # the same records, right after, through a context model: without
+                            # alert episodes and with them, in alternating order
+                            variants = [("context", "false"), ("context+episodes", "true")]
+                            if not args.episodes:
+                                variants = variants[:1]
+                            elif repetition % 2:
+                                variants.reverse()
+                            for label, episodes in variants:
+                                outcome = await worker_throughput(
+                                    bootstrap,
+                                    topics,
+                                    context_dir,
+                                    workdir,
+                                    args.records,
+                                    PUBLISH_ALL_VERDICTS=publish_all,
+                                    CONSUMER_PUBLISHER=publisher,
+                                    BENCH_MODEL="context",
+                                    ALERT_TOPIC=topics["alerts"],
+                                    ALERT_EPISODES=episodes,
+                                )
+                                key = f"{label}:{publisher}/{mode}"
+                                samples.setdefault(key, []).append(outcome)
+                                print(f"{key}: {outcome}", file=sys.stderr)
             results["baseline"] = median_run(samples["baseline"])
             results["baseline_background_commit"] = median_run(
                 samples["baseline_background_commit"]
@@ -173,6 +186,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         )
                         context["ratio_to_point_model"] = round(context["records_per_s"] / rate, 3)
                         results["worker"][f"context:{publisher}/{mode}"] = context
+                    if f"context+episodes:{publisher}/{mode}" in samples:
+                        on = median_run(samples[f"context+episodes:{publisher}/{mode}"])
+                        off = results["worker"][f"context:{publisher}/{mode}"]["records_per_s"]
+                        on["ratio_to_baseline"] = round(
+                            on["records_per_s"] / results["baseline"]["records_per_s"], 3
+                        )
+                        # the target: >= 0.9 of the same worker without episodes
+                        on["ratio_to_episodes_off"] = round(on["records_per_s"] / off, 3)
+                        results["worker"][f"context+episodes:{publisher}/{mode}"] = on
             results["publish_path"] = await publish_path(bootstrap, 50_000, args.repeat)
             print(f"publish path: {results['publish_path']}", file=sys.stderr)
             if args.context and args.replay_vehicles > 0:
@@ -226,6 +248,9 @@ def table(results: dict[str, Any]) -> str:
         )
     for name, outcome in results["worker"].items():
         lines.append(line(("(b) " if name.endswith("anomalies_only") else "(c) ") + name, outcome))
+    for name, outcome in results["worker"].items():
+        if "ratio_to_episodes_off" in outcome:
+            lines.append(f"    {name}: {outcome['ratio_to_episodes_off']:.3f} x episodes off")
     if "publish_path" in results:
         lines.append("")
         lines.append("(d) publish path alone (500 verdicts per batch, sent together, confirmed):")
@@ -301,6 +326,12 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also measure a context model: throughput (first publisher), latency, rebuild",
+    )
+    parser.add_argument(
+        "--episodes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --context: the context model with alert episodes on, beside it off",
     )
     parser.add_argument(
         "--replay-vehicles", type=int, default=1_000, help="vehicles of the rebuild (0: skip)"

@@ -28,9 +28,10 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from cli import evaluate_model, kafkaio, ui
+from cli import evaluate_episodes, evaluate_model, kafkaio, ui
 from cli.config import Context
 from cli.errors import CliError
+from cli.evaluate_group import committed, group_members
 from cli.evaluate_input import Item, plan_of
 from cli.evaluate_report import figures, print_result
 from cli.simulate import _signals
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         "raw": args.topic or settings.telemetry_topic,
         "anomalies": args.anomaly_topic or settings.anomaly_topic,
         "dlq": args.dlq_topic or settings.dlq_topic,
+        "alerts": settings.alert_topic,
     }
     group = args.group or settings.consumer_group
     began = time.monotonic()
@@ -70,6 +72,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
         seconds = time.monotonic() - began
         where = {"mode": "offline", "model": model.source, "seconds": round(seconds, 2)}
         result = figures(replay, verdicts, {}, where)
+        events = evaluate_episodes.offline_events(model.estimator, replay, scores, settings)
+        if events is not None:
+            result["episodes"] = evaluate_episodes.report(replay, events, int((scores < 0).sum()))
     else:
         version = None
         if train_items:
@@ -99,29 +104,6 @@ def run(args: argparse.Namespace, context: Context) -> int:
     return 0
 
 
-async def group_members(admin: Any, group: str) -> int | None:
-    """How many members the group has now (``None`` when the broker's answer is unexpected)."""
-    try:
-        answers = await admin.describe_consumer_groups([group])
-        groups = [g for answer in answers for g in answer.to_object()["groups"]]
-    except Exception:  # the check is a courtesy: never fail the evaluation on it
-        return None
-    return sum(len(g.get("members") or []) for g in groups if g.get("group") == group)
-
-
-async def committed(admin: Any, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
-    """The group's committed offsets (next offset to read) on ``topic``; -1 when none."""
-    from aiokafka import TopicPartition
-
-    tps = [TopicPartition(topic, p) for p in partitions]
-    offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
-    found = {}
-    for tp in tps:
-        meta = offsets.get(tp)
-        found[tp.partition] = meta.offset if meta is not None and meta.offset is not None else -1
-    return found
-
-
 async def _evaluate(
     args: argparse.Namespace,
     context: Context,
@@ -145,6 +127,9 @@ async def _evaluate(
         try:
             read = [topics["anomalies"], topics["dlq"]]
             found = await kafkaio.partitions_of(admin, read, context)
+            with contextlib.suppress(CliError):  # no alerts topic: no episode figures
+                found.update(await kafkaio.partitions_of(admin, [topics["alerts"]], context))
+                read.append(topics["alerts"])
             watched = [TopicPartition(t, p) for t in read for p in found[t]]
             consumer.assign(watched)
             await consumer.seek_to_end(*watched)
@@ -192,10 +177,15 @@ async def _evaluate(
 
             verdicts: dict[int, dict[str, Any]] = {}
             dead: dict[int, str] = {}
+            alerts: list[dict[str, Any]] = []
 
             def take(messages: list[Any]) -> None:
                 for message in messages:
-                    if message.topic == topics["anomalies"]:
+                    if message.topic == topics["alerts"]:
+                        event = evaluate_episodes.ours(message.value, topics["raw"], where)
+                        if event is not None:
+                            alerts.append(event)
+                    elif message.topic == topics["anomalies"]:
                         try:
                             verdict = json.loads(message.value)
                             source = verdict["source"]
@@ -269,7 +259,11 @@ async def _evaluate(
             f"all {len(items):,} records were dead-lettered ({reasons}) on {topics['dlq']!r}: "
             "does the active model expect this many features?"
         )
-    return figures(items, verdicts, dead, how)
+    result = figures(items, verdicts, dead, how)
+    if topics["alerts"] in read:
+        flagged = sum(1 for v in verdicts.values() if v.get("is_anomaly"))
+        result["episodes"] = evaluate_episodes.report(items, alerts, flagged)
+    return result
 
 
 @contextlib.contextmanager

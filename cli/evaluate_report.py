@@ -92,5 +92,9 @@ def print_result(result: dict[str, Any]) -> None:
             + ", ".join(f"{k} {v['caught']}/{v['injected']}" for k, v in faults.items())
             + "  (caught: at least one of its records flagged)"
         )
+    if result.get("episodes"):
+        from cli.evaluate_episodes import print_episodes
+
+        print_episodes(result["episodes"])
     for warning in result.get("warnings") or []:
         print(f"warning: {warning}")

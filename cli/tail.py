@@ -1,4 +1,5 @@
-"""``vehicle-anomaly tail``: follow the anomalies topic, as a table or JSON lines.
+"""``vehicle-anomaly tail``: follow the anomalies topic (``--alerts``: the alerts topic), as a
+table or JSON lines.
 
 No consumer group: the partitions are assigned directly and nothing is committed, so any
 number of tails can run beside the services without a rebalance.
@@ -14,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from cli import kafkaio
+from cli import kafkaio, tail_alerts
 from cli.config import Context
 from cli.errors import CliError
 from cli.simulate import _signals
@@ -59,11 +60,14 @@ def row(verdict: dict[str, Any], raw_partition: int, raw_offset: int) -> str:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    topic = args.topic or context.settings.anomaly_topic
+    alerts = bool(getattr(args, "alerts", False))
+    default = context.settings.alert_topic if alerts else context.settings.anomaly_topic
+    topic = args.topic or default
     shown, complete, interrupted = asyncio.run(_follow(args, context, topic))
     if args.limit is not None and not complete and not interrupted:
+        what = "alert events" if alerts else "verdicts"
         raise CliError(
-            f"only {shown} of {args.limit} verdicts arrived on {topic!r} within {args.timeout:g} s"
+            f"only {shown} of {args.limit} {what} arrived on {topic!r} within {args.timeout:g} s"
         )
     return 0
 
@@ -73,6 +77,7 @@ async def _follow(args: argparse.Namespace, context: Context, topic: str) -> tup
     from aiokafka.errors import KafkaError
 
     stop = asyncio.Event()
+    alerts = bool(getattr(args, "alerts", False))
     shown = 0
     out = sys.stdout
     async with kafkaio.admin(context) as admin:
@@ -85,7 +90,7 @@ async def _follow(args: argparse.Namespace, context: Context, topic: str) -> tup
         else:
             await consumer.seek_to_end(*assigned)
         if not args.json:
-            print(header(), file=out, flush=True)
+            print(tail_alerts.header() if alerts else header(), file=out, flush=True)
         deadline = time.monotonic() + args.timeout if args.timeout else None
         with _signals(stop):
             while not stop.is_set():
@@ -101,10 +106,11 @@ async def _follow(args: argparse.Namespace, context: Context, topic: str) -> tup
                     ) from None
                 # within a batch, in the records' own time order (partitions interleave)
                 messages = sorted(
-                    (m for batch in batches.values() for m in batch), key=_record_time
+                    (m for batch in batches.values() for m in batch),
+                    key=lambda m: _record_time(m, "at" if alerts else "timestamp"),
                 )
                 for message in messages:
-                    _show(message, args.json, out)
+                    _show(message, args.json, out, alerts)
                     shown += 1
                     if args.limit is not None and shown >= args.limit:
                         return shown, True, False
@@ -114,15 +120,15 @@ async def _follow(args: argparse.Namespace, context: Context, topic: str) -> tup
     return shown, False, stop.is_set()
 
 
-def _record_time(message: Any) -> tuple[str, int, int]:
+def _record_time(message: Any, field: str = "timestamp") -> tuple[str, int, int]:
     try:
-        stamp = str(json.loads(message.value).get("timestamp", ""))
+        stamp = str(json.loads(message.value).get(field, ""))
     except (TypeError, ValueError, AttributeError):
         stamp = ""
     return stamp, message.partition, message.offset
 
 
-def _show(message: Any, as_json: bool, out: Any) -> None:
+def _show(message: Any, as_json: bool, out: Any, alerts: bool = False) -> None:
     try:
         verdict = json.loads(message.value)
         if not isinstance(verdict, dict):
@@ -143,5 +149,7 @@ def _show(message: Any, as_json: bool, out: Any) -> None:
         return
     if as_json:
         print(json.dumps(verdict, separators=(",", ":")), file=out)
+    elif alerts:
+        print(tail_alerts.row(verdict), file=out)
     else:
         print(row(verdict, message.partition, message.offset), file=out)

@@ -2,7 +2,7 @@
 
 The running worker joins its topic only once a model exists, so the document is built from a
 broker that declares the same channels without connecting: the telemetry subscription, the
-verdict publication and the dead-letter publication, with their message schemas taken from
+verdict publication, the alert-episode publication and the dead-letter publication, with their message schemas taken from
 ``shared.schemas``. ``docs/asyncapi.json`` is this document, kept in sync by a test:
 
     .venv/bin/python -m consumer.asyncapi > docs/asyncapi.json
@@ -18,6 +18,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from shared.alert_schema import AlertEvent
 from shared.schemas import TelemetryRecord, Verdict
 from shared.settings import Settings, load_settings
 
@@ -43,6 +44,13 @@ def specification(settings: Settings) -> AsyncAPI:
         description="Verdicts, keyed by vehicle_id. Only anomalous ones unless PUBLISH_ALL_VERDICTS=true.",
         schema=Verdict,
     )
+    alerts = broker.publisher(
+        settings.alert_topic,
+        title=f"{settings.alert_topic}:publish",
+        description="Alert episodes per vehicle (opened, updated, closed), keyed by vehicle_id, "
+        "after the batch's verdicts; context models only, unless ALERT_EPISODES=false.",
+        schema=AlertEvent,
+    )
     broker.publisher(
         settings.dlq_topic,
         title=f"{settings.dlq_topic}:publish",
@@ -51,6 +59,7 @@ def specification(settings: Settings) -> AsyncAPI:
     )
 
     @anomalies
+    @alerts
     @broker.subscriber(
         settings.telemetry_topic,
         group_id=settings.consumer_group,

@@ -14,6 +14,16 @@ The rebuild is bounded: at most ``horizon`` records per partition, and ``replay_
 all (past it, a warning names each partition and how far it got, and scoring goes on with the
 history rebuilt so far). It decodes and derives in chunks, yielding to the event loop between
 them. Revoked partitions drop their state.
+
+With alert episodes (``rules``), each partition also holds a
+:class:`shared.episodes.EpisodeBook`. Its rebuild reads ``replay_offsets`` further back: the
+records of the last ``replay_offsets`` offsets before the batch are scored and explained
+again, each in a history of ``horizon`` offsets as in a straight run, and fed to the book,
+whose events are dropped (they were published by whoever scored those records). The book
+then holds what a straight run's would, provided no episode of the partition was open, and
+no anomalous record was in a vehicle's opening window, at the replay's first offset: an
+episode open for longer than ``replay_offsets`` offsets is not carried over (it is reopened
+under the id of its first record inside the replay, and its earlier id never closes).
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from consumer.metrics import WorkerMetrics
 from consumer.processor import RecordLike
 from shared.context import ContextState, epoch_seconds
 from shared.decoding import decode_batch
+from shared.episodes import LEAD_MAX, EpisodeBook, EpisodeRules
+from shared.verdicts import score_context_rows
 
 if TYPE_CHECKING:
     from shared.detector import Detector
@@ -60,6 +72,7 @@ class PartitionContext:
 
     state: ContextState
     next_offset: int
+    book: EpisodeBook | None = None
 
 
 class ContextStore:
@@ -74,7 +87,11 @@ class ContextStore:
         max_record_bytes: int = 65_536,
         chunk_records: int = CHUNK_RECORDS,
         monotonic: Callable[[], float] = time.monotonic,
+        rules: EpisodeRules | None = None,
+        replay_offsets: int = 0,
     ) -> None:
+        self.rules = rules
+        self.replay_offsets = max(0, replay_offsets)
         self.reader = reader
         self.metrics = metrics
         self.replay_seconds = replay_seconds
@@ -88,12 +105,29 @@ class ContextStore:
         """Each partition's state, for :meth:`consumer.processor.BatchProcessor.process`."""
         return {where: part.state for where, part in self._parts.items()}
 
+    @property
+    def books(self) -> dict[Where, EpisodeBook] | None:
+        """Each partition's alert episodes (``None`` without ``rules``)."""
+        if self.rules is None:
+            return None
+        return {w: part.book for w, part in self._parts.items() if part.book is not None}
+
+    def open_episodes(self) -> int:
+        """Episodes open over all partitions."""
+        return sum(
+            len(part.book.open_episodes()) for part in self._parts.values() if part.book is not None
+        )
+
     def vehicles(self) -> int:
         """Vehicles held over all partitions."""
         return sum(len(part.state) for part in self._parts.values())
 
     def partitions(self) -> list[Where]:
         return sorted(self._parts)
+
+    def _gauges(self) -> None:
+        self.metrics.context_vehicles.set(self.vehicles())
+        self.metrics.alerts.open.set(self.open_episodes())
 
     async def prepare(self, detector: Detector, first_offsets: Mapping[Where, int]) -> None:
         """Make each partition's state end where the batch begins (rebuilding where it does not)."""
@@ -113,13 +147,13 @@ class ContextStore:
             part = self._parts.get(where)
             if part is not None:
                 part.next_offset = offset
-        self.metrics.context_vehicles.set(self.vehicles())
+        self._gauges()
 
     def drop(self, partitions: Iterable[Where]) -> None:
         """Forget these partitions' state (revoked, or left mid-batch by a failure)."""
         for where in partitions:
             self._parts.pop(where, None)
-        self.metrics.context_vehicles.set(self.vehicles())
+        self._gauges()
 
     async def rebuild(self, detector: Detector, targets: Mapping[Where, int]) -> None:
         """Fresh states for ``targets`` (partition -> the offset to rebuild up to), from the
@@ -128,7 +162,9 @@ class ContextStore:
         deadline = started + self.replay_seconds
         horizon = detector.context.params_.horizon if detector.context is not None else 0
         fresh = {where: detector.new_state() for where in targets}
-        ranges = {where: (max(0, stop - horizon), stop) for where, stop in targets.items()}
+        books = {where: self._new_book(detector) for where in targets}
+        depth = self.replay_offsets if self.rules is not None else 0
+        ranges = {where: (max(0, stop - horizon - depth), stop) for where, stop in targets.items()}
         reached = {where: start for where, (start, _stop) in ranges.items()}
         read = 0
         truncated = False
@@ -137,7 +173,9 @@ class ContextStore:
             async with contextlib.aclosing(chunks):  # type: ignore[type-var]  # an async generator
                 async for where, chunk in chunks:
                     if where in fresh and chunk:
-                        self._derive(detector, fresh[where], chunk)
+                        self._derive(
+                            detector, fresh[where], chunk, books[where], targets[where] - depth
+                        )
                         reached[where] = chunk[-1].offset + 1
                         read += len(chunk)
                     await asyncio.sleep(0)  # let heartbeats, health probes and commits run
@@ -145,11 +183,11 @@ class ContextStore:
                         truncated = any(reached[w] < targets[w] for w in targets)
                         break
         for where, stop in targets.items():
-            self._parts[where] = PartitionContext(fresh[where], stop)
+            self._parts[where] = PartitionContext(fresh[where], stop, books[where])
         elapsed = self._monotonic() - started
         self.metrics.context_replay_records.inc(read)
         self.metrics.context_replay_seconds.observe(elapsed)
-        self.metrics.context_vehicles.set(self.vehicles())
+        self._gauges()
         if truncated:
             self.metrics.context_replay_truncated.inc()
             for where, stop in sorted(targets.items()):
@@ -176,7 +214,21 @@ class ContextStore:
             },
         )
 
-    def _derive(self, detector: Detector, state: ContextState, chunk: Sequence[RecordLike]) -> None:
+    def _new_book(self, detector: Detector) -> EpisodeBook | None:
+        if self.rules is None:
+            return None
+        return EpisodeBook(self.rules, severity_scale(detector))
+
+    def _derive(
+        self,
+        detector: Detector,
+        state: ContextState,
+        chunk: Sequence[RecordLike],
+        book: EpisodeBook | None,
+        scored_from: int,
+    ) -> None:
+        """The chunk joins the state; its records from ``scored_from`` on are scored again and
+        fed to ``book`` (their events dropped)."""
         decoded = decode_batch(
             [r.value for r in chunk], detector.n_features, max_bytes=self.max_record_bytes
         )
@@ -185,10 +237,39 @@ class ContextStore:
         offsets = np.fromiter(
             (chunk[i].offset for i in decoded.index), np.int64, len(decoded.index)
         )
-        detector.remember(
-            state,
-            decoded.vehicle_ids,
-            epoch_seconds(decoded.timestamps),
-            decoded.features,
-            offsets,
-        )
+        times = epoch_seconds(decoded.timestamps)
+        split = len(offsets) if book is None else int(np.searchsorted(offsets, scored_from))
+        ids = decoded.vehicle_ids
+        if split > 0:  # history only: what nobody reads is not scored
+            detector.remember(
+                state, ids[:split], times[:split], decoded.features[:split], offsets[:split]
+            )
+        if split < len(offsets) and book is not None:
+            scored = score_context_rows(
+                detector,
+                state,
+                ids[split:],
+                times[split:],
+                decoded.features[split:],
+                LEAD_MAX,
+                offsets[split:],
+            )
+            first = chunk[0]
+            book.severity_scale = severity_scale(detector)
+            book.feed(
+                first.topic,
+                first.partition,
+                ids[split:],
+                decoded.timestamps[split:],
+                times[split:],
+                offsets[split:].tolist(),
+                scored.scores,
+                scored.flags,
+                scored.attributions,
+                detector.version,
+            )
+
+
+def severity_scale(detector: Detector) -> float:
+    """``1 - threshold`` of the model's forest: what :func:`shared.episodes.severity` divides by."""
+    return 1.0 + float(detector.isolation_forest.offset_)

@@ -182,7 +182,11 @@ class BatchHandler:
                 contexts = self.contexts.states
             scoring_started = time.perf_counter()
             outcome = self.processor.process(
-                records, detector, format_timestamp(self.clock()), contexts
+                records,
+                detector,
+                format_timestamp(self.clock()),
+                contexts,
+                self.contexts.books if contexts is not None else None,
             )
             if contexts is not None:
                 self.contexts.advance(outcome.next_offsets)
@@ -269,6 +273,8 @@ class BatchHandler:
         metrics.records_scored.labels("normal").inc(outcome.scored - outcome.anomalies)
         for reason, count in outcome.dead_letters.items():
             metrics.dead_letters.labels(reason).inc(count)
+        if outcome.alerts:
+            metrics.alerts.observe(outcome.alerts)
         for message in outcome.dead_letter_messages:
             log.warning(
                 "record dead-lettered",

@@ -10,6 +10,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from consumer.alert_metrics import AlertMetrics
 from consumer.prometheus_compat import histogram_bounds, histogram_buckets, histogram_sum
 from shared.schemas import DeadLetterReason
 from shared.shadow import ShadowStats
@@ -195,6 +196,7 @@ class WorkerMetrics:
             "Vehicles whose recent readings the worker holds, over its assigned partitions",
             registry=r,
         )
+        self.alerts = AlertMetrics(r)
         self._drift_labels: set[str] = set()
         for outcome in ("anomaly", "normal"):
             self.verdicts_published.labels(outcome)

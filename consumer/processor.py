@@ -14,15 +14,18 @@ sends the messages and commits.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-from shared.context import epoch_seconds
+from consumer.alerts import alert_messages
+from consumer.grouping import Groups, batch_epoch_seconds, partition_groups
 from shared.decoding import DecodedBatch, decode_batch
+from shared.episodes import LEAD_MAX, EpisodeBook, Event
 from shared.schemas import DeadLetterReason
 from shared.verdicts import ScoredRows, encode_verdict, score_context_rows, score_rows
 
@@ -31,16 +34,7 @@ if TYPE_CHECKING:
     from shared.detector import Detector  # imports scikit-learn: only when a model loads
 
 ContextStates = MutableMapping[tuple[str, int], "ContextState"]
-
-
-def batch_epoch_seconds(timestamps: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """:func:`shared.context.epoch_seconds` of each timestamp, each distinct one parsed once
-    (a fleet's records of one second share their timestamp)."""
-    distinct = dict.fromkeys(timestamps)
-    if len(distinct) == len(timestamps):
-        return epoch_seconds(timestamps)
-    parsed = dict(zip(distinct, epoch_seconds(list(distinct)).tolist(), strict=True))
-    return np.fromiter((parsed[t] for t in timestamps), np.float64, len(timestamps))
+EpisodeBooks = Mapping[tuple[str, int], EpisodeBook]
 
 
 # The dead-letter headers of the contract (values are bytes).
@@ -73,6 +67,7 @@ class RecordLike(Protocol):
 class Kind(StrEnum):
     VERDICT = "verdict"
     DEAD_LETTER = "dead_letter"
+    ALERT = "alert"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +105,8 @@ class BatchOutcome:
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     # (topic, partition) -> the batch's first offset there (where to rewind on failure)
     first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # the alert episodes' events, in the order of their messages
+    alerts: list[Event] = field(default_factory=list)
 
     @property
     def verdicts(self) -> list[Outgoing]:
@@ -174,7 +171,9 @@ class BatchProcessor:
         publish_all: bool = False,
         max_record_bytes: int = 65_536,
         attribution_top_k: int = 0,
+        alert_topic: str = "telemetry.alerts",
     ) -> None:
+        self.alert_topic = alert_topic
         self.anomaly_topic = anomaly_topic
         self.dlq_topic = dlq_topic
         self.publish_all = publish_all
@@ -187,11 +186,13 @@ class BatchProcessor:
         detector: Detector,
         scored_at: str,
         contexts: ContextStates | None = None,
+        episodes: EpisodeBooks | None = None,
     ) -> BatchOutcome:
         """Decode, score in one call, and build the outgoing messages in input order.
 
         ``contexts`` (context models): each partition's state, which the batch's valid
-        records join; a partition without one starts with no history.
+        records join; a partition without one starts with no history. ``episodes`` (context
+        models): each partition's alert episodes, whose events follow the verdicts.
         """
         outcome = BatchOutcome(model_version=detector.version, records=len(records))
         outcome.first_offsets, outcome.next_offsets = offset_bounds(records)
@@ -200,15 +201,22 @@ class BatchProcessor:
         decoded = decode_batch(
             [r.value for r in records], detector.n_features, max_bytes=self.max_record_bytes
         )
+        groups: Groups = {}
+        times = np.empty(0)
+        top_k = self.attribution_top_k
         if detector.kind == "context":
-            scored = self._score_context(records, decoded, detector, contexts)
+            groups = partition_groups(records, decoded)
+            # the episodes' leading sensors need attributions, whatever the verdicts carry
+            wide = max(top_k, LEAD_MAX) if episodes is not None else top_k
+            times = batch_epoch_seconds(decoded.timestamps)
+            scored = self._score_context(decoded, detector, contexts, groups, wide, times)
         else:
             scored = score_rows(detector, decoded.features, self.attribution_top_k)
         scores, flags, explained = scored.scores, scored.flags.tolist(), scored.attributions
         outcome.scored = len(decoded.index)
         outcome.scores = scores
         outcome.features = decoded.features
-        outcome.explained = len(explained)
+        outcome.explained = len(explained) if top_k > 0 else 0
 
         slots: list[Outgoing | None] = [None] * len(records)
         version = detector.version
@@ -232,7 +240,7 @@ class BatchProcessor:
                     version,
                     scored_at,
                     (record.topic, record.partition, record.offset),
-                    explained.get(row) if anomalous and explained else None,
+                    _top(explained.get(row), top_k) if anomalous and explained else None,
                 ),
                 headers=(),
                 source_topic=record.topic,
@@ -246,14 +254,31 @@ class BatchProcessor:
             )
             outcome.dead_letters[failure.reason.value] += 1
         outcome.messages = [m for m in slots if m is not None]
+        if episodes is not None and groups:
+            alerts, outcome.alerts = alert_messages(
+                self.alert_topic,
+                episodes,
+                groups,
+                decoded.vehicle_ids,
+                decoded.timestamps,
+                times,
+                scores,
+                scored.flags,
+                explained,
+                version,
+                1.0 + float(detector.isolation_forest.offset_),
+            )
+            outcome.messages.extend(alerts)
         return outcome
 
     def _score_context(
         self,
-        records: Sequence[RecordLike],
         decoded: DecodedBatch,
         detector: Detector,
         contexts: ContextStates | None,
+        groups: Groups,
+        top_k: int,
+        times: npt.NDArray[np.float64],
     ) -> ScoredRows:
         """Each partition's valid records in offset order, through that partition's state."""
         n = len(decoded.index)
@@ -263,41 +288,34 @@ class BatchProcessor:
         if n == 0:
             return ScoredRows(scores, flags, attributions)
         states: ContextStates = {} if contexts is None else contexts
-        times = batch_epoch_seconds(decoded.timestamps)
-        groups: dict[tuple[str, int], list[int]] = {}
-        offsets_of: dict[tuple[str, int], list[int]] = {}
-        for row, position in enumerate(decoded.index):
-            record = records[position]
-            where = (record.topic, record.partition)
-            if where not in groups:
-                groups[where], offsets_of[where] = [], []
-            groups[where].append(row)
-            offsets_of[where].append(record.offset)
         ids = decoded.vehicle_ids
-        for where, members in groups.items():
-            offsets = np.asarray(offsets_of[where], dtype=np.int64)
+        for where, (rows, offsets) in groups.items():
             state = states.get(where)
             if state is None:
                 state = states[where] = detector.new_state()
-            if len(groups) == 1 and bool((np.diff(offsets) > 0).all()):
+            if len(groups) == 1 and len(rows) == n and bool((np.diff(rows) > 0).all()):
                 # the usual batch: one partition, in offset order (no reordering needed)
-                part = score_context_rows(
-                    detector, state, ids, times, decoded.features, self.attribution_top_k, offsets
+                return score_context_rows(
+                    detector, state, ids, times, decoded.features, top_k, offsets
                 )
-                return part
-            order = np.argsort(offsets, kind="stable")
-            rows = np.asarray(members, dtype=np.intp)[order]
             part = score_context_rows(
                 detector,
                 state,
                 [ids[row] for row in rows],
                 times[rows],
                 decoded.features[rows],
-                self.attribution_top_k,
-                offsets=offsets[order],
+                top_k,
+                offsets=offsets,
             )
             scores[rows] = part.scores
             flags[rows] = part.flags
             for local, attribution in part.attributions.items():
                 attributions[int(rows[local])] = attribution
         return ScoredRows(scores, flags, attributions)
+
+
+def _top(attribution: list[dict[str, Any]] | None, top_k: int) -> list[dict[str, Any]] | None:
+    """A verdict's attribution: the first ``top_k`` entries of the ranked list (none at 0)."""
+    if attribution is None or top_k <= 0:
+        return None
+    return attribution[:top_k]

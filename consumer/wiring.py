@@ -25,6 +25,7 @@ from consumer.publishing import AiokafkaSink, FastStreamSink, Sink
 from consumer.state import WorkerState
 from consumer.topic_limits import TopicLimits
 from consumer.tracing import MessageTracing
+from shared.episodes import EpisodeRules
 from shared.kafka import broker_options, client_options
 from shared.registry import ModelRegistry
 from shared.settings import Settings
@@ -128,6 +129,7 @@ def make_processor(settings: Settings) -> BatchProcessor:
         publish_all=settings.publish_all_verdicts,
         max_record_bytes=settings.max_record_bytes,
         attribution_top_k=settings.attribution_top_k,
+        alert_topic=settings.alert_topic,
     )
 
 
@@ -140,6 +142,19 @@ def make_contexts(
         metrics,
         replay_seconds=settings.consumer_context_replay_seconds,
         max_record_bytes=settings.max_record_bytes,
+        rules=episode_rules(settings) if settings.alert_episodes else None,
+        replay_offsets=settings.alert_replay_offsets,
+    )
+
+
+def episode_rules(settings: Settings) -> EpisodeRules:
+    """The alert episodes' rules of the ``ALERT_*`` settings."""
+    return EpisodeRules(
+        open_anomalous=settings.alert_open_anomalous,
+        open_window=settings.alert_open_window,
+        close_normal=settings.alert_close_normal,
+        silence_seconds=settings.alert_silence_seconds,
+        open_severity=settings.alert_open_severity,
     )
 
 

@@ -79,7 +79,12 @@ def main() -> int:
     if not model_dir.is_absolute():
         model_dir = ROOT / model_dir
     model_dir.mkdir(parents=True, exist_ok=True)
-    topics = [settings.telemetry_topic, settings.anomaly_topic, settings.dlq_topic]
+    topics = [
+        settings.telemetry_topic,
+        settings.anomaly_topic,
+        settings.alert_topic,
+        settings.dlq_topic,
+    ]
 
     env = {**os.environ, "KAFKA_LOCAL_PORT": port}
     service_env = {

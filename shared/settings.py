@@ -343,6 +343,62 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Alert episodes (ALERT_*): per-vehicle episodes of anomalous verdicts, on their own topic
+    alert_topic: str = Field(
+        "telemetry.alerts",
+        min_length=1,
+        description="Where the worker publishes alert episodes (`opened`, `updated`, `closed`), "
+        "key = vehicle id.",
+    )
+    alert_episodes: bool = Field(
+        True,
+        description="Publish alert episodes of context models' verdicts to `ALERT_TOPIC` "
+        "(the anomalies topic is unchanged either way).",
+    )
+    alert_open_anomalous: int = Field(
+        2,
+        ge=1,
+        le=1_000,
+        description="N: an episode opens when N of a vehicle's last `ALERT_OPEN_WINDOW` records "
+        "were anomalous.",
+    )
+    alert_open_window: int = Field(
+        5, ge=1, le=1_000, description="M: the records the opening rule looks back over."
+    )
+    alert_open_severity: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="One anomalous record at least this severe (the 0-1 grade of "
+        "docs/alerts.md) opens an episode on its own (1: never alone).",
+    )
+    alert_close_normal: int = Field(
+        30,
+        ge=1,
+        le=100_000,
+        description="K: an episode closes after this many normal records of its vehicle in a row.",
+    )
+    alert_silence_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=30 * 86_400,
+        description="T: an episode closes when its vehicle has sent nothing for this long, in "
+        "event time (the records' timestamps).",
+    )
+    alert_replay_offsets: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="The offsets of a partition's tail scored again after an assignment to "
+        "rebuild its open episodes (an episode open longer than that is not carried over).",
+    )
+
+    @model_validator(mode="after")
+    def _alert_rules(self) -> Settings:
+        if self.alert_open_anomalous > self.alert_open_window:
+            raise ValueError("ALERT_OPEN_ANOMALOUS must not exceed ALERT_OPEN_WINDOW")
+        return self
+
     # Observability
     otel_exporter_otlp_endpoint: str | None = Field(
         None,

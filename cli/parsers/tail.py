@@ -1,4 +1,4 @@
-"""`tail`: print the verdicts on the anomalies topic."""
+"""`tail`: print the verdicts on the anomalies topic, or the alert episodes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ Reads the anomalies topic (ANOMALY_TOPIC, default telemetry.anomalies) without a
 group, so it disturbs nobody and commits nothing. TIME is the record's own timestamp; SOURCE
 is the raw record's partition and offset.
 
+With --alerts it reads the alerts topic (ALERT_TOPIC, default telemetry.alerts) instead: one
+line per episode event (opened, updated, closed; "silent" for one closed because its vehicle
+sent nothing for ALERT_SILENCE_SECONDS), with the episode's records so far, its severity
+(0-1), its worst score, its leading sensors and its id. A replay after a crash may repeat an
+event: the same id, event and RECORDS.
+
 examples:
   vehicle-anomaly tail                                  new verdicts, as a table
   vehicle-anomaly tail --from-beginning --limit 20      the first 20 verdicts kept
   vehicle-anomaly tail --json | jq .anomaly_score       JSON lines
+  vehicle-anomaly tail --alerts                         episodes as they open, change and close
 """
 
 
@@ -23,7 +30,13 @@ def add(command: AddCommand) -> None:
     tail.add_argument(
         "--topic",
         metavar="NAME",
-        help="anomalies topic (env ANOMALY_TOPIC; default telemetry.anomalies)",
+        help="anomalies topic (env ANOMALY_TOPIC; default telemetry.anomalies), or with "
+        "--alerts the alerts topic (env ALERT_TOPIC; default telemetry.alerts)",
+    )
+    tail.add_argument(
+        "--alerts",
+        action="store_true",
+        help="show the alert episodes (opened, updated, closed) instead of the verdicts",
     )
     tail.add_argument(
         "--from-beginning",

@@ -74,7 +74,7 @@ def run_local_facts() -> dict[str, Any]:
         # run-local.py takes the topic names from Settings, whose defaults compose repeats.
         "topics": {
             name.upper(): fields[name].default
-            for name in ("telemetry_topic", "anomaly_topic", "dlq_topic")
+            for name in ("telemetry_topic", "anomaly_topic", "alert_topic", "dlq_topic")
         },
     }
 
@@ -178,7 +178,7 @@ def test_same_environment_as_make_run(compose: dict[str, Any], make_run: dict[st
 
 
 def test_topics_created_like_make_run(compose: dict[str, Any], make_run: dict[str, Any]) -> None:
-    """kafka-init creates run-local.py's three topics with its partition count."""
+    """kafka-init creates run-local.py's four topics with its partition count."""
     init = compose["services"]["kafka-init"]
     script = interpolate("\n".join(init["command"]))
     init_env = environment(init)

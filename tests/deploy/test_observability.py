@@ -83,6 +83,10 @@ def test_the_worker_exposes_the_documented_metrics() -> None:
         "anomaly_worker_model_reloads_total",
         "anomaly_worker_model_reload_failures_total",
         "anomaly_worker_consumer_lag_records",
+        "anomaly_worker_alert_episodes_open",
+        "anomaly_worker_alert_episodes_opened_total",
+        "anomaly_worker_alert_episodes_closed_total",
+        "anomaly_worker_alert_episode_seconds_bucket",
         "vehicle_anomaly_api_http_requests_total",
         "vehicle_anomaly_api_http_request_duration_seconds_bucket",
         "vehicle_anomaly_api_training_duration_seconds_bucket",
@@ -111,12 +115,13 @@ def test_dashboard_parses_and_uses_only_existing_metrics() -> None:
         "anomaly_worker_dead_letters_total",
         "anomaly_worker_end_to_end_latency_seconds_bucket",
         "anomaly_worker_model_info",
+        "anomaly_worker_alert_episodes_open",
         "vehicle_anomaly_api_http_requests_total",
     } <= used
 
 
 def test_alert_rules_are_valid_and_use_only_existing_metrics() -> None:
-    """The six alert rules have known keys, a severity, a summary, and use only exposed metrics."""
+    """The seven alert rules have known keys, a severity, a summary, and use only exposed metrics."""
     rules = alert_rules()
     names = exposed_names()
     alerts = {rule["alert"] for rule in rules}
@@ -127,6 +132,7 @@ def test_alert_rules_are_valid_and_use_only_existing_metrics() -> None:
         "AnomalyModelStale",
         "AnomalyModelReloadFailures",
         "AnomalyFeatureDrift",
+        "AnomalyAlertEpisodesOpen",
     }
     for rule in rules:
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
@@ -141,12 +147,12 @@ def test_alert_rules_are_valid_and_use_only_existing_metrics() -> None:
     shutil.which("promtool") is None, reason="promtool is not installed (make test installs it)"
 )
 def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
-    """promtool check rules accepts the alert rules file and finds its six rules."""
+    """promtool check rules accepts the alert rules file and finds its seven rules."""
     result = subprocess.run(
         ["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 7 rules found" in result.stdout + result.stderr
 
 
 def test_prometheus_scrapes_both_services_as_compose_names_them() -> None:

@@ -92,10 +92,11 @@ class Topics:
     anomalies: str
     dlq: str
     group: str
+    alerts: str = ""  # the alert episodes' topic; unset: the worker's default
 
     @property
     def all(self) -> list[str]:
-        return [self.telemetry, self.anomalies, self.dlq]
+        return [self.telemetry, self.anomalies, self.dlq, *([self.alerts] if self.alerts else [])]
 
 
 def worker_env(
@@ -115,6 +116,7 @@ def worker_env(
             "ANOMALY_TOPIC": topics.anomalies,
             "DLQ_TOPIC": topics.dlq,
             "CONSUMER_GROUP": topics.group,
+            **({"ALERT_TOPIC": topics.alerts} if topics.alerts else {}),
             "MODEL_DIR": str(model_dir),
             "MODEL_POLL_SECONDS": "0.2",
             "CONSUMER_PORT": str(port),

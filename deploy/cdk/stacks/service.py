@@ -63,6 +63,7 @@ class VehicleAnomalyStack(Stack):
             "TELEMETRY_TOPIC": config.telemetry_topic,
             "ANOMALY_TOPIC": config.anomaly_topic,
             "DLQ_TOPIC": config.dlq_topic,
+            "ALERT_TOPIC": config.alert_topic,
             "CONSUMER_GROUP": config.consumer_group,
             "MODEL_DIR": MODEL_DIR,
             "API_PORT": str(API_PORT),

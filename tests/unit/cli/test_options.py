@@ -150,3 +150,15 @@ def test_tail_row_lines_up_with_the_header() -> None:
         "telemetry.raw[3]@1842",
     ]
     assert header().index("MODEL") == line.index("20240115100000")
+
+
+def test_tail_alerts_row_lines_up_with_the_header() -> None:
+    """An alert event becomes one aligned line: time, vehicle, event, records, grades, id."""
+    from cli import tail_alerts
+    from shared.alert_schema import ALERT_EXAMPLE
+
+    line = tail_alerts.row({**ALERT_EXAMPLE, "event": "closed", "reason": "silent"})
+    assert line.split()[:6] == ["2024-01-15T10:05:20Z", "VH-002", "silent", "3", "0.14", "-0.0820"]
+    assert "coolant_temp 81%" in line
+    assert tail_alerts.header().index("EPISODE") == line.index("telemetry.raw-3-1842")
+    assert build_parser().parse_args(["tail", "--alerts"]).alerts is True
