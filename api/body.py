@@ -7,7 +7,8 @@ validated, and every failure has a precise answer:
 
 * a ``Content-Type`` that is not JSON: 415 (no ``Content-Type`` at all is read as JSON);
 * an empty body: 422, ``field`` ``""``;
-* bytes that are not JSON (or not UTF-8, or nested absurdly deep): 400 with the position;
+* bytes that are not JSON (or not UTF-8, nested absurdly deep, or with an integer of
+  thousands of digits): 400, with the position where the decoder gives one;
 * JSON that breaks the schema (``NaN`` and ``Infinity`` included): 422 naming each field.
 """
 
@@ -85,6 +86,10 @@ def decode_json(raw: bytes) -> Any:
         ) from None
     except RecursionError:
         raise _malformed("the JSON is nested too deeply") from None
+    except ValueError as error:
+        # Python's int-from-string limit (sys.get_int_max_str_digits), raised inside the
+        # decoder for a JSON integer of thousands of digits: bad input, not our failure.
+        raise _malformed(f"a number is too long ({error})") from None
 
 
 def validate(model: type[M], value: Any) -> M:
