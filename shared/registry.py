@@ -43,6 +43,7 @@ from shared.registry_files import (
     doomed_versions,
     fsync_path,
     is_version_name,
+    names_its_directory,
     sha256_file,
     sign,
     sweep_stale_temps,
@@ -88,6 +89,9 @@ class ModelRegistry:
         self.root = Path(root)
         self.signing_key = signing_key
         self.retention = retention
+        # Bumped whenever this object moves a pointer or deletes a version, so a cache of
+        # the pointers in this process knows to read them again at once.
+        self.generation = 0
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class ModelRegistry:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / CANDIDATE_FILE)
                 fsync_path(self.root)
+            self.generation += 1
         return previous
 
     def versions(self) -> list[str]:
@@ -186,8 +191,17 @@ class ModelRegistry:
         return payload
 
     def verify(self, version: str) -> ModelMeta:
-        """Check the artifact's sha256 and, with a signing key, its signature; nothing is unpickled."""
+        """Check the artifact's sha256 and, with a signing key, its signature; nothing is unpickled.
+
+        ``meta.json`` must name ``version`` (its directory): the files of one version copied
+        under another name are refused.
+        """
         payload = self._read_meta(version)
+        if not names_its_directory(payload, version):
+            raise ModelIntegrityError(
+                f"model version {version!r}: meta.json names version "
+                f"{str(payload.get('version'))[:64]!r}; its files were copied from another version"
+            )
         if self.signing_key is not None:
             signature = payload.get("signature")
             if not isinstance(signature, str):
@@ -295,6 +309,7 @@ class ModelRegistry:
         write_file(temp, (version + "\n").encode())
         os.replace(temp, self.root / pointer)
         fsync_path(self.root)
+        self.generation += 1
 
     def _unpoint_candidate(self, version: str) -> None:
         if self.candidate_version() == version:
@@ -318,6 +333,7 @@ class ModelRegistry:
                 raise ModelInUseError(f"model version {version!r} is active and cannot be deleted")
             self._unpoint_candidate(version)
             self._remove(version)
+            self.generation += 1
 
     def _remove(self, version: str) -> None:
         trash = self.root / f".trash-{version}-{uuid.uuid4().hex[:8]}"

@@ -2,7 +2,9 @@
 
 A version is named by its UTC training time (``YYYYMMDDHHMMSS``, with ``-2``, ``-3``... when
 that second is taken). ``meta.json`` is signed with HMAC-SHA256 over its canonical JSON
-(sorted keys, no whitespace), without the ``signature`` key itself. Every file the registry
+(sorted keys, no whitespace), without the ``signature`` key itself: the version's name, its
+metadata and the artifact's sha256 are signed together, and a version is only served from the
+directory of the name it was signed under (:func:`names_its_directory`). Every file the registry
 writes is fsynced before it is renamed into place.
 """
 
@@ -44,6 +46,15 @@ def sign(payload: dict[str, Any], key: bytes) -> str:
     """HMAC-SHA256 of the canonical JSON of ``payload`` (without any ``signature`` key)."""
     body = {k: v for k, v in payload.items() if k != "signature"}
     return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+
+
+def names_its_directory(payload: dict[str, Any], version: str) -> bool:
+    """Whether ``meta.json`` names the directory it was read from.
+
+    The signature covers the ``version`` member; this check binds it to the directory, so a
+    signed version copied under another name is refused instead of served as that name.
+    """
+    return payload.get("version") == version
 
 
 def sha256_file(path: Path) -> str:
