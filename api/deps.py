@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from api.auth import Principal, authenticate
 from api.body import score_request_body, topic_training_body, training_request_body
 from api.errors import RATE_LIMITED, ProblemError
-from api.services import ModelCache, Services
+from api.model_cache import ModelCache
+from api.services import Services
 from api.topic_request import TopicTrainingRequest
 from shared.registry import ModelRegistry
 from shared.schemas import ScoreRequest

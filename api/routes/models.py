@@ -109,8 +109,10 @@ async def get_model(
     "/{version}/activate",
     summary="Make a version the active one (roll back or forward)",
     description=(
-        "The version's checksum (and signature, with MODEL_SIGNING_KEY) is verified first: a "
-        "version that fails is refused with 409 and the active version stays as it was."
+        "The version is loaded and checked first, as the worker loads it: checksum, signature, "
+        "that its files name this version, the estimator's type and width, and a probe that "
+        "it scores. A version that fails is refused with 409 giving the reason, and the "
+        "active version stays as it was."
     ),
     response_model=ModelInfo,
     responses={
@@ -119,9 +121,10 @@ async def get_model(
     },
 )
 async def activate_model(
-    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
+    caller: AuthorizedCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> ModelInfo:
     previous = registry.active_version()
+    await models.get(version)  # the validated loader: 409 with the reason, LATEST untouched
     meta = await anyio.to_thread.run_sync(registry.activate, version)
     logger.info(
         "model version activated",
@@ -214,7 +217,8 @@ async def get_shadow(
     summary="Score a version in shadow (make it the candidate)",
     description=(
         "The workers pick it up at their next registry poll. One candidate at a time: this "
-        "replaces the previous one. The active version cannot be a candidate (409)."
+        "replaces the previous one. The active version cannot be a candidate (409), nor a "
+        "version that fails the loader's checks (409, with the reason)."
     ),
     response_model=ModelInfo,
     responses={
@@ -223,8 +227,10 @@ async def get_shadow(
     },
 )
 async def start_shadow(
-    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
+    caller: AuthorizedCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> ModelInfo:
+    registry.meta(version)  # 404 before loading anything
+    await models.get(version)  # a candidate the worker would refuse is refused here (409)
     meta = await anyio.to_thread.run_sync(registry.set_candidate, version)
     logger.info("shadow candidate set", extra={"model_version": version, "caller": caller.identity})
     return _info(meta, registry.active_version(), version)
