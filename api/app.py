@@ -1,7 +1,7 @@
 """The FastAPI application: ``create_app(settings)``.
 
-Building the app checks the configuration (no API key and auth not disabled: it refuses,
-with :class:`ConfigurationError`) and wires middleware and routes; the lifespan makes the
+Building the app checks the configuration (no API key and auth not disabled, or no model
+signing key and unsigned models not allowed: it refuses, with :class:`ConfigurationError`) and wires middleware and routes; the lifespan makes the
 registry directory and the shared services. Nothing is read or loaded at import time.
 """
 
@@ -28,7 +28,7 @@ from api.services import build_services
 from api.topic_jobs import build_topic_jobs
 from api.topic_request import TopicTrainingRequest
 from shared.schemas import ScoreRequest, TelemetryRecord
-from shared.settings import Settings, load_settings
+from shared.settings import UNSIGNED_WARNING, Settings, load_settings
 from shared.tracing import API_SERVICE, tracer_provider
 from shared.training_schemas import TrainingRequest
 
@@ -78,6 +78,7 @@ def create_app(
     """
     settings = settings if settings is not None else load_settings()
     keys = KeyRing.from_settings(settings)  # ConfigurationError without keys
+    unsigned = settings.models_unsigned()  # ConfigurationError: no key, unsigned not allowed
     metrics = ApiMetrics()
     provider = None
     if span_exporter is not None or settings.otel_exporter_otlp_endpoint:
@@ -90,6 +91,8 @@ def create_app(
                 "AUTH_DISABLED=true: every route is open to anyone who can reach this port; "
                 "use it for a local demo only"
             )
+        if unsigned:
+            logger.warning(UNSIGNED_WARNING)
         services = build_services(settings, metrics, keys)
         app.state.services = services
         app.state.jobs = build_topic_jobs(services, topic_reader)

@@ -30,6 +30,7 @@ def main(factory: AppFactory | None = None) -> int:
 
     try:
         settings = load_settings()
+        unsigned = settings.models_unsigned()  # no signing key: refused unless allowed
     except ConfigurationError as error:
         print(f"consumer: {error}", file=sys.stderr)
         return 2
@@ -40,6 +41,12 @@ def main(factory: AppFactory | None = None) -> int:
     from shared.observability import configure_logging
 
     configure_logging("consumer", settings.log_format, settings.log_level)
+    if unsigned:
+        import logging
+
+        from shared.settings import UNSIGNED_WARNING
+
+        logging.getLogger("consumer").warning(UNSIGNED_WARNING)
 
     try:
         app = (factory or create_app)(settings)

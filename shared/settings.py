@@ -115,7 +115,15 @@ class Settings(BaseSettings):
     )
     model_signing_key: SecretStr | None = Field(
         None,
-        description="The HMAC key that signs and verifies model artifacts (unset: sha256 only).",
+        description="The HMAC key that signs and verifies model artifacts (each version's name, "
+        "metadata and artifact digest). Required: without it both services refuse to start "
+        "unless `ALLOW_UNSIGNED_MODELS=true`.",
+    )
+    allow_unsigned_models: bool = Field(
+        False,
+        description="Start without `MODEL_SIGNING_KEY`: artifacts are checked by sha256 only, "
+        "so whoever can write the model volume can run code in the services (a warning is "
+        "logged). For local experiments only.",
     )
     model_retention: int = Field(
         20,
@@ -383,9 +391,31 @@ class Settings(BaseSettings):
     @property
     def signing_key(self) -> bytes | None:
         """The HMAC key for model artifacts, or ``None`` when artifacts are not signed."""
-        if self.model_signing_key is None:
+        if self.model_signing_key is None or not self.model_signing_key.get_secret_value():
             return None
         return self.model_signing_key.get_secret_value().encode()
+
+    def models_unsigned(self) -> bool:
+        """Whether the services run with unsigned models (``ALLOW_UNSIGNED_MODELS=true``, no key).
+
+        :class:`ConfigurationError` when there is no signing key and unsigned models were not
+        allowed: a hand-made pickle with a matching sha256 would run code when loaded.
+        """
+        if self.signing_key is not None:
+            return False
+        if not self.allow_unsigned_models:
+            raise ConfigurationError(UNSIGNED_MESSAGE)
+        return True
+
+
+UNSIGNED_MESSAGE = (
+    "MODEL_SIGNING_KEY is not set: model artifacts would be unpickled on a sha256 check alone; "
+    "set MODEL_SIGNING_KEY (make run generates one), or ALLOW_UNSIGNED_MODELS=true to accept that"
+)
+UNSIGNED_WARNING = (
+    "ALLOW_UNSIGNED_MODELS=true and no MODEL_SIGNING_KEY: whoever can write the model "
+    "directory can run code in this process"
+)
 
 
 def _describe(error: ValidationError) -> str:

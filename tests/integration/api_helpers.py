@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.integration.signing import SIGNING_KEY
+
 API_KEY = "integration-key"
 AUTH = {"X-API-Key": API_KEY}
 
@@ -54,6 +56,7 @@ def start_api(tmp: Path) -> Server:
         "API_KEYS": API_KEY,
         "AUTH_DISABLED": "false",
         "MODEL_DIR": str(tmp / "models"),
+        "MODEL_SIGNING_KEY": SIGNING_KEY,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "RATE_LIMIT_PER_SECOND": "1000",

@@ -102,3 +102,32 @@ async def test_readiness_fails_while_the_active_version_is_refused(
     assert ready.status_code == 503
     assert ready.json()["status"] == "active model refused"
     assert_problem(await client.post("/score", json=SEED_SCORE, headers=AUTH), 409)
+
+
+class _Payload:
+    """Unpickling this writes a file: proof that loading ran the artifact's code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (str(self.marker), "ran"))
+
+
+async def test_a_hand_made_pickle_with_a_matching_sha256_is_never_unpickled(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A code-running pickle with its sha256 updated (no key to re-sign): refused, not run."""
+    model_dir = tmp_path / "models"
+    bad, _ = await _two_versions(client)
+    marker = tmp_path / "pwned"
+    joblib.dump(_Payload(marker), model_dir / bad / MODEL_FILE)
+    meta = json.loads((model_dir / bad / META_FILE).read_text())
+    meta["sha256"] = sha256_file(model_dir / bad / MODEL_FILE)
+    (model_dir / bad / META_FILE).write_text(json.dumps(meta))
+    for response in (
+        await client.post(f"/score?model_version={bad}", json=SEED_SCORE, headers=AUTH),
+        await client.post(f"/models/{bad}/activate", headers=AUTH),
+    ):
+        assert "invalid signature" in assert_problem(response, 409)["detail"]
+    assert not marker.exists()
