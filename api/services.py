@@ -42,7 +42,10 @@ class Services:
 def build_services(settings: Settings, metrics: ApiMetrics, keys: KeyRing) -> Services:
     """Make the registry directory and the shared objects (called by the lifespan)."""
     registry = ModelRegistry(
-        settings.model_dir, signing_key=settings.signing_key, retention=settings.model_retention
+        settings.model_dir,
+        signing_key=settings.signing_key,
+        retention=settings.model_retention,
+        keep_activated=settings.model_retention_keep_activated,
     )
     registry.ensure_root()
     return Services(

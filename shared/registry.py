@@ -6,6 +6,8 @@
                                         sha256 of model.joblib, signature (HMAC-SHA256)
     $MODEL_DIR/LATEST                   the active version's name
     $MODEL_DIR/CANDIDATE                a version the worker scores in shadow (optional)
+    $MODEL_DIR/ACTIVATIONS              the versions made active, oldest first (retention
+                                        keeps the most recent few for rollbacks)
 
 Publishing writes into a temporary directory on the same volume, fsyncs, renames it into
 place and only then replaces ``LATEST`` with ``os.replace``: a reader sees a whole version
@@ -44,6 +46,8 @@ from shared.registry_files import (
     fsync_path,
     is_version_name,
     names_its_directory,
+    recent_activations,
+    record_activation,
     sha256_file,
     sign,
     sweep_stale_temps,
@@ -84,11 +88,17 @@ class ModelRegistry:
     """Publish, list, verify, load, activate and delete model versions under ``root``."""
 
     def __init__(
-        self, root: Path | str, *, signing_key: bytes | None = None, retention: int | None = None
+        self,
+        root: Path | str,
+        *,
+        signing_key: bytes | None = None,
+        retention: int | None = None,
+        keep_activated: int = 5,
     ) -> None:
         self.root = Path(root)
         self.signing_key = signing_key
         self.retention = retention
+        self.keep_activated = keep_activated
         # Bumped whenever this object moves a pointer or deletes a version, so a cache of
         # the pointers in this process knows to read them again at once.
         self.generation = 0
@@ -301,6 +311,8 @@ class ModelRegistry:
             fsync_path(self.root)
             # a version not made active becomes the shadow candidate
             self._point(LATEST_FILE if activate else CANDIDATE_FILE, version)
+            if activate:
+                record_activation(self.root, version)
             self._prune_locked()
         return ModelMeta.model_validate(payload)
 
@@ -321,6 +333,7 @@ class ModelRegistry:
         with self._locked():
             meta = self.verify(version)
             self._point(LATEST_FILE, version)
+            record_activation(self.root, version)
             self._unpoint_candidate(version)  # promoted: no longer in shadow
         return meta
 
@@ -340,6 +353,13 @@ class ModelRegistry:
         os.rename(self.root / version, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def rollback_versions(self) -> builtins.list[str]:
+        """The ``keep_activated`` versions most recently made active (the active one aside):
+        retention never removes them, so a burst of new versions cannot erase the rollbacks."""
+        active = self.active_version()
+        earlier = [v for v in recent_activations(self.root) if v != active]
+        return earlier[: max(0, self.keep_activated)]
+
     def prune(self) -> builtins.list[str]:
         """Apply retention now; returns the versions removed."""
         with self._locked():
@@ -349,7 +369,7 @@ class ModelRegistry:
         sweep_stale_temps(self.root, _STALE_TEMP_SECONDS)
         if self.retention is None:
             return []
-        keep = {self.active_version(), self.candidate_version()}
+        keep = {self.active_version(), self.candidate_version(), *self.rollback_versions()}
         doomed = doomed_versions(self.versions(), keep, self.retention)
         for version in doomed:
             try:

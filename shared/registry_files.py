@@ -93,6 +93,34 @@ def sweep_stale_temps(root: Path, older_than_seconds: float) -> None:
                         os.unlink(entry.path)
 
 
+ACTIVATIONS_FILE = "ACTIVATIONS"
+# Entries the activation history keeps (it is read only to protect the most recent ones).
+_ACTIVATIONS_KEPT = 100
+
+
+def recent_activations(root: Path) -> list[str]:
+    """The versions made active, most recent first, each once (empty before any record)."""
+    try:
+        lines = (root / ACTIVATIONS_FILE).read_bytes().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+    seen: dict[str, None] = {}
+    for line in reversed(lines):
+        name = line.strip()
+        if is_version_name(name):
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def record_activation(root: Path, version: str) -> None:
+    """Append ``version`` to the activation history (atomically; call under the registry lock)."""
+    earlier = [v for v in reversed(recent_activations(root)) if v != version]
+    history = [*earlier[-(_ACTIVATIONS_KEPT - 1) :], version]
+    temp = root / f".LATEST-activations-{os.getpid()}"
+    write_file(temp, ("\n".join(history) + "\n").encode())
+    os.replace(temp, root / ACTIVATIONS_FILE)
+
+
 def doomed_versions(versions: list[str], keep: Collection[str | None], retention: int) -> list[str]:
     """The versions retention removes: all but the newest ``retention``, never those in ``keep``."""
     return [v for v in versions[: max(0, len(versions) - retention)] if v not in keep]
