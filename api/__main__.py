@@ -40,6 +40,9 @@ def main() -> int:
         log_config=None,  # keep the JSON logging configured above
         access_log=False,  # the request middleware writes one access line per request
         server_header=False,
+        # X-Forwarded-For is read by the app, from TRUSTED_PROXIES only (api.client_address);
+        # uvicorn's own handling would trust it from any local peer.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0

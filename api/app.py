@@ -18,11 +18,13 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import API_KEY_HEADER, KeyRing
+from api.client_address import parse_networks
 from api.deps import rate_limited
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
 from api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
+from api.ratelimit import TokenBucketLimiter
 from api.routes import health, ingest, jobs, models, score
 from api.services import build_services
 from api.topic_jobs import build_topic_jobs
@@ -124,6 +126,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.keys = keys
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.auth_failures = TokenBucketLimiter(
+        settings.auth_failures_per_minute / 60.0, settings.auth_failure_burst
+    )
     app.state.metrics = metrics
     app.state.tracer = provider.get_tracer("api") if provider is not None else None
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from api.auth import Principal, authenticate
 from api.body import score_request_body, topic_training_body, training_request_body
-from api.errors import RATE_LIMITED, ProblemError
+from api.errors import FORBIDDEN, RATE_LIMITED, ProblemError
 from api.model_cache import ModelCache
 from api.services import Services
 from api.topic_request import TopicTrainingRequest
@@ -66,6 +66,21 @@ async def rate_limited(request: Request, principal: CallerDep) -> Principal:
 
 
 AuthorizedCaller = Annotated[Principal, Depends(rate_limited)]
+
+
+async def admin_caller(principal: AuthorizedCaller) -> Principal:
+    """The caller, if its key is an admin key (``API_KEYS``); a read key gets 403."""
+    if principal.role != "admin":
+        raise ProblemError(
+            403,
+            "this key may only score and read (API_READ_KEYS): training, activation, deletion "
+            "and shadow changes need an admin key (API_KEYS)",
+            type_=FORBIDDEN,
+        )
+    return principal
+
+
+AdminCaller = Annotated[Principal, Depends(admin_caller)]
 TrainingBody = Annotated[TrainingRequest, Depends(training_request_body)]
 ScoreBody = Annotated[ScoreRequest, Depends(score_request_body)]
 TopicBody = Annotated[TopicTrainingRequest, Depends(topic_training_body)]

@@ -41,6 +41,7 @@ PAYLOAD_TOO_LARGE = problem_type("payload-too-large")
 TOO_MANY_RECORDS = problem_type("too-many-records")
 UNSUPPORTED_MEDIA_TYPE = problem_type("unsupported-media-type")
 UNAUTHORIZED = problem_type("unauthorized")
+FORBIDDEN = problem_type("forbidden")
 RATE_LIMITED = problem_type("rate-limited")
 INTERNAL = problem_type("internal-error")
 

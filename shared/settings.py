@@ -7,6 +7,7 @@ stops the service with a message that names the variable (see :func:`load_settin
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -128,8 +129,15 @@ class Settings(BaseSettings):
     model_retention: int = Field(
         20,
         ge=1,
-        description="Versions kept: the newest N; the active one and the shadow candidate are "
-        "never removed.",
+        description="Versions kept: the newest N; the active one, the shadow candidate and the "
+        "last `MODEL_RETENTION_KEEP_ACTIVATED` versions that were active are never removed.",
+    )
+    model_retention_keep_activated: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="How many of the versions most recently made active (besides the active "
+        "one) retention keeps, however old, so that they stay available to roll back to.",
     )
 
     # Training defaults (a request may override them)
@@ -210,12 +218,33 @@ class Settings(BaseSettings):
     )
     api_keys: CsvSecrets = Field(
         (),
-        description="Comma-separated keys the api accepts (`X-API-Key` or "
-        "`Authorization: Bearer`); without any, the api refuses to start unless "
-        "`AUTH_DISABLED=true`.",
+        description="Comma-separated admin keys (`X-API-Key` or `Authorization: Bearer`): every "
+        "route, training, activation and deletion included; without any key (admin or read), "
+        "the api refuses to start unless `AUTH_DISABLED=true`.",
+    )
+    api_read_keys: CsvSecrets = Field(
+        (),
+        description="Comma-separated read keys: scoring, listing and reports only (403 on "
+        "`/ingest`, activation, deletion and shadow changes).",
     )
     auth_disabled: bool = Field(
-        False, description="The only way to run the api without keys (local demos)."
+        False,
+        description="The only way to run the api without keys (local demos); refused when "
+        "`API_KEYS` or `API_READ_KEYS` is set.",
+    )
+    trusted_proxies: CsvList = Field(
+        (),
+        description="Comma-separated addresses or networks (e.g. `10.0.0.0/16`) whose "
+        "`X-Forwarded-For` names the client; anyone else's is ignored (none by default).",
+    )
+    auth_failures_per_minute: float = Field(
+        10.0,
+        gt=0,
+        description="Failed logins allowed per client address and minute, after a burst of "
+        "`AUTH_FAILURE_BURST`; past it, requests from that address with a key are 429.",
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Failed logins a client address may make before throttling."
     )
     cors_origins: CsvList = Field(
         (), description="Comma-separated origins allowed by CORS (none by default)."
@@ -354,7 +383,19 @@ class Settings(BaseSettings):
         "INFO", description="The lowest level logged."
     )
 
-    _split = field_validator("api_keys", "cors_origins", mode="before")(_split_csv)
+    _split = field_validator(
+        "api_keys", "api_read_keys", "cors_origins", "trusted_proxies", mode="before"
+    )(_split_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as error:
+                raise ValueError(f"{item!r} is not an address or network: {error}") from None
+        return value
 
     @field_validator("iforest_max_samples", mode="before")
     @classmethod

@@ -11,10 +11,10 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import AuthorizedCaller, ServicesDep, TrainingBody
+from api.deps import AdminCaller, ServicesDep, TrainingBody
 from api.metrics import published
 from api.openapi import (
-    AUTH_PROBLEMS,
+    ADMIN_PROBLEMS,
     BODY_PROBLEMS,
     VERSION_EXAMPLE,
     json_body,
@@ -98,7 +98,7 @@ RESPONSE_EXAMPLE = {
             },
             "content": {"application/json": {"example": RESPONSE_EXAMPLE}},
         },
-        **problem_responses(*AUTH_PROBLEMS, *BODY_PROBLEMS, 503),
+        **problem_responses(*ADMIN_PROBLEMS, *BODY_PROBLEMS, 503),
     },
     openapi_extra=json_body(
         TrainingRequest,
@@ -111,7 +111,7 @@ RESPONSE_EXAMPLE = {
 )
 async def ingest(
     request: Request,
-    caller: AuthorizedCaller,
+    caller: AdminCaller,
     body: TrainingBody,
     services: ServicesDep,
     activate: Annotated[bool, Query(description="make the new version the active one")] = True,

@@ -9,8 +9,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
-from api.deps import AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
-from api.openapi import AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
+from api.deps import AdminCaller, AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
+from api.openapi import ADMIN_PROBLEMS, AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
 from api.schemas import ModelInfo, ModelList
 from shared.errors import ModelIntegrityError, ModelNotFoundError, NotCandidateError
 from shared.registry import version_sort_key
@@ -117,11 +117,11 @@ async def get_model(
     response_model=ModelInfo,
     responses={
         200: {"content": {"application/json": {"example": META_EXAMPLE}}},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
 async def activate_model(
-    caller: AuthorizedCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
+    caller: AdminCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> ModelInfo:
     previous = registry.active_version()
     await models.get(version)  # the validated loader: 409 with the reason, LATEST untouched
@@ -141,11 +141,11 @@ async def activate_model(
     response_class=Response,
     responses={
         204: {"description": "Deleted."},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
 async def delete_model(
-    caller: AuthorizedCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
+    caller: AdminCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> Response:
     await anyio.to_thread.run_sync(registry.delete, version)
     models.evict(version)
@@ -223,11 +223,11 @@ async def get_shadow(
     response_model=ModelInfo,
     responses={
         200: {"content": {"application/json": {"example": {**META_EXAMPLE, "active": False}}}},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
 async def start_shadow(
-    caller: AuthorizedCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
+    caller: AdminCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> ModelInfo:
     registry.meta(version)  # 404 before loading anything
     await models.get(version)  # a candidate the worker would refuse is refused here (409)
@@ -244,12 +244,10 @@ async def start_shadow(
     response_class=Response,
     responses={
         204: {"description": "Shadow scoring stops at the workers' next poll."},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
-async def stop_shadow(
-    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
-) -> Response:
+async def stop_shadow(caller: AdminCaller, registry: RegistryDep, version: VersionPath) -> Response:
     def clear() -> None:
         registry.meta(version)
         if registry.candidate_version() != version:

@@ -60,6 +60,7 @@ def make_settings(model_dir: Path, **overrides: Any) -> Settings:
         "model_signing_key": SIGNING_KEY,
         "rate_limit_per_second": 10_000.0,
         "rate_limit_burst": 10_000,
+        "auth_failure_burst": 10_000,
         "iforest_random_state": 7,
         "iforest_n_estimators": 25,
         "log_format": "json",
