@@ -22,7 +22,12 @@ from api.client_address import parse_networks
 from api.deps import rate_limited
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
-from api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
+from api.middleware import (
+    REQUEST_ID_HEADER,
+    BodyLimit,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+)
 from api.openapi import install_openapi
 from api.ratelimit import TokenBucketLimiter
 from api.routes import health, ingest, jobs, models, score
@@ -144,7 +149,16 @@ def create_app(
     install_openapi(app, [TrainingRequest, TelemetryRecord, ScoreRequest, TopicTrainingRequest])
 
     # add_middleware wraps: the last one added is the outermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.ingest_max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limits={
+            "/ingest": BodyLimit(settings.ingest_max_body_bytes, "INGEST_MAX_BODY_BYTES"),
+            "/score": BodyLimit(
+                settings.score_max_body_bytes, "SCORE_MAX_BODY_BYTES", "send a shorter history"
+            ),
+        },
+        default=BodyLimit(settings.other_max_body_bytes, "OTHER_MAX_BODY_BYTES", "send less"),
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -123,27 +124,44 @@ class _BodyTooLarge(ProblemError):
         self.limit = limit
 
 
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """A route's largest body, and the setting that sets it (named in the 413)."""
+
+    max_bytes: int
+    setting: str
+    advice: str = "split the batch into smaller requests"
+
+
 class BodySizeLimitMiddleware:
-    """413 for a request body over ``max_bytes``, declared or streamed."""
+    """413 for a request body over its route's limit, declared or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``limits`` maps an exact path to its limit; every other path has ``default``. A record is
+    under 10 KB, so ``/score`` takes far less than a training batch, and the routes without a
+    body less still: no route accepts more than it can use.
+    """
+
+    def __init__(self, app: ASGIApp, limits: dict[str, BodyLimit], default: BodyLimit) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limits = limits
+        self.default = default
 
-    def _too_large(self, size: str) -> _BodyTooLarge:
+    @staticmethod
+    def _too_large(limit: BodyLimit, size: str) -> _BodyTooLarge:
         return _BodyTooLarge(
-            self.max_bytes,
-            f"the request body is {size}; the limit is {self.max_bytes} bytes "
-            "(INGEST_MAX_BODY_BYTES): split the batch into smaller requests",
+            limit.max_bytes,
+            f"the request body is {size}; the limit is {limit.max_bytes} bytes "
+            f"({limit.setting}): {limit.advice}",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limits.get(scope["path"], self.default)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send, self._too_large(f"{declared} bytes"))
+        if declared is not None and declared > limit.max_bytes:
+            await self._refuse(scope, receive, send, self._too_large(limit, f"{declared} bytes"))
             return
         received = 0
 
@@ -152,8 +170,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self._too_large(f"over {self.max_bytes} bytes")
+                if received > limit.max_bytes:
+                    raise self._too_large(limit, f"over {limit.max_bytes} bytes")
             return message
 
         # A route reading the body raises _BodyTooLarge from counting_receive; the problem

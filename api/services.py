@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from api.auth import KeyRing
+from api.budget import WorkBudget
 from api.metrics import ApiMetrics
 from api.model_cache import ModelCache
 from api.ratelimit import TokenBucketLimiter
@@ -30,6 +31,8 @@ class Services:
     keys: KeyRing
     limiter: TokenBucketLimiter
     metrics: ApiMetrics
+    body_bytes: WorkBudget  # /ingest body bytes being received and decoded
+    training_values: WorkBudget  # records x features held for trainings
     training_limiter: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(TRAINING_CONCURRENCY)
     )
@@ -55,4 +58,14 @@ def build_services(settings: Settings, metrics: ApiMetrics, keys: KeyRing) -> Se
         keys=keys,
         limiter=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         metrics=metrics,
+        body_bytes=WorkBudget(
+            settings.ingest_max_bytes_in_flight,
+            unit="body bytes",
+            setting="INGEST_MAX_BYTES_IN_FLIGHT",
+        ),
+        training_values=WorkBudget(
+            settings.training_max_values_in_flight,
+            unit="training values (records x features)",
+            setting="TRAINING_MAX_VALUES_IN_FLIGHT",
+        ),
     )

@@ -263,6 +263,38 @@ class Settings(BaseSettings):
         ge=1024,
         description="The largest `POST /ingest` body, in bytes (413 past it).",
     )
+    ingest_max_bytes_in_flight: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="`POST /ingest` body bytes being received and decoded at once, across "
+        "requests (a chunked body counts as `INGEST_MAX_BODY_BYTES`); past it, 503 with "
+        "`Retry-After`.",
+    )
+    training_max_values_in_flight: int = Field(
+        4_000_000,
+        ge=1,
+        description="Records x features held for trainings at once, across requests and "
+        "queued ones; a batch larger than this alone is a 413, one that does not fit beside "
+        "those in flight a 503 with `Retry-After`.",
+    )
+    training_max_tree_nodes: int = Field(
+        2_000_000,
+        ge=1,
+        description="The most nodes a trained forest may hold (trees x (2 x samples per tree "
+        "- 1)), which bounds the artifact; more is a 422.",
+    )
+    score_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="The largest `POST /score` body (a record and its history), in bytes "
+        "(413 past it).",
+    )
+    other_max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="The largest body of every other route (`/ingest/from-topic`, the "
+        "routes that take none), in bytes (413 past it).",
+    )
 
     # Training from the topic (POST /ingest/from-topic): the api's background jobs.
     ingest_topic_max_records: int = Field(
