@@ -31,6 +31,7 @@ from api.middleware import (
 from api.openapi import install_openapi
 from api.ratelimit import TokenBucketLimiter
 from api.routes import health, ingest, jobs, models, score
+from api.score_fast import ScoreFastPath
 from api.services import build_services
 from api.topic_jobs import build_topic_jobs
 from api.topic_request import TopicTrainingRequest
@@ -149,6 +150,7 @@ def create_app(
     install_openapi(app, [TrainingRequest, TelemetryRecord, ScoreRequest, TopicTrainingRequest])
 
     # add_middleware wraps: the last one added is the outermost.
+    app.add_middleware(ScoreFastPath, fastapi=app)  # innermost: inside the limits and logs
     app.add_middleware(
         BodySizeLimitMiddleware,
         limits={

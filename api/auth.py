@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from starlette.requests import HTTPConnection
 
 from api.client_address import client_address
 from api.errors import RATE_LIMITED, UNAUTHORIZED, ProblemError
@@ -151,20 +152,40 @@ async def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> Principal:
     """The caller, or a 401 problem (429 for an address that failed too often)."""
-    ring: KeyRing = request.app.state.keys
-    proxies = request.app.state.trusted_proxies
+    principal = identify_caller(request, api_key, bearer.credentials if bearer else None)
+    request.state.principal = principal
+    return principal
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` reads
+    them (another scheme, or none: ``None``)."""
+    scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+def identify_caller(
+    connection: HTTPConnection, api_key: str | None, bearer: str | None
+) -> Principal:
+    """The caller presenting ``api_key`` and/or ``bearer``, or a 401 (429) problem.
+
+    The one rule of both the routes' dependency and the ``/score`` fast path.
+    """
+    state = connection.app.state
+    ring: KeyRing = state.keys
+    proxies = state.trusted_proxies
     if ring.disabled:
-        address = client_address(request, proxies)
-        principal = Principal(identity=f"ip-{address}", authenticated=False)
+        address = client_address(connection, proxies)
+        return Principal(identity=f"ip-{address}", authenticated=False)
     else:
-        candidates = [c for c in (api_key, bearer.credentials if bearer else None) if c]
+        candidates = [c for c in (api_key, bearer) if c]
         if not candidates:
             raise _unauthorized(
                 f"an API key is required: send {API_KEY_HEADER}: <key> "
                 "or Authorization: Bearer <key>"
             )
-        failures: TokenBucketLimiter = request.app.state.auth_failures
-        address = client_address(request, proxies)
+        failures: TokenBucketLimiter = state.auth_failures
+        address = client_address(connection, proxies)
         wait = failures.wait(address)
         if wait > 0:
             raise _throttled(wait, address)
@@ -178,6 +199,4 @@ async def authenticate(
             if wait > 0:
                 raise _throttled(wait, address)
             raise _unauthorized("the API key is not valid")
-        principal = Principal(identity=found[0], authenticated=True, role=found[1])
-    request.state.principal = principal
-    return principal
+    return Principal(identity=found[0], authenticated=True, role=found[1])

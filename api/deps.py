@@ -1,4 +1,8 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+Every dependency is ``async def``: FastAPI runs a plain ``def`` one in a worker thread, a
+thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from shared.topic_jobs import TopicJobs
 from shared.training_schemas import TrainingRequest
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -26,15 +30,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_registry(services: ServicesDep) -> ModelRegistry:
+async def get_registry(services: ServicesDep) -> ModelRegistry:
     return services.registry
 
 
-def get_models(services: ServicesDep) -> ModelCache:
+async def get_models(services: ServicesDep) -> ModelCache:
     return services.models
 
 
-def get_jobs(request: Request) -> TopicJobs:
+async def get_jobs(request: Request) -> TopicJobs:
     jobs: TopicJobs = request.app.state.jobs
     return jobs
 
@@ -51,7 +55,12 @@ async def rate_limited(request: Request, principal: CallerDep) -> Principal:
     Every protected router has this as its dependency. (FastAPI walks a dependency's whole
     sub-tree each time it is named, cached or not, so the hot routes name it only there.)
     """
-    services: Services = request.app.state.services
+    take_token(request.app.state.services, principal)
+    return principal
+
+
+def take_token(services: Services, principal: Principal) -> None:
+    """Take one token from the caller's bucket, or raise a 429 problem with ``Retry-After``."""
     wait = services.limiter.acquire(principal.identity)
     if wait > 0:
         seconds = services.limiter.retry_after(wait)
@@ -62,7 +71,6 @@ async def rate_limited(request: Request, principal: CallerDep) -> Principal:
             type_=RATE_LIMITED,
             headers={"Retry-After": str(seconds)},
         )
-    return principal
 
 
 AuthorizedCaller = Annotated[Principal, Depends(rate_limited)]
