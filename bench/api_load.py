@@ -83,14 +83,14 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @contextmanager
-def _serve(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[None]:
+def _serve(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[int]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
         )
     try:
         _wait_until_up(probe, process, log)
-        yield
+        yield process.pid
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -104,6 +104,13 @@ def _serve(command: list[str], env: dict[str, str], probe: str, log: Path) -> It
 @contextmanager
 def api_server(tmp: Path) -> Iterator[str]:
     """``python -m api`` with a trained model; yields its base URL."""
+    with api_process(tmp) as (base, _):
+        yield base
+
+
+@contextmanager
+def api_process(tmp: Path) -> Iterator[tuple[str, int]]:
+    """``python -m api`` with a trained model; yields its base URL and pid."""
     port = _free_port()
     env = {
         **os.environ,
@@ -118,7 +125,7 @@ def api_server(tmp: Path) -> Iterator[str]:
         "LOG_LEVEL": "INFO",  # as deployed: one access line per request (to a file here)
     }
     base = f"http://127.0.0.1:{port}"
-    with _serve([sys.executable, "-m", "api"], env, base + "/healthz", tmp / "api.log"):
+    with _serve([sys.executable, "-m", "api"], env, base + "/healthz", tmp / "api.log") as pid:
         rows = np.random.default_rng(0).normal(size=(5_000, 8)).round(6).tolist()
         batch = {
             "records": [
@@ -135,7 +142,7 @@ def api_server(tmp: Path) -> Iterator[str]:
             base + "/ingest", json=batch, headers={"X-API-Key": API_KEY}, timeout=120
         )
         trained.raise_for_status()
-        yield base
+        yield base, pid
 
 
 @contextmanager
