@@ -160,6 +160,7 @@ def create_app(
             ),
         },
         default=BodyLimit(settings.other_max_body_bytes, "OTHER_MAX_BODY_BYTES", "send less"),
+        read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if settings.cors_origins:

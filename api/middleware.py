@@ -15,11 +15,20 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PAYLOAD_TOO_LARGE, ProblemError, internal_error_response, problem_response
+from api.errors import (
+    BODY_TIMEOUT,
+    PAYLOAD_TOO_LARGE,
+    ProblemError,
+    internal_error_response,
+    problem_response,
+)
 from api.metrics import UNMATCHED_ROUTE, ApiMetrics
 from shared.observability import request_id_var
 
@@ -27,6 +36,8 @@ access_logger = logging.getLogger("api.access")
 error_logger = logging.getLogger("api.error")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# The status counted and logged for a request whose client disconnected (nginx's convention).
+CLIENT_CLOSED = 499
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
 
 
@@ -68,11 +79,21 @@ class RequestContextMiddleware:
                 status = int(message["status"])
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
+                if status in (301, 302, 307, 308) and "location" in headers:
+                    # Starlette's trailing-slash redirect builds an absolute URL from the
+                    # Host header: keep only its path, so a forged Host goes nowhere.
+                    headers["location"] = _relative(headers["location"])
             await send(message)
 
         self.metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody to answer, nothing of ours failed.
+            access_logger.info(
+                "client disconnected", extra={"method": scope["method"], "path": scope["path"]}
+            )
+            status = CLIENT_CLOSED
         except Exception:
             error_logger.exception(
                 "unhandled exception", extra={"method": scope["method"], "path": scope["path"]}
@@ -96,6 +117,11 @@ class RequestContextMiddleware:
                 extra=_access_fields(scope, status, elapsed),
             )
             request_id_var.reset(token)
+
+
+def _relative(location: str) -> str:
+    parts = urlsplit(location)
+    return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
 
 
 def _route_template(scope: Scope) -> str:
@@ -134,17 +160,26 @@ class BodyLimit:
 
 
 class BodySizeLimitMiddleware:
-    """413 for a request body over its route's limit, declared or streamed.
+    """413 for a request body over its route's limit, declared or streamed; 408 for a body
+    whose next bytes do not arrive within ``read_timeout`` seconds (a client that declares
+    1,000 bytes and sends 2 no longer holds the request).
 
     ``limits`` maps an exact path to its limit; every other path has ``default``. A record is
     under 10 KB, so ``/score`` takes far less than a training batch, and the routes without a
     body less still: no route accepts more than it can use.
     """
 
-    def __init__(self, app: ASGIApp, limits: dict[str, BodyLimit], default: BodyLimit) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: dict[str, BodyLimit],
+        default: BodyLimit,
+        read_timeout: float = 30.0,
+    ) -> None:
         self.app = app
         self.limits = limits
         self.default = default
+        self.read_timeout = read_timeout
 
     @staticmethod
     def _too_large(limit: BodyLimit, size: str) -> _BodyTooLarge:
@@ -164,12 +199,26 @@ class BodySizeLimitMiddleware:
             await self._refuse(scope, receive, send, self._too_large(limit, f"{declared} bytes"))
             return
         received = 0
+        complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                with anyio.fail_after(self.read_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise ProblemError(
+                    408,
+                    f"the request body did not arrive within {self.read_timeout:g} s "
+                    "(BODY_READ_TIMEOUT_SECONDS)",
+                    type_=BODY_TIMEOUT,
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > limit.max_bytes:
                     raise self._too_large(limit, f"over {limit.max_bytes} bytes")
             return message

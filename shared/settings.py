@@ -283,6 +283,13 @@ class Settings(BaseSettings):
         description="The most nodes a trained forest may hold (trees x (2 x samples per tree "
         "- 1)), which bounds the artifact; more is a 422.",
     )
+    body_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How long the api waits for the next bytes of a request body before "
+        "answering 408 and closing the connection.",
+    )
     score_max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,

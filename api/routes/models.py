@@ -10,10 +10,11 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
 from api.deps import AdminCaller, AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
+from api.errors import validation_problem
 from api.openapi import ADMIN_PROBLEMS, AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
-from api.schemas import ModelInfo, ModelList
+from api.schemas import FieldError, ModelInfo, ModelList
 from shared.errors import ModelIntegrityError, ModelNotFoundError, NotCandidateError
-from shared.registry import version_sort_key
+from shared.registry import is_version_name, version_sort_key
 from shared.reports import (
     DRIFT_EXAMPLE,
     SHADOW_EXAMPLE,
@@ -206,6 +207,17 @@ async def get_shadow(
         str | None, Query(description="the active version compared with", max_length=64)
     ] = None,
 ) -> ShadowReport:
+    if against is not None and not is_version_name(against):
+        raise validation_problem(
+            [
+                FieldError(
+                    field="against",
+                    location="query",
+                    message="must be a version name (YYYYMMDDHHMMSS, optionally -N)",
+                    type="version_name",
+                )
+            ]
+        )
     store = ObservationStore(services.settings.model_dir)
     return await anyio.to_thread.run_sync(
         shadow_report, services.registry, store, version, against, services.settings

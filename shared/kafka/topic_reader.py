@@ -83,8 +83,10 @@ class KafkaTopicReader:
             try:
                 await consumer.start()
             except (KafkaError, OSError) as error:
+                # The job's report is shown to api callers: it names no address (the log does).
+                _log_kafka_failure("cannot reach Kafka", servers, error)
                 raise KafkaUnavailableError(
-                    f"cannot reach Kafka at {servers}: {_kafka_reason(error)}"
+                    f"cannot reach Kafka ({type(error).__name__}); the api's log has the details"
                 ) from error
             try:
                 if spec.exclude_flagged:
@@ -95,8 +97,10 @@ class KafkaTopicReader:
                 hook()
                 await _read_raw(consumer, settings, spec, progress, records, now, max_records, hook)
             except KafkaError as error:
+                _log_kafka_failure("reading from Kafka failed", servers, error)
                 raise KafkaUnavailableError(
-                    f"reading from Kafka at {servers} failed: {_kafka_reason(error)}"
+                    f"reading from Kafka failed ({type(error).__name__}); the api's log has the "
+                    "details"
                 ) from error
         finally:
             try:
@@ -118,6 +122,10 @@ class _VerdictRef(msgspec.Struct):
 
 
 _verdict_decoder = msgspec.json.Decoder(_VerdictRef)
+
+
+def _log_kafka_failure(message: str, servers: str, error: BaseException) -> None:
+    logger.warning(message, extra={"bootstrap_servers": servers, "error": _kafka_reason(error)})
 
 
 def _kafka_reason(error: BaseException) -> str:
