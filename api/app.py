@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.auth import API_KEY_HEADER, KeyRing
 from api.client_address import parse_networks
 from api.deps import rate_limited
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
 from api.middleware import (
@@ -125,11 +126,11 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs, with local assets
         redoc_url=None,
         openapi_url="/openapi.json",
-        swagger_ui_parameters={"persistAuthorization": True},
     )
+    install_docs(app, "/openapi.json")
     app.state.settings = settings
     app.state.keys = keys
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import ServicesDep
 from api.schemas import ActiveModel, HealthReport, RegistryHealth, Status
@@ -114,5 +115,10 @@ async def health(request: Request, services: ServicesDep) -> HealthReport:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"example": "# HELP ...\n"}}}},
 )
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    # Only the exact path: `/%6detrics` decodes to /metrics too, but a load balancer's rule
+    # that hides /metrics does not match it.
+    raw = request.scope.get("raw_path")
+    if raw is not None and raw.split(b"?", 1)[0] != b"/metrics":
+        raise StarletteHTTPException(404)
     return Response(services.metrics.render(), media_type=services.metrics.content_type)

@@ -59,3 +59,17 @@ def test_a_client_that_disconnects_is_no_500(server: Server) -> None:
     assert not [line for line in lines if line.get("status") == 500]
     metrics = httpx.get(server.base_url + "/metrics").text
     assert 'status="500"' not in metrics
+
+
+def test_metrics_is_not_reachable_by_an_encoded_path(server: Server) -> None:
+    """Over real HTTP (uvicorn decodes the path), /%6detrics is a 404 while /metrics is 200."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    for raw, expected in (
+        (b"/metrics", b"200"),
+        (b"/%6detrics", b"404"),
+        (b"/%6D%65trics", b"404"),
+    ):
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(b"GET " + raw + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = sock.recv(65536)
+        assert answer.split(b" ", 2)[1] == expected, (raw, answer[:100])
