@@ -33,8 +33,11 @@ def main() -> int:
     except ConfigurationError as error:
         print(f"api: {error}", file=sys.stderr)
         return 2
+    from api.uvicorn_compat import bounded_protocol
+
     uvicorn.run(
         app,
+        http=bounded_protocol(settings.header_max_bytes, settings.header_read_timeout_seconds),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,  # keep the JSON logging configured above

@@ -283,6 +283,20 @@ class Settings(BaseSettings):
         description="The most nodes a trained forest may hold (trees x (2 x samples per tree "
         "- 1)), which bounds the artifact; more is a 422.",
     )
+    header_max_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="The most bytes of a request line and headers the api reads (431 and the "
+        "connection closed past it).",
+    )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="How long a request's headers may take to arrive, from its first byte, "
+        "before the connection is closed.",
+    )
     body_read_timeout_seconds: float = Field(
         30.0,
         gt=0,

@@ -1,8 +1,10 @@
-"""Slow and vanishing clients over real HTTP: a body that never arrives is a 408, a client that
-disconnects mid-body is neither an unhandled exception nor a 500."""
+"""Hostile clients over real HTTP: a body that never arrives is a 408, a client that disconnects
+mid-body is neither an unhandled exception nor a 500, huge or trickling headers are cut off,
+and /metrics has one spelling."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -15,7 +17,11 @@ from tests.integration.api_helpers import API_KEY, Server, start_api, stop_api
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    api = start_api(tmp_path_factory.mktemp("slow"), BODY_READ_TIMEOUT_SECONDS="1")
+    api = start_api(
+        tmp_path_factory.mktemp("slow"),
+        BODY_READ_TIMEOUT_SECONDS="1",
+        HEADER_READ_TIMEOUT_SECONDS="2",
+    )
     yield api
     stop_api(api)
 
@@ -73,3 +79,30 @@ def test_metrics_is_not_reachable_by_an_encoded_path(server: Server) -> None:
             sock.sendall(b"GET " + raw + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             answer = sock.recv(65536)
         assert answer.split(b" ", 2)[1] == expected, (raw, answer[:100])
+
+
+def test_huge_headers_are_refused_with_431(server: Server) -> None:
+    """A 50 MB header is cut off at HEADER_MAX_BYTES with a 431; /healthz answers meanwhile."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        answer = b""
+        try:
+            for _ in range(50 * 16):  # up to 50 MB, 64 KiB at a time, until the api hangs up
+                sock.sendall(b"a" * 65536)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert httpx.get(server.base_url + "/healthz", timeout=5).status_code == 200
+
+
+def test_headers_that_trickle_in_are_cut_off(server: Server) -> None:
+    """Headers still incomplete HEADER_READ_TIMEOUT_SECONDS after the first byte: closed."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # the api closed the connection without answering
+    assert time.monotonic() - started < 25  # closed by the deadline, not the test's timeout
