@@ -5,10 +5,11 @@ uvicorn bounds neither with httptools (``h11_max_incomplete_event_size`` is for 
 headers are in: a 50 MB header was accepted, and a client trickling its headers held its
 connection. :func:`bounded_protocol` counts a request's bytes until its headers are complete:
 past ``max_header_bytes`` it answers 431 and closes; if they are not complete within
-``header_timeout`` seconds of the request's first byte, it closes the connection.
+``header_timeout`` seconds of the request's first byte, it closes the connection. (The chunk
+that holds a request's first byte is not counted: the bound is exceeded by at most one read.)
 
 This is the one place that subclasses a uvicorn internal (``HttpToolsProtocol`` and its parser
-callbacks ``on_headers_complete`` and ``on_response_complete``); tests/unit/api checks they
+callbacks ``on_message_begin`` and ``on_headers_complete``); tests/unit/api checks they
 are still there.
 """
 
@@ -46,7 +47,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._awaiting_headers = True
+        self._awaiting_headers = False  # set when a request's first byte is parsed
         self._header_bytes = 0
         self._header_deadline: asyncio.TimerHandle | None = None
 
@@ -59,19 +60,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
                 return
-            if self._header_deadline is None:
-                self._header_deadline = self.loop.call_later(self.header_timeout, self._expire)
         super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        # A request's first byte: its headers are counted and timed from here. (Bytes of a
+        # body that arrive after an early answer, a 413 say, belong to no new message.)
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        self._disarm()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._expire)
+        super().on_message_begin()
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
         self._header_bytes = 0
         self._disarm()
         super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        self._awaiting_headers = True  # the next bytes are the next request's
-        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

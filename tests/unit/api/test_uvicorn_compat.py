@@ -9,7 +9,7 @@ from api.uvicorn_compat import BoundedHttpToolsProtocol, bounded_protocol
 
 def test_the_parser_callbacks_it_overrides_exist() -> None:
     """HttpToolsProtocol still has the callbacks the bounded protocol extends."""
-    for name in ("data_received", "on_headers_complete", "on_response_complete", "connection_lost"):
+    for name in ("data_received", "on_message_begin", "on_headers_complete", "connection_lost"):
         assert callable(getattr(HttpToolsProtocol, name, None)), name
 
 
