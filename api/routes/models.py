@@ -10,11 +10,10 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
 from api.deps import AdminCaller, AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
-from api.errors import validation_problem
 from api.openapi import ADMIN_PROBLEMS, AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
-from api.schemas import FieldError, ModelInfo, ModelList
+from api.schemas import ModelInfo, ModelList
 from shared.errors import ModelIntegrityError, ModelNotFoundError, NotCandidateError
-from shared.registry import is_version_name, version_sort_key
+from shared.registry import version_sort_key
 from shared.reports import (
     DRIFT_EXAMPLE,
     SHADOW_EXAMPLE,
@@ -29,6 +28,9 @@ from shared.worker_figures import ObservationStore
 logger = logging.getLogger("api.models")
 
 router = APIRouter(prefix="/models", tags=["models"])
+
+# A version's name, as shared.registry_files.is_version_name checks it.
+VERSION_PATTERN = r"^[0-9]{14}(-[0-9]+)?$"
 
 VersionPath = Annotated[str, Path(description="a version name, e.g. 20240115100000", max_length=64)]
 
@@ -204,20 +206,14 @@ async def get_shadow(
     services: ServicesDep,
     version: VersionPath,
     against: Annotated[
-        str | None, Query(description="the active version compared with", max_length=64)
+        str | None,
+        Query(
+            description="the active version compared with",
+            max_length=64,
+            pattern=VERSION_PATTERN,
+        ),
     ] = None,
 ) -> ShadowReport:
-    if against is not None and not is_version_name(against):
-        raise validation_problem(
-            [
-                FieldError(
-                    field="against",
-                    location="query",
-                    message="must be a version name (YYYYMMDDHHMMSS, optionally -N)",
-                    type="version_name",
-                )
-            ]
-        )
     store = ObservationStore(services.settings.model_dir)
     return await anyio.to_thread.run_sync(
         shadow_report, services.registry, store, version, against, services.settings
