@@ -102,14 +102,14 @@ def _serve(command: list[str], env: dict[str, str], probe: str, log: Path) -> It
 
 
 @contextmanager
-def api_server(tmp: Path) -> Iterator[str]:
+def api_server(tmp: Path, detector: str = "context") -> Iterator[str]:
     """``python -m api`` with a trained model; yields its base URL."""
-    with api_process(tmp) as (base, _):
+    with api_process(tmp, detector) as (base, _):
         yield base
 
 
 @contextmanager
-def api_process(tmp: Path) -> Iterator[tuple[str, int]]:
+def api_process(tmp: Path, detector: str = "context") -> Iterator[tuple[str, int]]:
     """``python -m api`` with a trained model; yields its base URL and pid."""
     port = _free_port()
     env = {
@@ -136,7 +136,7 @@ def api_process(tmp: Path) -> Iterator[tuple[str, int]]:
                 }
                 for i, r in enumerate(rows)
             ],
-            "params": {"random_state": 0},
+            "params": {"random_state": 0, "detector": detector},
         }
         trained = httpx.post(
             base + "/ingest", json=batch, headers={"X-API-Key": API_KEY}, timeout=120
@@ -179,6 +179,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
     parser.add_argument("--max-requests", type=int, default=200_000, help="Python client cap")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--detector", choices=["context", "point"], default="context", help="the model's kind"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.duration = min(max(args.duration, 1.0), 60.0)
@@ -194,7 +197,7 @@ def main() -> int:
         with bare_server(tmp) as base:
             results["bare_fastapi"] = measure(base + "/score", args, client, tmp)
             results["bare_pydantic"] = measure(base + "/parse", args, client, tmp)
-        with api_server(tmp) as base:
+        with api_server(tmp, args.detector) as base:
             results["api_score"] = measure(base + "/score", args, client, tmp)
             # the same server's cheapest route: what its middleware costs without scoring
             results["api_healthz"] = measure(base + "/healthz", args, client, tmp, post=False)
@@ -218,7 +221,7 @@ def main() -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "model": {"records": 5_000, "features": 8, "n_estimators": 100},
+        "model": {"records": 5_000, "features": 8, "n_estimators": 100, "detector": args.detector},
         "results": results,
         "score_over_bare_pydantic": round(
             results["api_score"]["requests_per_second"]
