@@ -33,13 +33,19 @@ def main() -> int:
     except ConfigurationError as error:
         print(f"api: {error}", file=sys.stderr)
         return 2
+    from api.uvicorn_compat import bounded_protocol
+
     uvicorn.run(
         app,
+        http=bounded_protocol(settings.header_max_bytes, settings.header_read_timeout_seconds),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,  # keep the JSON logging configured above
         access_log=False,  # the request middleware writes one access line per request
         server_header=False,
+        # X-Forwarded-For is read by the app, from TRUSTED_PROXIES only (api.client_address);
+        # uvicorn's own handling would trust it from any local peer.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0

@@ -1,7 +1,7 @@
 """The FastAPI application: ``create_app(settings)``.
 
-Building the app checks the configuration (no API key and auth not disabled: it refuses,
-with :class:`ConfigurationError`) and wires middleware and routes; the lifespan makes the
+Building the app checks the configuration (no API key and auth not disabled, or no model
+signing key and unsigned models not allowed: it refuses, with :class:`ConfigurationError`) and wires middleware and routes; the lifespan makes the
 registry directory and the shared services. Nothing is read or loaded at import time.
 """
 
@@ -18,17 +18,26 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import API_KEY_HEADER, KeyRing
+from api.client_address import parse_networks
 from api.deps import rate_limited
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
-from api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
+from api.middleware import (
+    REQUEST_ID_HEADER,
+    BodyLimit,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+)
 from api.openapi import install_openapi
+from api.ratelimit import TokenBucketLimiter
 from api.routes import health, ingest, jobs, models, score
+from api.score_fast import ScoreFastPath
 from api.services import build_services
 from api.topic_jobs import build_topic_jobs
 from api.topic_request import TopicTrainingRequest
 from shared.schemas import ScoreRequest, TelemetryRecord
-from shared.settings import Settings, load_settings
+from shared.settings import UNSIGNED_WARNING, Settings, load_settings
 from shared.tracing import API_SERVICE, tracer_provider
 from shared.training_schemas import TrainingRequest
 
@@ -78,6 +87,7 @@ def create_app(
     """
     settings = settings if settings is not None else load_settings()
     keys = KeyRing.from_settings(settings)  # ConfigurationError without keys
+    unsigned = settings.models_unsigned()  # ConfigurationError: no key, unsigned not allowed
     metrics = ApiMetrics()
     provider = None
     if span_exporter is not None or settings.otel_exporter_otlp_endpoint:
@@ -90,6 +100,8 @@ def create_app(
                 "AUTH_DISABLED=true: every route is open to anyone who can reach this port; "
                 "use it for a local demo only"
             )
+        if unsigned:
+            logger.warning(UNSIGNED_WARNING)
         services = build_services(settings, metrics, keys)
         app.state.services = services
         app.state.jobs = build_topic_jobs(services, topic_reader)
@@ -114,13 +126,17 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs, with local assets
         redoc_url=None,
         openapi_url="/openapi.json",
-        swagger_ui_parameters={"persistAuthorization": True},
     )
+    install_docs(app, "/openapi.json")
     app.state.settings = settings
     app.state.keys = keys
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.auth_failures = TokenBucketLimiter(
+        settings.auth_failures_per_minute / 60.0, settings.auth_failure_burst
+    )
     app.state.metrics = metrics
     app.state.tracer = provider.get_tracer("api") if provider is not None else None
 
@@ -135,7 +151,18 @@ def create_app(
     install_openapi(app, [TrainingRequest, TelemetryRecord, ScoreRequest, TopicTrainingRequest])
 
     # add_middleware wraps: the last one added is the outermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.ingest_max_body_bytes)
+    app.add_middleware(ScoreFastPath, fastapi=app)  # innermost: inside the limits and logs
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limits={
+            "/ingest": BodyLimit(settings.ingest_max_body_bytes, "INGEST_MAX_BODY_BYTES"),
+            "/score": BodyLimit(
+                settings.score_max_body_bytes, "SCORE_MAX_BODY_BYTES", "send a shorter history"
+            ),
+        },
+        default=BodyLimit(settings.other_max_body_bytes, "OTHER_MAX_BODY_BYTES", "send less"),
+        read_timeout=settings.body_read_timeout_seconds,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

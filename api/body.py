@@ -7,7 +7,8 @@ validated, and every failure has a precise answer:
 
 * a ``Content-Type`` that is not JSON: 415 (no ``Content-Type`` at all is read as JSON);
 * an empty body: 422, ``field`` ``""``;
-* bytes that are not JSON (or not UTF-8, or nested absurdly deep): 400 with the position;
+* bytes that are not JSON (or not UTF-8, nested absurdly deep, or with an integer of
+  thousands of digits): 400, with the position where the decoder gives one;
 * JSON that breaks the schema (``NaN`` and ``Infinity`` included): 422 naming each field.
 """
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import email.message
 import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from api.budget import Share, WorkBudget
 from api.errors import (
     MALFORMED_JSON,
     TOO_MANY_RECORDS,
@@ -85,6 +88,10 @@ def decode_json(raw: bytes) -> Any:
         ) from None
     except RecursionError:
         raise _malformed("the JSON is nested too deeply") from None
+    except ValueError as error:
+        # Python's int-from-string limit (sys.get_int_max_str_digits), raised inside the
+        # decoder for a JSON integer of thousands of digits: bad input, not our failure.
+        raise _malformed(f"a number is too long ({error})") from None
 
 
 def validate(model: type[M], value: Any) -> M:
@@ -95,8 +102,23 @@ def validate(model: type[M], value: Any) -> M:
         raise validation_problem(field_errors(error.errors(include_input=False))) from None
 
 
-def parse_training_request(raw: bytes, max_records: int) -> TrainingRequest:
-    """Decode, count, then validate an ``/ingest`` body (blocking: may run in a thread)."""
+def _batch_values(records: list[Any]) -> int:
+    """Records x features of a decoded batch, from its first record (mixed widths are refused
+    later; the first one's width is what every record must have)."""
+    first = records[0] if records else None
+    vector = first.get("feature_vector") if isinstance(first, dict) else None
+    return len(records) * max(1, len(vector) if isinstance(vector, list) else 1)
+
+
+def parse_training_request(
+    raw: bytes,
+    max_records: int,
+    values: WorkBudget | None = None,
+    shares: list[Share] | None = None,
+) -> TrainingRequest:
+    """Decode, count, take the batch's share of ``values``, then validate an ``/ingest`` body
+    (blocking: may run in a thread). The share is appended to ``shares`` for the caller to
+    release once the training is over."""
     value = decode_json(raw)
     records = value.get("records") if isinstance(value, dict) else None
     if isinstance(records, list) and len(records) > max_records:
@@ -106,22 +128,46 @@ def parse_training_request(raw: bytes, max_records: int) -> TrainingRequest:
             "(INGEST_MAX_RECORDS): split it into smaller batches",
             type_=TOO_MANY_RECORDS,
         )
+    if values is not None and shares is not None and isinstance(records, list):
+        shares.append(values.take(_batch_values(records)))
     return validate(TrainingRequest, value)
 
 
-async def training_request_body(request: Request) -> TrainingRequest:
-    """Dependency: the ``/ingest`` body.
+async def training_request_body(request: Request) -> AsyncIterator[TrainingRequest]:
+    """Dependency: the ``/ingest`` body, with its shares of the work budgets held until the
+    training is over.
 
-    A large body is decoded in a worker thread that takes one of the training slots, so at
-    most that many batches are expanded into Python objects at once.
+    The body's bytes take a share of ``INGEST_MAX_BYTES_IN_FLIGHT`` before they are read; the
+    decoded batch a share of ``TRAINING_MAX_VALUES_IN_FLIGHT`` (records x features) before
+    it is validated, kept until the answer. A large body is decoded in a worker thread that
+    takes one of the training slots, so at most that many are expanded at once.
     """
     check_content_type(request)
-    raw = await request.body()
-    limit = request.app.state.settings.ingest_max_records
-    if len(raw) > THREAD_THRESHOLD_BYTES:
-        slots = request.app.state.services.training_limiter
-        return await anyio.to_thread.run_sync(parse_training_request, raw, limit, limiter=slots)
-    return parse_training_request(raw, limit)
+    services = request.app.state.services
+    settings = request.app.state.settings
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else settings.ingest_max_body_bytes
+    shares = [services.body_bytes.take(min(size, settings.ingest_max_body_bytes))]
+    try:
+        raw = await request.body()
+        limit = settings.ingest_max_records
+        if len(raw) > THREAD_THRESHOLD_BYTES:
+            body = await anyio.to_thread.run_sync(
+                parse_training_request,
+                raw,
+                limit,
+                services.training_values,
+                shares,
+                limiter=services.training_limiter,
+            )
+        else:
+            body = parse_training_request(raw, limit, services.training_values, shares)
+        shares[0].release()  # the bytes are decoded: only the batch is held now
+        del raw
+        yield body
+    finally:
+        for share in shares:
+            share.release()
 
 
 def parse_score_request(raw: bytes) -> ScoreRequest:

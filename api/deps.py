@@ -1,4 +1,8 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+Every dependency is ``async def``: FastAPI runs a plain ``def`` one in a worker thread, a
+thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from fastapi import Depends, Request
 
 from api.auth import Principal, authenticate
 from api.body import score_request_body, topic_training_body, training_request_body
-from api.errors import RATE_LIMITED, ProblemError
-from api.services import ModelCache, Services
+from api.errors import FORBIDDEN, RATE_LIMITED, ProblemError
+from api.model_cache import ModelCache
+from api.services import Services
 from api.topic_request import TopicTrainingRequest
 from shared.registry import ModelRegistry
 from shared.schemas import ScoreRequest
@@ -17,7 +22,7 @@ from shared.topic_jobs import TopicJobs
 from shared.training_schemas import TrainingRequest
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -25,15 +30,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_registry(services: ServicesDep) -> ModelRegistry:
+async def get_registry(services: ServicesDep) -> ModelRegistry:
     return services.registry
 
 
-def get_models(services: ServicesDep) -> ModelCache:
+async def get_models(services: ServicesDep) -> ModelCache:
     return services.models
 
 
-def get_jobs(request: Request) -> TopicJobs:
+async def get_jobs(request: Request) -> TopicJobs:
     jobs: TopicJobs = request.app.state.jobs
     return jobs
 
@@ -50,7 +55,12 @@ async def rate_limited(request: Request, principal: CallerDep) -> Principal:
     Every protected router has this as its dependency. (FastAPI walks a dependency's whole
     sub-tree each time it is named, cached or not, so the hot routes name it only there.)
     """
-    services: Services = request.app.state.services
+    take_token(request.app.state.services, principal)
+    return principal
+
+
+def take_token(services: Services, principal: Principal) -> None:
+    """Take one token from the caller's bucket, or raise a 429 problem with ``Retry-After``."""
     wait = services.limiter.acquire(principal.identity)
     if wait > 0:
         seconds = services.limiter.retry_after(wait)
@@ -61,10 +71,24 @@ async def rate_limited(request: Request, principal: CallerDep) -> Principal:
             type_=RATE_LIMITED,
             headers={"Retry-After": str(seconds)},
         )
-    return principal
 
 
 AuthorizedCaller = Annotated[Principal, Depends(rate_limited)]
+
+
+async def admin_caller(principal: AuthorizedCaller) -> Principal:
+    """The caller, if its key is an admin key (``API_KEYS``); a read key gets 403."""
+    if principal.role != "admin":
+        raise ProblemError(
+            403,
+            "this key may only score and read (API_READ_KEYS): training, activation, deletion "
+            "and shadow changes need an admin key (API_KEYS)",
+            type_=FORBIDDEN,
+        )
+    return principal
+
+
+AdminCaller = Annotated[Principal, Depends(admin_caller)]
 TrainingBody = Annotated[TrainingRequest, Depends(training_request_body)]
 ScoreBody = Annotated[ScoreRequest, Depends(score_request_body)]
 TopicBody = Annotated[TopicTrainingRequest, Depends(topic_training_body)]

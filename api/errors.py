@@ -38,9 +38,11 @@ MAX_LISTED_ERRORS = 20
 VALIDATION = problem_type("validation-error")
 MALFORMED_JSON = problem_type("malformed-json")
 PAYLOAD_TOO_LARGE = problem_type("payload-too-large")
+BODY_TIMEOUT = problem_type("body-timeout")
 TOO_MANY_RECORDS = problem_type("too-many-records")
 UNSUPPORTED_MEDIA_TYPE = problem_type("unsupported-media-type")
 UNAUTHORIZED = problem_type("unauthorized")
+FORBIDDEN = problem_type("forbidden")
 RATE_LIMITED = problem_type("rate-limited")
 INTERNAL = problem_type("internal-error")
 

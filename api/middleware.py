@@ -13,12 +13,22 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PAYLOAD_TOO_LARGE, ProblemError, internal_error_response, problem_response
+from api.errors import (
+    BODY_TIMEOUT,
+    PAYLOAD_TOO_LARGE,
+    ProblemError,
+    internal_error_response,
+    problem_response,
+)
 from api.metrics import UNMATCHED_ROUTE, ApiMetrics
 from shared.observability import request_id_var
 
@@ -26,6 +36,8 @@ access_logger = logging.getLogger("api.access")
 error_logger = logging.getLogger("api.error")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# The status counted and logged for a request whose client disconnected (nginx's convention).
+CLIENT_CLOSED = 499
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
 
 
@@ -67,11 +79,21 @@ class RequestContextMiddleware:
                 status = int(message["status"])
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
+                if status in (301, 302, 307, 308) and "location" in headers:
+                    # Starlette's trailing-slash redirect builds an absolute URL from the
+                    # Host header: keep only its path, so a forged Host goes nowhere.
+                    headers["location"] = _relative(headers["location"])
             await send(message)
 
         self.metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody to answer, nothing of ours failed.
+            access_logger.info(
+                "client disconnected", extra={"method": scope["method"], "path": scope["path"]}
+            )
+            status = CLIENT_CLOSED
         except Exception:
             error_logger.exception(
                 "unhandled exception", extra={"method": scope["method"], "path": scope["path"]}
@@ -95,6 +117,11 @@ class RequestContextMiddleware:
                 extra=_access_fields(scope, status, elapsed),
             )
             request_id_var.reset(token)
+
+
+def _relative(location: str) -> str:
+    parts = urlsplit(location)
+    return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
 
 
 def _route_template(scope: Scope) -> str:
@@ -123,37 +150,77 @@ class _BodyTooLarge(ProblemError):
         self.limit = limit
 
 
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """A route's largest body, and the setting that sets it (named in the 413)."""
+
+    max_bytes: int
+    setting: str
+    advice: str = "split the batch into smaller requests"
+
+
 class BodySizeLimitMiddleware:
-    """413 for a request body over ``max_bytes``, declared or streamed."""
+    """413 for a request body over its route's limit, declared or streamed; 408 for a body
+    whose next bytes do not arrive within ``read_timeout`` seconds (a client that declares
+    1,000 bytes and sends 2 no longer holds the request).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``limits`` maps an exact path to its limit; every other path has ``default``. A record is
+    under 10 KB, so ``/score`` takes far less than a training batch, and the routes without a
+    body less still: no route accepts more than it can use.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: dict[str, BodyLimit],
+        default: BodyLimit,
+        read_timeout: float = 30.0,
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limits = limits
+        self.default = default
+        self.read_timeout = read_timeout
 
-    def _too_large(self, size: str) -> _BodyTooLarge:
+    @staticmethod
+    def _too_large(limit: BodyLimit, size: str) -> _BodyTooLarge:
         return _BodyTooLarge(
-            self.max_bytes,
-            f"the request body is {size}; the limit is {self.max_bytes} bytes "
-            "(INGEST_MAX_BODY_BYTES): split the batch into smaller requests",
+            limit.max_bytes,
+            f"the request body is {size}; the limit is {limit.max_bytes} bytes "
+            f"({limit.setting}): {limit.advice}",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limits.get(scope["path"], self.default)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send, self._too_large(f"{declared} bytes"))
+        if declared is not None and declared > limit.max_bytes:
+            await self._refuse(scope, receive, send, self._too_large(limit, f"{declared} bytes"))
             return
         received = 0
+        complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                with anyio.fail_after(self.read_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise ProblemError(
+                    408,
+                    f"the request body did not arrive within {self.read_timeout:g} s "
+                    "(BODY_READ_TIMEOUT_SECONDS)",
+                    type_=BODY_TIMEOUT,
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self._too_large(f"over {self.max_bytes} bytes")
+                complete = not message.get("more_body", False)
+                if received > limit.max_bytes:
+                    raise self._too_large(limit, f"over {limit.max_bytes} bytes")
             return message
 
         # A route reading the body raises _BodyTooLarge from counting_receive; the problem

@@ -19,12 +19,13 @@ REF = "#/components/schemas/"
 _DESCRIPTIONS = {
     400: "The body is not valid JSON (the position is in `errors`).",
     401: "No API key, or not a valid one.",
+    403: "A read key (API_READ_KEYS) on a route that needs an admin key (API_KEYS).",
     404: "No such resource.",
     409: "The request conflicts with the registry's state.",
     413: "The body or the batch is too large.",
     415: "The body is not JSON.",
     422: "The request breaks the schema; `errors` names each field at fault.",
-    429: "Rate limit reached; retry after `Retry-After` seconds.",
+    429: "Rate limit (or the failed-login limit) reached; retry after `Retry-After` seconds.",
     503: "The model registry cannot be used.",
 }
 
@@ -70,6 +71,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 AUTH_PROBLEMS = (401, 429)
+ADMIN_PROBLEMS = (401, 403, 429)
 BODY_PROBLEMS = (400, 413, 415, 422)
 
 

@@ -59,6 +59,15 @@ class TokenBucketLimiter:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
+    def wait(self, caller: str) -> float:
+        """The seconds until ``caller`` has a token (``0.0``: it has one), taking none."""
+        bucket = self._buckets.get(caller)
+        if bucket is None:
+            return 0.0
+        elapsed = max(0.0, self._clock() - bucket.updated)
+        tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     @staticmethod
     def retry_after(wait: float) -> int:
         """``Retry-After`` in whole seconds, at least 1."""

@@ -30,6 +30,7 @@ def main(factory: AppFactory | None = None) -> int:
 
     try:
         settings = load_settings()
+        unsigned = settings.models_unsigned()  # no signing key: refused unless allowed
     except ConfigurationError as error:
         print(f"consumer: {error}", file=sys.stderr)
         return 2
@@ -42,6 +43,12 @@ def main(factory: AppFactory | None = None) -> int:
     configure_logging(
         "consumer", settings.log_format, settings.log_level, settings.log_repeat_seconds
     )
+    if unsigned:
+        import logging
+
+        from shared.settings import UNSIGNED_WARNING
+
+        logging.getLogger("consumer").warning(UNSIGNED_WARNING)
 
     try:
         app = (factory or create_app)(settings)

@@ -14,7 +14,8 @@
 Environment (all optional): KAFKA_LOCAL_PORT (9092), KAFKA_LOCAL_CONTROLLER_PORT,
 KAFKA_LOCAL_DATA, KAFKA_LOCAL_HOME (see scripts/kafka-local), API_PORT (8000),
 CONSUMER_PORT (8001), API_HOST (127.0.0.1 here), API_KEYS (default: a development key kept in
-var/dev-api-key, or VEHICLE_ANOMALY_KEY_FILE), MODEL_DIR (var/models), MODEL_POLL_SECONDS (1
+var/dev-api-key, or VEHICLE_ANOMALY_KEY_FILE), MODEL_SIGNING_KEY (default: a development
+key kept in var/dev-signing-key), MODEL_DIR (var/models), MODEL_POLL_SECONDS (1
 here), LOG_FORMAT (console here), RUN_LOCAL_READY_TIMEOUT (120 s).
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from runlocal.broker import broker_running, create_topics, kafka_local
 from runlocal.common import ROOT, Stop, fail, say
-from runlocal.devkey import dev_api_key, key_file
+from runlocal.devkey import dev_api_key, dev_signing_key, key_file
 from runlocal.prerequisites import check_prerequisites
 from runlocal.services import Service, describe_exit, http_ok, stop_services
 
@@ -93,6 +94,13 @@ def main() -> int:
         "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
         "MODEL_DIR": str(model_dir),
         "API_KEYS": ",".join(keys) if keys else key,
+        # the services refuse to load unsigned models: sign with MODEL_SIGNING_KEY if set,
+        # else with a development key kept in var/dev-signing-key
+        "MODEL_SIGNING_KEY": (
+            settings.model_signing_key.get_secret_value()
+            if settings.signing_key is not None and settings.model_signing_key is not None
+            else dev_signing_key()
+        ),
         "API_HOST": api_host,
         "MODEL_POLL_SECONDS": os.environ.get("MODEL_POLL_SECONDS", "1"),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),

@@ -114,6 +114,35 @@ class ForestParams:
         }
 
 
+def samples_per_tree(params: ForestParams, n_rows: int) -> int:
+    """How many rows each tree of ``params`` draws from ``n_rows`` training rows."""
+    value: int | float | str = (
+        params.max_samples if params.detector == "point" else params.context_max_samples
+    )
+    if isinstance(value, str):  # a point model's "auto"
+        return min(256, n_rows)
+    if isinstance(value, float):
+        return max(1, int(value * n_rows))
+    return min(value, n_rows)
+
+
+def check_forest_size(params: ForestParams, n_rows: int, max_nodes: int) -> None:
+    """:class:`TrainingError` when the forest could hold more than ``max_nodes`` nodes.
+
+    A tree on ``s`` samples has at most ``2s - 1`` nodes, and the artifact (and the memory
+    that scores it) grows with them: 500 trees of 20,000 samples made a 477 MB artifact.
+    """
+    samples = samples_per_tree(params, n_rows)
+    bound = params.n_estimators * (2 * samples - 1)
+    if bound > max_nodes:
+        raise TrainingError(
+            f"the forest could hold {bound} nodes ({params.n_estimators} trees of {samples} "
+            f"samples each); the limit is {max_nodes} (TRAINING_MAX_TREE_NODES): lower "
+            "params.n_estimators or params.max_samples",
+            field="params",
+        )
+
+
 def feature_matrix(records: Sequence[TelemetryRecord]) -> Matrix:
     """Stack the records' feature vectors; :class:`TrainingError` if their lengths differ."""
     if not records:

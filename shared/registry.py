@@ -6,6 +6,8 @@
                                         sha256 of model.joblib, signature (HMAC-SHA256)
     $MODEL_DIR/LATEST                   the active version's name
     $MODEL_DIR/CANDIDATE                a version the worker scores in shadow (optional)
+    $MODEL_DIR/ACTIVATIONS              the versions made active, oldest first (retention
+                                        keeps the most recent few for rollbacks)
 
 Publishing writes into a temporary directory on the same volume, fsyncs, renames it into
 place and only then replaces ``LATEST`` with ``os.replace``: a reader sees a whole version
@@ -43,7 +45,10 @@ from shared.registry_files import (
     doomed_versions,
     fsync_path,
     is_version_name,
+    names_its_directory,
     read_pointer,
+    recent_activations,
+    record_activation,
     sha256_file,
     sign,
     sweep_stale_temps,
@@ -84,11 +89,20 @@ class ModelRegistry:
     """Publish, list, verify, load, activate and delete model versions under ``root``."""
 
     def __init__(
-        self, root: Path | str, *, signing_key: bytes | None = None, retention: int | None = None
+        self,
+        root: Path | str,
+        *,
+        signing_key: bytes | None = None,
+        retention: int | None = None,
+        keep_activated: int = 5,
     ) -> None:
         self.root = Path(root)
         self.signing_key = signing_key
         self.retention = retention
+        self.keep_activated = keep_activated
+        # Bumped whenever this object moves a pointer or deletes a version, so a cache of
+        # the pointers in this process knows to read them again at once.
+        self.generation = 0
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -136,6 +150,7 @@ class ModelRegistry:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / CANDIDATE_FILE)
                 fsync_path(self.root)
+            self.generation += 1
         return previous
 
     def versions(self) -> list[str]:
@@ -185,8 +200,17 @@ class ModelRegistry:
         return payload
 
     def verify(self, version: str) -> ModelMeta:
-        """Check the artifact's sha256 and, with a signing key, its signature; nothing is unpickled."""
+        """Check the artifact's sha256 and, with a signing key, its signature; nothing is unpickled.
+
+        ``meta.json`` must name ``version`` (its directory): the files of one version copied
+        under another name are refused.
+        """
         payload = self._read_meta(version)
+        if not names_its_directory(payload, version):
+            raise ModelIntegrityError(
+                f"model version {version!r}: meta.json names version "
+                f"{str(payload.get('version'))[:64]!r}; its files were copied from another version"
+            )
         if self.signing_key is not None:
             signature = payload.get("signature")
             if not isinstance(signature, str):
@@ -286,6 +310,8 @@ class ModelRegistry:
             fsync_path(self.root)
             # a version not made active becomes the shadow candidate
             self._point(LATEST_FILE if activate else CANDIDATE_FILE, version)
+            if activate:
+                record_activation(self.root, version)
             try:
                 self._prune_locked()
             except RegistryError as error:  # published all the same: retention waits
@@ -300,6 +326,7 @@ class ModelRegistry:
         write_file(temp, (version + "\n").encode())
         os.replace(temp, self.root / pointer)
         fsync_path(self.root)
+        self.generation += 1
 
     def _unpoint_candidate(self, version: str) -> None:
         if self.candidate_version() == version:
@@ -311,6 +338,7 @@ class ModelRegistry:
         with self._locked():
             meta = self.verify(version)
             self._point(LATEST_FILE, version)
+            record_activation(self.root, version)
             self._unpoint_candidate(version)  # promoted: no longer in shadow
         return meta
 
@@ -323,11 +351,19 @@ class ModelRegistry:
                 raise ModelInUseError(f"model version {version!r} is active and cannot be deleted")
             self._unpoint_candidate(version)
             self._remove(version)
+            self.generation += 1
 
     def _remove(self, version: str) -> None:
         trash = self.root / f".trash-{version}-{uuid.uuid4().hex[:8]}"
         os.rename(self.root / version, trash)
         shutil.rmtree(trash, ignore_errors=True)
+
+    def rollback_versions(self) -> builtins.list[str]:
+        """The ``keep_activated`` versions most recently made active (the active one aside):
+        retention never removes them, so a burst of new versions cannot erase the rollbacks."""
+        active = self.active_version()
+        earlier = [v for v in recent_activations(self.root) if v != active]
+        return earlier[: max(0, self.keep_activated)]
 
     def prune(self) -> builtins.list[str]:
         """Apply retention now; returns the versions removed."""
@@ -338,7 +374,7 @@ class ModelRegistry:
         sweep_stale_temps(self.root, _STALE_TEMP_SECONDS)
         if self.retention is None:
             return []
-        keep = {self.active_version(), self.candidate_version()}
+        keep = {self.active_version(), self.candidate_version(), *self.rollback_versions()}
         doomed = doomed_versions(self.versions(), keep, self.retention)
         for version in doomed:
             try:

@@ -2,7 +2,9 @@
 
 A version is named by its UTC training time (``YYYYMMDDHHMMSS``, with ``-2``, ``-3``... when
 that second is taken). ``meta.json`` is signed with HMAC-SHA256 over its canonical JSON
-(sorted keys, no whitespace), without the ``signature`` key itself. Every file the registry
+(sorted keys, no whitespace), without the ``signature`` key itself: the version's name, its
+metadata and the artifact's sha256 are signed together, and a version is only served from the
+directory of the name it was signed under (:func:`names_its_directory`). Every file the registry
 writes is fsynced before it is renamed into place.
 """
 
@@ -76,6 +78,15 @@ def sign(payload: dict[str, Any], key: bytes) -> str:
     return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
 
 
+def names_its_directory(payload: dict[str, Any], version: str) -> bool:
+    """Whether ``meta.json`` names the directory it was read from.
+
+    The signature covers the ``version`` member; this check binds it to the directory, so a
+    signed version copied under another name is refused instead of served as that name.
+    """
+    return payload.get("version") == version
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -110,6 +121,34 @@ def sweep_stale_temps(root: Path, older_than_seconds: float) -> None:
                         shutil.rmtree(entry.path, ignore_errors=True)
                     else:
                         os.unlink(entry.path)
+
+
+ACTIVATIONS_FILE = "ACTIVATIONS"
+# Entries the activation history keeps (it is read only to protect the most recent ones).
+_ACTIVATIONS_KEPT = 100
+
+
+def recent_activations(root: Path) -> list[str]:
+    """The versions made active, most recent first, each once (empty before any record)."""
+    try:
+        lines = (root / ACTIVATIONS_FILE).read_bytes().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+    seen: dict[str, None] = {}
+    for line in reversed(lines):
+        name = line.strip()
+        if is_version_name(name):
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def record_activation(root: Path, version: str) -> None:
+    """Append ``version`` to the activation history (atomically; call under the registry lock)."""
+    earlier = [v for v in reversed(recent_activations(root)) if v != version]
+    history = [*earlier[-(_ACTIVATIONS_KEPT - 1) :], version]
+    temp = root / f".LATEST-activations-{os.getpid()}"
+    write_file(temp, ("\n".join(history) + "\n").encode())
+    os.replace(temp, root / ACTIVATIONS_FILE)
 
 
 def doomed_versions(versions: list[str], keep: Collection[str | None], retention: int) -> list[str]:

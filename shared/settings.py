@@ -7,6 +7,7 @@ stops the service with a message that names the variable (see :func:`load_settin
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -115,13 +116,28 @@ class Settings(BaseSettings):
     )
     model_signing_key: SecretStr | None = Field(
         None,
-        description="The HMAC key that signs and verifies model artifacts (unset: sha256 only).",
+        description="The HMAC key that signs and verifies model artifacts (each version's name, "
+        "metadata and artifact digest). Required: without it both services refuse to start "
+        "unless `ALLOW_UNSIGNED_MODELS=true`.",
+    )
+    allow_unsigned_models: bool = Field(
+        False,
+        description="Start without `MODEL_SIGNING_KEY`: artifacts are checked by sha256 only, "
+        "so whoever can write the model volume can run code in the services (a warning is "
+        "logged). For local experiments only.",
     )
     model_retention: int = Field(
         20,
         ge=1,
-        description="Versions kept: the newest N; the active one and the shadow candidate are "
-        "never removed.",
+        description="Versions kept: the newest N; the active one, the shadow candidate and the "
+        "last `MODEL_RETENTION_KEEP_ACTIVATED` versions that were active are never removed.",
+    )
+    model_retention_keep_activated: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="How many of the versions most recently made active (besides the active "
+        "one) retention keeps, however old, so that they stay available to roll back to.",
     )
 
     # Training defaults (a request may override them)
@@ -202,12 +218,33 @@ class Settings(BaseSettings):
     )
     api_keys: CsvSecrets = Field(
         (),
-        description="Comma-separated keys the api accepts (`X-API-Key` or "
-        "`Authorization: Bearer`); without any, the api refuses to start unless "
-        "`AUTH_DISABLED=true`.",
+        description="Comma-separated admin keys (`X-API-Key` or `Authorization: Bearer`): every "
+        "route, training, activation and deletion included; without any key (admin or read), "
+        "the api refuses to start unless `AUTH_DISABLED=true`.",
+    )
+    api_read_keys: CsvSecrets = Field(
+        (),
+        description="Comma-separated read keys: scoring, listing and reports only (403 on "
+        "`/ingest`, activation, deletion and shadow changes).",
     )
     auth_disabled: bool = Field(
-        False, description="The only way to run the api without keys (local demos)."
+        False,
+        description="The only way to run the api without keys (local demos); refused when "
+        "`API_KEYS` or `API_READ_KEYS` is set.",
+    )
+    trusted_proxies: CsvList = Field(
+        (),
+        description="Comma-separated addresses or networks (e.g. `10.0.0.0/16`) whose "
+        "`X-Forwarded-For` names the client; anyone else's is ignored (none by default).",
+    )
+    auth_failures_per_minute: float = Field(
+        10.0,
+        gt=0,
+        description="Failed logins allowed per client address and minute, after a burst of "
+        "`AUTH_FAILURE_BURST`; past it, requests from that address with a key are 429.",
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Failed logins a client address may make before throttling."
     )
     cors_origins: CsvList = Field(
         (), description="Comma-separated origins allowed by CORS (none by default)."
@@ -225,6 +262,59 @@ class Settings(BaseSettings):
         64 * 1024 * 1024,
         ge=1024,
         description="The largest `POST /ingest` body, in bytes (413 past it).",
+    )
+    ingest_max_bytes_in_flight: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="`POST /ingest` body bytes being received and decoded at once, across "
+        "requests (a chunked body counts as `INGEST_MAX_BODY_BYTES`); past it, 503 with "
+        "`Retry-After`.",
+    )
+    training_max_values_in_flight: int = Field(
+        4_000_000,
+        ge=1,
+        description="Records x features held for trainings at once, across requests and "
+        "queued ones; a batch larger than this alone is a 413, one that does not fit beside "
+        "those in flight a 503 with `Retry-After`.",
+    )
+    training_max_tree_nodes: int = Field(
+        2_000_000,
+        ge=1,
+        description="The most nodes a trained forest may hold (trees x (2 x samples per tree "
+        "- 1)), which bounds the artifact; more is a 422.",
+    )
+    header_max_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="The most bytes of a request line and headers the api reads (431 and the "
+        "connection closed past it).",
+    )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="How long a request's headers may take to arrive, from its first byte, "
+        "before the connection is closed.",
+    )
+    body_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How long the api waits for the next bytes of a request body before "
+        "answering 408 and closing the connection.",
+    )
+    score_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="The largest `POST /score` body (a record and its history), in bytes "
+        "(413 past it).",
+    )
+    other_max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="The largest body of every other route (`/ingest/from-topic`, the "
+        "routes that take none), in bytes (413 past it).",
     )
 
     # Training from the topic (POST /ingest/from-topic): the api's background jobs.
@@ -421,7 +511,19 @@ class Settings(BaseSettings):
         "0: every line is written.",
     )
 
-    _split = field_validator("api_keys", "cors_origins", mode="before")(_split_csv)
+    _split = field_validator(
+        "api_keys", "api_read_keys", "cors_origins", "trusted_proxies", mode="before"
+    )(_split_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as error:
+                raise ValueError(f"{item!r} is not an address or network: {error}") from None
+        return value
 
     @field_validator("iforest_max_samples", mode="before")
     @classmethod
@@ -458,9 +560,31 @@ class Settings(BaseSettings):
     @property
     def signing_key(self) -> bytes | None:
         """The HMAC key for model artifacts, or ``None`` when artifacts are not signed."""
-        if self.model_signing_key is None:
+        if self.model_signing_key is None or not self.model_signing_key.get_secret_value():
             return None
         return self.model_signing_key.get_secret_value().encode()
+
+    def models_unsigned(self) -> bool:
+        """Whether the services run with unsigned models (``ALLOW_UNSIGNED_MODELS=true``, no key).
+
+        :class:`ConfigurationError` when there is no signing key and unsigned models were not
+        allowed: a hand-made pickle with a matching sha256 would run code when loaded.
+        """
+        if self.signing_key is not None:
+            return False
+        if not self.allow_unsigned_models:
+            raise ConfigurationError(UNSIGNED_MESSAGE)
+        return True
+
+
+UNSIGNED_MESSAGE = (
+    "MODEL_SIGNING_KEY is not set: model artifacts would be unpickled on a sha256 check alone; "
+    "set MODEL_SIGNING_KEY (make run generates one), or ALLOW_UNSIGNED_MODELS=true to accept that"
+)
+UNSIGNED_WARNING = (
+    "ALLOW_UNSIGNED_MODELS=true and no MODEL_SIGNING_KEY: whoever can write the model "
+    "directory can run code in this process"
+)
 
 
 def _describe(error: ValidationError) -> str:

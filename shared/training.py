@@ -19,7 +19,14 @@ from shared.context.model import MIN_HOLDOUT, order_by_vehicle
 from shared.detector import Matrix
 from shared.drift import reference_bins
 from shared.errors import TrainingError
-from shared.fitting import ForestParams, feature_matrix, train, train_context, training_warnings
+from shared.fitting import (
+    ForestParams,
+    check_forest_size,
+    feature_matrix,
+    train,
+    train_context,
+    training_warnings,
+)
 from shared.forest import CompiledForest
 from shared.registry import ModelRegistry
 from shared.schemas import TelemetryRecord
@@ -99,6 +106,7 @@ def train_matrix(
             field="feature_names",
         )
     params = ForestParams.resolve(request_params, settings)
+    check_forest_size(params, features.shape[0], settings.training_max_tree_nodes)
     if params.detector == "point":
         model: IsolationForest | ContextForest = train(
             features, params, min_records=settings.min_training_records

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import ServicesDep
 from api.schemas import ActiveModel, HealthReport, RegistryHealth, Status
-from shared.errors import RegistryError
+from shared.errors import NoActiveModelError, RegistryError
 
 router = APIRouter(tags=["health"])
 
@@ -29,21 +30,33 @@ async def healthz() -> Status:
 @router.get(
     "/health/ready",
     summary="Readiness",
-    description="200 when the model registry can be read (a model is not needed), else 503.",
+    description=(
+        "200 when the model registry can be read and the active version, if there is one, "
+        "loads and passes the loader's checks (no model yet is ready); else 503, with the "
+        "reason in `detail`."
+    ),
     response_model=Status,
     responses={
         200: {"content": {"application/json": {"example": {"status": "ready"}}}},
         503: {
             "model": Status,
-            "description": "The registry cannot be read.",
+            "description": "The registry cannot be read, or the active version is refused.",
             "content": {"application/json": {"example": {"status": "registry unreadable"}}},
         },
     },
 )
 async def ready(services: ServicesDep) -> Response:
-    if services.registry.readable():
-        return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "registry unreadable"}, status_code=503)
+    if not services.registry.readable():
+        return JSONResponse({"status": "registry unreadable"}, status_code=503)
+    try:
+        await services.models.active()  # loaded once; then a dictionary look-up
+    except NoActiveModelError:
+        pass
+    except RegistryError as error:
+        return JSONResponse(
+            {"status": "active model refused", "detail": str(error)}, status_code=503
+        )
+    return JSONResponse({"status": "ready"})
 
 
 HEALTH_EXAMPLE = {
@@ -106,5 +119,10 @@ async def health(request: Request, services: ServicesDep) -> HealthReport:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"example": "# HELP ...\n"}}}},
 )
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    # Only the exact path: `/%6detrics` decodes to /metrics too, but a load balancer's rule
+    # that hides /metrics does not match it.
+    raw = request.scope.get("raw_path")
+    if raw is not None and raw.split(b"?", 1)[0] != b"/metrics":
+        raise StarletteHTTPException(404)
     return Response(services.metrics.render(), media_type=services.metrics.content_type)

@@ -12,10 +12,10 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import AuthorizedCaller, ServicesDep, TrainingBody
+from api.deps import AdminCaller, ServicesDep, TrainingBody
 from api.metrics import published
 from api.openapi import (
-    AUTH_PROBLEMS,
+    ADMIN_PROBLEMS,
     BODY_PROBLEMS,
     VERSION_EXAMPLE,
     json_body,
@@ -112,7 +112,7 @@ def unwritable_registry(model_dir: Any, error: OSError) -> RegistryError:
             },
             "content": {"application/json": {"example": RESPONSE_EXAMPLE}},
         },
-        **problem_responses(*AUTH_PROBLEMS, *BODY_PROBLEMS, 503),
+        **problem_responses(*ADMIN_PROBLEMS, *BODY_PROBLEMS, 503),
     },
     openapi_extra=json_body(
         TrainingRequest,
@@ -125,7 +125,7 @@ def unwritable_registry(model_dir: Any, error: OSError) -> RegistryError:
 )
 async def ingest(
     request: Request,
-    caller: AuthorizedCaller,
+    caller: AdminCaller,
     body: TrainingBody,
     services: ServicesDep,
     activate: Annotated[bool, Query(description="make the new version the active one")] = True,

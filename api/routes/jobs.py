@@ -14,7 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import AuthorizedCaller, JobsDep, ServicesDep, TopicBody
+from api.deps import AdminCaller, AuthorizedCaller, JobsDep, ServicesDep, TopicBody
 from api.errors import TOO_MANY_RECORDS, VALIDATION, ProblemError
 from api.examples import (
     FAILED_EXAMPLE,
@@ -23,7 +23,7 @@ from api.examples import (
     RANGE_EXAMPLE,
     RUNNING_EXAMPLE,
 )
-from api.openapi import AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
+from api.openapi import ADMIN_PROBLEMS, AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
 from api.schemas import FieldError
 from api.topic_request import RequestIssue, TopicTrainingRequest, request_issues
 from shared.errors import problem_type
@@ -60,7 +60,7 @@ def _issues_problem(issues: list[RequestIssue]) -> ProblemError:
 
 
 def _accepted_responses() -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*AUTH_PROBLEMS, *BODY_PROBLEMS, 503)
+    responses = problem_responses(*ADMIN_PROBLEMS, *BODY_PROBLEMS, 503)
     responses[429] = {
         **responses[429],
         "description": (
@@ -118,7 +118,7 @@ def _accepted_responses() -> dict[int | str, dict[str, Any]]:
     ),
 )
 async def ingest_from_topic(
-    caller: AuthorizedCaller,
+    caller: AdminCaller,
     body: TopicBody,
     services: ServicesDep,
     jobs: JobsDep,

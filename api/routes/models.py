@@ -9,8 +9,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
-from api.deps import AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
-from api.openapi import AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
+from api.deps import AdminCaller, AuthorizedCaller, ModelCacheDep, RegistryDep, ServicesDep
+from api.openapi import ADMIN_PROBLEMS, AUTH_PROBLEMS, VERSION_EXAMPLE, problem_responses
 from api.schemas import ModelInfo, ModelList
 from shared.errors import ModelIntegrityError, ModelNotFoundError, NotCandidateError
 from shared.registry import version_sort_key
@@ -28,6 +28,9 @@ from shared.worker_figures import ObservationStore
 logger = logging.getLogger("api.models")
 
 router = APIRouter(prefix="/models", tags=["models"])
+
+# A version's name, as shared.registry_files.is_version_name checks it.
+VERSION_PATTERN = r"^[0-9]{14}(-[0-9]+)?$"
 
 VersionPath = Annotated[str, Path(description="a version name, e.g. 20240115100000", max_length=64)]
 
@@ -109,19 +112,22 @@ async def get_model(
     "/{version}/activate",
     summary="Make a version the active one (roll back or forward)",
     description=(
-        "The version's checksum (and signature, with MODEL_SIGNING_KEY) is verified first: a "
-        "version that fails is refused with 409 and the active version stays as it was."
+        "The version is loaded and checked first, as the worker loads it: checksum, signature, "
+        "that its files name this version, the estimator's type and width, and a probe that "
+        "it scores. A version that fails is refused with 409 giving the reason, and the "
+        "active version stays as it was."
     ),
     response_model=ModelInfo,
     responses={
         200: {"content": {"application/json": {"example": META_EXAMPLE}}},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
 async def activate_model(
-    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
+    caller: AdminCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> ModelInfo:
     previous = registry.active_version()
+    await models.get(version)  # the validated loader: 409 with the reason, LATEST untouched
     meta = await anyio.to_thread.run_sync(registry.activate, version)
     logger.info(
         "model version activated",
@@ -138,11 +144,11 @@ async def activate_model(
     response_class=Response,
     responses={
         204: {"description": "Deleted."},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
 async def delete_model(
-    caller: AuthorizedCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
+    caller: AdminCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> Response:
     await anyio.to_thread.run_sync(registry.delete, version)
     models.evict(version)
@@ -200,7 +206,12 @@ async def get_shadow(
     services: ServicesDep,
     version: VersionPath,
     against: Annotated[
-        str | None, Query(description="the active version compared with", max_length=64)
+        str | None,
+        Query(
+            description="the active version compared with",
+            max_length=64,
+            pattern=VERSION_PATTERN,
+        ),
     ] = None,
 ) -> ShadowReport:
     store = ObservationStore(services.settings.model_dir)
@@ -214,17 +225,20 @@ async def get_shadow(
     summary="Score a version in shadow (make it the candidate)",
     description=(
         "The workers pick it up at their next registry poll. One candidate at a time: this "
-        "replaces the previous one. The active version cannot be a candidate (409)."
+        "replaces the previous one. The active version cannot be a candidate (409), nor a "
+        "version that fails the loader's checks (409, with the reason)."
     ),
     response_model=ModelInfo,
     responses={
         200: {"content": {"application/json": {"example": {**META_EXAMPLE, "active": False}}}},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
 async def start_shadow(
-    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
+    caller: AdminCaller, registry: RegistryDep, models: ModelCacheDep, version: VersionPath
 ) -> ModelInfo:
+    registry.meta(version)  # 404 before loading anything
+    await models.get(version)  # a candidate the worker would refuse is refused here (409)
     meta = await anyio.to_thread.run_sync(registry.set_candidate, version)
     logger.info("shadow candidate set", extra={"model_version": version, "caller": caller.identity})
     return _info(meta, registry.active_version(), version)
@@ -238,12 +252,10 @@ async def start_shadow(
     response_class=Response,
     responses={
         204: {"description": "Shadow scoring stops at the workers' next poll."},
-        **problem_responses(*AUTH_PROBLEMS, 404, 409, 422),
+        **problem_responses(*ADMIN_PROBLEMS, 404, 409, 422),
     },
 )
-async def stop_shadow(
-    caller: AuthorizedCaller, registry: RegistryDep, version: VersionPath
-) -> Response:
+async def stop_shadow(caller: AdminCaller, registry: RegistryDep, version: VersionPath) -> Response:
     def clear() -> None:
         registry.meta(version)
         if registry.candidate_version() != version:

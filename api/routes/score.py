@@ -5,16 +5,13 @@ A context model judges the record after its optional ``history``; a point model 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
-import anyio.to_thread
-import numpy as np
 from fastapi import APIRouter, Query, Response
 
 from api.deps import ScoreBody, ServicesDep
 from api.openapi import AUTH_PROBLEMS, BODY_PROBLEMS, json_body, problem_responses
-from shared.context import epoch_seconds
+from api.scoring import verdict
 from shared.schemas import (
     MAX_HISTORY,
     RECORD_EXAMPLE,
@@ -22,9 +19,7 @@ from shared.schemas import (
     VERDICT_EXAMPLE,
     ScoreRequest,
     Verdict,
-    format_timestamp,
 )
-from shared.verdicts import encode_verdict, score_after_history, score_rows
 
 router = APIRouter(tags=["scoring"])
 
@@ -75,39 +70,6 @@ async def score(
         ),
     ] = None,
 ) -> Response:
-    # (the caller was authenticated and rate-limited by the router's dependency)
-    models = services.models
-    detector = await (models.active() if model_version is None else models.get(model_version))
-    detector.check_width(len(record.feature_vector))
-    top_k = services.settings.attribution_top_k
-    # In a worker thread even though the compiled forest takes microseconds a row: measured
-    # with bench/api_load.py, scoring inline on the event loop gave ~15% fewer requests/s.
-    if detector.kind == "context":
-        records = [*(record.history or ()), record]
-        scored = await anyio.to_thread.run_sync(
-            score_after_history,
-            detector,
-            [r.vehicle_id for r in records],
-            epoch_seconds([r.timestamp for r in records]),
-            np.asarray([r.feature_vector for r in records], dtype=np.float64),
-            top_k,
-            limiter=services.scoring_limiter,
-        )
-    else:
-        features = np.asarray([record.feature_vector], dtype=np.float64)
-        scored = await anyio.to_thread.run_sync(
-            score_rows, detector, features, top_k, limiter=services.scoring_limiter
-        )
-    value = float(scored.scores[0])
-    anomalous = bool(scored.flags[0])
-    services.metrics.scores.labels("anomaly" if anomalous else "normal").inc()
-    attribution = scored.attributions.get(0) if anomalous else None
-    body = encode_verdict(
-        record.vehicle_id,
-        record.timestamp,
-        value,
-        detector.version,
-        format_timestamp(datetime.now(UTC)),
-        attribution=attribution,
-    )
-    return Response(body, media_type="application/json")
+    # (the caller was authenticated and rate-limited by the router's dependency; POST /score
+    # is normally answered by api.score_fast before routing, with the same functions)
+    return Response(await verdict(services, record, model_version), media_type="application/json")

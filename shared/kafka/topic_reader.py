@@ -84,8 +84,10 @@ class KafkaTopicReader:
             try:
                 await consumer.start()
             except (KafkaError, OSError) as error:
+                # The job's report is shown to api callers: it names no address (the log does).
+                _log_kafka_failure("cannot reach Kafka", servers, error)
                 reason = await _refusal(error, settings)
-                raise KafkaUnavailableError(f"cannot reach Kafka at {servers}: {reason}") from error
+                raise KafkaUnavailableError(f"cannot reach Kafka: {reason}") from error
             try:
                 if spec.exclude_flagged:
                     progress.phase = "reading_verdicts"
@@ -95,8 +97,9 @@ class KafkaTopicReader:
                 hook()
                 await _read_raw(consumer, settings, spec, progress, records, now, max_records, hook)
             except KafkaError as error:
+                _log_kafka_failure("reading from Kafka failed", servers, error)
                 raise KafkaUnavailableError(
-                    f"reading from Kafka at {servers} failed: {describe(error)}"
+                    f"reading from Kafka failed: {_unaddressed(describe(error), servers)}"
                 ) from error
         finally:
             try:
@@ -121,10 +124,38 @@ _verdict_decoder = msgspec.json.Decoder(_VerdictRef)
 
 
 async def _refusal(error: BaseException, settings: Settings) -> str:
-    """Why the consumer could not start: a failed bootstrap's cause is looked for."""
+    """Why the consumer could not start, without the brokers' addresses: a failed bootstrap's
+    cause is looked for; with none found, the error's class (the log has the rest)."""
+    servers = settings.kafka_bootstrap_servers
     if type(error).__name__ == "KafkaConnectionError":
-        return await connection_problem(settings) or describe(error)
-    return describe(error)
+        found = await connection_problem(settings)
+        if found is None:
+            return f"{type(error).__name__}; the api's log has the details"
+        return _unaddressed(found, servers)
+    return _unaddressed(describe(error), servers)
+
+
+def _unaddressed(text: str, servers: str) -> str:
+    """``text`` with each bootstrap address (and its host) left out."""
+    for address in servers.split(","):
+        address = address.strip()
+        host = address.rpartition(":")[0]
+        for part in (address, host):
+            if part:
+                text = text.replace(part, "<broker>")
+    return text
+
+
+def _log_kafka_failure(message: str, servers: str, error: BaseException) -> None:
+    logger.warning(message, extra={"bootstrap_servers": servers, "error": _kafka_reason(error)})
+
+
+def _kafka_reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    name = type(error).__name__
+    if not text or text == name:
+        return name
+    return text if len(text) < 300 else text[:297] + "..."
 
 
 async def _partitions(consumer: Any, topic: str, setting: str) -> list[Any]:

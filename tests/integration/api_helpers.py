@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.integration.signing import SIGNING_KEY
+
 API_KEY = "integration-key"
 AUTH = {"X-API-Key": API_KEY}
 
@@ -26,6 +28,14 @@ class Server:
     base_url: str
     log: Path
     model_dir: Path
+
+    def peak_rss_bytes(self) -> int:
+        """The process's peak resident memory so far (``VmHWM``), in bytes."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmHWM in /proc/<pid>/status")
 
     def log_lines(self) -> list[dict[str, object]]:
         lines = []
@@ -44,8 +54,11 @@ def _free_port() -> int:
         return port
 
 
-def start_api(tmp: Path) -> Server:
-    """Start ``python -m api`` on a free loopback port and return once /healthz answers."""
+def start_api(tmp: Path, **extra: str) -> Server:
+    """Start ``python -m api`` on a free loopback port and return once /healthz answers.
+
+    ``extra`` adds or overrides environment variables (``INGEST_MAX_BODY_BYTES="..."``).
+    """
     port = _free_port()
     env = {
         **os.environ,
@@ -54,10 +67,12 @@ def start_api(tmp: Path) -> Server:
         "API_KEYS": API_KEY,
         "AUTH_DISABLED": "false",
         "MODEL_DIR": str(tmp / "models"),
+        "MODEL_SIGNING_KEY": SIGNING_KEY,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "RATE_LIMIT_PER_SECOND": "1000",
         "RATE_LIMIT_BURST": "1000",
+        **extra,
     }
     log = tmp / "api.log"
     with log.open("wb") as sink:

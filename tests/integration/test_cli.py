@@ -34,6 +34,7 @@ from tests.integration.cli_helpers import (
     run_cli,
 )
 from tests.integration.kafka_helpers import consume_all, create_topics
+from tests.integration.signing import SIGNING_KEY
 
 KEY = "cli-test-key"
 START = "2025-03-01T12:00:00Z"
@@ -154,6 +155,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         DLQ_TOPIC=dlq,
         CONSUMER_GROUP=topic_name("cli", "group"),
         MODEL_DIR=str(models),
+        MODEL_SIGNING_KEY=SIGNING_KEY,
         MODEL_POLL_SECONDS="0.2",
         API_HOST="127.0.0.1",
         API_PORT=str(api_port),

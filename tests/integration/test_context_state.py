@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from shared.context import ContextForest
-from shared.registry import ModelRegistry
 from tests.integration.kafka_helpers import create_topics, produce
+from tests.integration.signing import signed_registry
 from tests.integration.test_worker_processes import end_offsets, wait_committed
 from tests.integration.worker_helpers import (
     Outputs,
@@ -63,7 +63,7 @@ def publish_context_model(model_dir: Path) -> str:
     model = ContextForest(n_estimators=40, random_state=1).fit(
         ids, np.asarray(times), np.asarray(rows)
     )
-    meta = ModelRegistry(model_dir).publish(
+    meta = signed_registry(model_dir).publish(
         model,
         n_features=SENSORS,
         record_count=len(ids),

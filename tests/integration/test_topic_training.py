@@ -28,6 +28,7 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from shared.context import ContextForest
+from tests.integration.signing import SIGNING_KEY
 from tests.integration.worker_helpers import Topics
 
 API_KEY = "topic-training-key"
@@ -123,6 +124,7 @@ async def run_api(tmp: Path, bootstrap: str, topics: Topics, **env: str) -> Asyn
         "API_KEYS": API_KEY,
         "AUTH_DISABLED": "false",
         "MODEL_DIR": str(tmp / "models"),
+        "MODEL_SIGNING_KEY": SIGNING_KEY,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "TELEMETRY_TOPIC": topics.telemetry,
         "ANOMALY_TOPIC": topics.anomalies,

@@ -28,10 +28,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sklearn.ensemble import IsolationForest
 
-from shared.registry import ModelRegistry
 from shared.settings import Settings
 from tests.integration.broker import free_ports
 from tests.integration.kafka_helpers import Record, to_record
+from tests.integration.signing import SIGNING_KEY, signed_registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_FEATURES = 4
@@ -47,7 +47,7 @@ def publish_model(
     model = IsolationForest(n_estimators=n_estimators, random_state=seed).fit(
         rng.normal(size=(256, n_features))
     )
-    meta = ModelRegistry(model_dir).publish(
+    meta = signed_registry(model_dir).publish(
         model, n_features=n_features, record_count=256, params={"n_estimators": n_estimators}
     )
     return meta.version, model
@@ -118,6 +118,7 @@ def worker_env(
             "CONSUMER_GROUP": topics.group,
             **({"ALERT_TOPIC": topics.alerts} if topics.alerts else {}),
             "MODEL_DIR": str(model_dir),
+            "MODEL_SIGNING_KEY": SIGNING_KEY,
             "MODEL_POLL_SECONDS": "0.2",
             "CONSUMER_PORT": str(port),
             "LOG_FORMAT": "console",

@@ -131,7 +131,7 @@ def test_the_registry_leaves_the_jobs_alone(model_dir: Path) -> None:
     long_ago = time.time() - 30 * 24 * 3600
     os.utime(store.path(record.job_id), (long_ago, long_ago))
     os.utime(store.root, (long_ago, long_ago))
-    registry = ModelRegistry(model_dir, retention=1)
+    registry = ModelRegistry(model_dir, retention=1, keep_activated=0)
     model = IsolationForest(n_estimators=2, random_state=0).fit(np.zeros((4, 2)))
     for _ in range(3):
         registry.publish(model, n_features=2, record_count=4, params={})

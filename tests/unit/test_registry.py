@@ -206,7 +206,7 @@ def test_delete_refuses_the_active_version(tmp_path: Path) -> None:
 
 def test_retention_keeps_newest_and_never_the_active(tmp_path: Path) -> None:
     """Retention keeps the newest N versions plus the active one, deleting the rest."""
-    registry = ModelRegistry(tmp_path, retention=3)
+    registry = ModelRegistry(tmp_path, retention=3, keep_activated=0)
     names = [publish(registry, now=NOW) for _ in range(3)]
     registry.activate(names[0])
     later = [publish(registry, now=NOW, activate=False) for _ in range(3)]

@@ -16,6 +16,7 @@ from shared.context import ContextForest, epoch_seconds
 from shared.settings import Settings, load_settings
 
 API_KEY = "test-key-1"
+SIGNING_KEY = "test-signing-key"
 OTHER_KEY = "test-key-2"
 AUTH = {"X-API-Key": API_KEY}
 
@@ -51,12 +52,15 @@ def offline_score(model_file: Path, body: dict[str, Any]) -> float:
 
 
 def make_settings(model_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a test: a temporary registry, two keys, a generous rate limit, no .env."""
+    """Settings for a test: a temporary registry, two keys, a signing key, a generous rate
+    limit, no .env."""
     values: dict[str, Any] = {
         "model_dir": model_dir,
         "api_keys": f"{API_KEY},{OTHER_KEY}",
+        "model_signing_key": SIGNING_KEY,
         "rate_limit_per_second": 10_000.0,
         "rate_limit_burst": 10_000,
+        "auth_failure_burst": 10_000,
         "iforest_random_state": 7,
         "iforest_n_estimators": 25,
         "log_format": "json",

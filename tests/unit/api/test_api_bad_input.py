@@ -192,6 +192,15 @@ async def test_bad_score_body(
     assert_problem(response, status, field=field, kind=kind)
 
 
+@pytest.mark.parametrize("path", ["/score", "/ingest", "/ingest/from-topic"])
+async def test_integer_past_the_digit_limit_is_a_400(client: httpx.AsyncClient, path: str) -> None:
+    """A JSON integer of 5,000 digits (past Python's int-from-string limit) is a 400 problem."""
+    body = b'{"vehicle_id": "VH-1", "feature_vector": [' + b"9" * 5000 + b"]}"
+    response = await client.post(path, content=body, headers=JSON)
+    problem = assert_problem(response, 400, field="", kind="malformed-json")
+    assert "too long" in problem["detail"]
+
+
 async def test_malformed_json_reports_its_position(client: httpx.AsyncClient) -> None:
     """A JSON syntax error is a 400 giving the line, column and offset of the fault."""
     response = await client.post("/score", content=b'{\n  "vehicle_id": "VH-1",,\n}', headers=JSON)

@@ -177,7 +177,7 @@ async def test_a_point_version_trained_before_still_scores(
     rng = np.random.default_rng(4)
     X = rng.normal(size=(300, 4))
     forest = IsolationForest(n_estimators=25, random_state=7).fit(X)
-    meta = ModelRegistry(settings.model_dir).publish(
+    meta = ModelRegistry(settings.model_dir, signing_key=settings.signing_key).publish(
         forest,
         n_features=4,
         record_count=300,

@@ -41,7 +41,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     config = make_settings(
         model_dir, iforest_n_estimators=MAX_TREES, kafka_bootstrap_servers="127.0.0.1:1"
     )
-    registry = ModelRegistry(model_dir)
+    registry = ModelRegistry(model_dir, signing_key=config.signing_key)
     seed = [
         TelemetryRecord(
             vehicle_id="VH-1", timestamp="2024-01-15T10:00:00Z", feature_vector=[x, 1.0]

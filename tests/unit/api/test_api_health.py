@@ -125,7 +125,7 @@ async def test_docs_and_openapi(client: httpx.AsyncClient) -> None:
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "One of the keys in API_KEYS.",
+        "description": "One of the keys in API_KEYS (admin) or API_READ_KEYS (read).",
     }
     assert schemes["Bearer"]["scheme"] == "bearer"
     ingest = schema["paths"]["/ingest"]["post"]

@@ -88,7 +88,7 @@ async def test_drift_before_enough_records_and_for_unknown_or_old_models(
     )
     # a version published without a drift reference (trained before the drift watch)
     model = IsolationForest(n_estimators=5, random_state=0).fit(data())
-    old = ModelRegistry(settings.model_dir).publish(
+    old = ModelRegistry(settings.model_dir, signing_key=settings.signing_key).publish(
         model, n_features=3, record_count=600, params={}, activate=False
     )
     assert_problem(

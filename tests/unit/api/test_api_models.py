@@ -124,7 +124,7 @@ async def test_signed_registry_refuses_unsigned_versions(
     client_for: Any, settings: Settings
 ) -> None:
     """With MODEL_SIGNING_KEY set, a version published without a signature cannot be activated."""
-    async with client_for() as unsigned:
+    async with client_for(model_signing_key=None, allow_unsigned_models=True) as unsigned:
         v1 = await _train(unsigned, 1)
     async with client_for(model_signing_key="s3cret") as signed:
         v2 = await _train(signed, 2)

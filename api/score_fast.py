@@ -1,0 +1,115 @@
+"""``POST /score`` answered before FastAPI's routing and dependency solving.
+
+``/score`` is the hot route; resolving its dependency tree (two security schemes, the
+authentication, the rate limit, the body, the services, a query parameter) cost more than
+scoring the record. This ASGI middleware, the innermost, answers ``POST /score`` with the same
+functions the route uses (:func:`api.auth.identify_caller`, :func:`api.deps.take_token`,
+:func:`api.body.parse_score_request`, :func:`api.scoring.verdict`) and the same problem+json
+answers; the route stays for the OpenAPI document and answers anything this one passes on.
+The request middleware around it still sets the request id, logs and counts the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio.to_thread
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.auth import API_KEY_HEADER, bearer_token, identify_caller
+from api.body import THREAD_THRESHOLD_BYTES, check_content_type, parse_score_request
+from api.deps import take_token
+from api.errors import ProblemError, problem_for, problem_response, validation_problem
+from api.routes.score import router as score_router
+from api.schemas import FieldError
+from api.scoring import verdict
+from shared.errors import ERROR_TABLE
+
+SCORE_PATH = "/score"
+MAX_VERSION_LENGTH = 64
+_SHARED_ERRORS = tuple(ERROR_TABLE)
+
+
+class ScoreFastPath:
+    """Answers ``POST /score`` itself; every other request goes on to ``app``."""
+
+    def __init__(self, app: ASGIApp, fastapi: FastAPI) -> None:
+        self.app = app
+        self.fastapi = fastapi
+        self._route: object | None = None
+
+    def _score_route(self) -> object | None:
+        if self._route is None:
+            self._route = _find_route(score_router.routes)
+        return self._route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != SCORE_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.fastapi
+        scope["route"] = self._score_route()  # the metrics' route label
+        request = Request(scope, receive)
+        try:
+            response = await self._answer(request)
+        except ProblemError as error:
+            response = _problem(request, error)
+        except _SHARED_ERRORS as error:
+            response = _problem(request, problem_for(error))
+        await response(scope, receive, send)
+
+    async def _answer(self, request: Request) -> Response:
+        principal = identify_caller(
+            request, request.headers.get(API_KEY_HEADER), bearer_token(request)
+        )
+        request.state.principal = principal
+        services = request.app.state.services
+        take_token(services, principal)
+        model_version = request.query_params.get("model_version")
+        if model_version is not None and len(model_version) > MAX_VERSION_LENGTH:
+            raise _query_problem(model_version)
+        check_content_type(request)
+        raw = await request.body()
+        if len(raw) > THREAD_THRESHOLD_BYTES:
+            record = await anyio.to_thread.run_sync(parse_score_request, raw)
+        else:
+            record = parse_score_request(raw)
+        body = await verdict(services, record, model_version)
+        return Response(body, media_type="application/json")
+
+
+def _find_route(routes: Sequence[object]) -> object | None:
+    """The ``POST /score`` route among ``routes`` (and any nested routers')."""
+    for route in routes:
+        if getattr(route, "path", None) == SCORE_PATH:
+            return route
+        found = _find_route(getattr(route, "routes", ()))
+        if found is not None:
+            return found
+    return None
+
+
+def _problem(request: Request, error: ProblemError) -> Response:
+    return problem_response(
+        request,
+        error.status,
+        error.detail,
+        type_=error.type,
+        title=error.title,
+        errors=error.errors,
+        headers=error.headers,
+    )
+
+
+def _query_problem(value: str) -> ProblemError:
+    """The 422 that FastAPI's ``Query(max_length=64)`` gives the route, as a problem."""
+    error = FieldError(
+        field="model_version",
+        location="query",
+        message=f"String should have at most {MAX_VERSION_LENGTH} characters",
+        type="string_too_long",
+    )
+    return validation_problem([error])
