@@ -2,8 +2,8 @@
 # One image, two commands: `python -m api` (the default) and `python -m consumer` (the worker).
 #
 #   docker build -t vehicle-anomaly .
-#   docker run --rm -p 8000:8000 -e API_KEYS=change-me vehicle-anomaly
-#   docker run --rm -p 8001:8001 vehicle-anomaly python -m consumer
+#   docker run --rm -p 8000:8000 -e API_KEYS=change-me -e MODEL_SIGNING_KEY=change-me-too vehicle-anomaly
+#   docker run --rm -p 8001:8001 -e MODEL_SIGNING_KEY=change-me-too vehicle-anomaly python -m consumer
 #
 # Both stages use the same Python image, so the virtual environment built in the first one
 # (its interpreter is a symlink to /usr/local/bin/python3) runs unchanged in the second.
