@@ -144,7 +144,11 @@ def test_docker_compose_config_accepts_it() -> None:
         [*command, "-f", str(COMPOSE), "config", "--quiet"],
         capture_output=True,
         text=True,
-        env={**os.environ, "API_KEYS": "compose-test-key"},
+        env={
+            **os.environ,
+            "API_KEYS": "compose-test-key",
+            "MODEL_SIGNING_KEY": "compose-test-signing",
+        },
         cwd=ROOT,
         check=False,
     )
