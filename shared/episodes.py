@@ -1,3 +1,4 @@
+# One concern, the episode rules from verdict to event, keeps this module past 300 lines.
 """Alert episodes per vehicle: verdicts in, ``opened`` / ``updated`` / ``closed`` events out.
 
 An :class:`EpisodeBook` holds the episodes of one partition's vehicles and is fed that

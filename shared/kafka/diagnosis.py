@@ -24,7 +24,8 @@ AUTHORIZATION_ERRORS = (
 )
 
 
-def _text(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
+    """An error's message on one line, at most 300 characters (its class name when empty)."""
     text = " ".join(str(error).split())
     name = type(error).__name__
     if not text or text == name:
@@ -54,7 +55,7 @@ _KINDS = {
 def describe(error: BaseException) -> str:
     """One line naming what kind of refusal ``error`` is, with its own message."""
     kind = refusal_kind(error)
-    return f"{_KINDS[kind]}: {_text(error)}" if kind else _text(error)
+    return f"{_KINDS[kind]}: {error_text(error)}" if kind else error_text(error)
 
 
 async def connection_problem(settings: Settings, timeout_ms: int = 10_000) -> str | None:
