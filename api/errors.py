@@ -194,18 +194,23 @@ def validation_problem(errors: list[FieldError], *, detail: str | None = None) -
 # --- handlers -----------------------------------------------------------------------------
 
 
+def problem_of(request: Request, error: ProblemError) -> Response:
+    """The problem+json answer of a :class:`ProblemError` (the handler's and /score's fast path)."""
+    return problem_response(
+        request,
+        error.status,
+        error.detail,
+        type_=error.type,
+        title=error.title,
+        errors=error.errors,
+        headers=error.headers,
+    )
+
+
 async def _problem_handler(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, ProblemError):  # pragma: no cover - registered for this class
         raise exc
-    return problem_response(
-        request,
-        exc.status,
-        exc.detail,
-        type_=exc.type,
-        title=exc.title,
-        errors=exc.errors,
-        headers=exc.headers,
-    )
+    return problem_of(request, exc)
 
 
 async def _request_validation_handler(request: Request, exc: Exception) -> Response:

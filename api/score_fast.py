@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.auth import API_KEY_HEADER, bearer_token, identify_caller
 from api.body import THREAD_THRESHOLD_BYTES, check_content_type, parse_score_request
 from api.deps import take_token
-from api.errors import ProblemError, problem_for, problem_response, validation_problem
+from api.errors import ProblemError, problem_for, problem_of, validation_problem
 from api.routes.score import router as score_router
 from api.schemas import FieldError
 from api.scoring import verdict
@@ -56,9 +56,9 @@ class ScoreFastPath:
         try:
             response = await self._answer(request)
         except ProblemError as error:
-            response = _problem(request, error)
+            response = problem_of(request, error)
         except _SHARED_ERRORS as error:
-            response = _problem(request, problem_for(error))
+            response = problem_of(request, problem_for(error))
         await response(scope, receive, send)
 
     async def _answer(self, request: Request) -> Response:
@@ -90,18 +90,6 @@ def _find_route(routes: Sequence[object]) -> object | None:
         if found is not None:
             return found
     return None
-
-
-def _problem(request: Request, error: ProblemError) -> Response:
-    return problem_response(
-        request,
-        error.status,
-        error.detail,
-        type_=error.type,
-        title=error.title,
-        errors=error.errors,
-        headers=error.headers,
-    )
 
 
 def _query_problem(value: str) -> ProblemError:
