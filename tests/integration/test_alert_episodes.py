@@ -9,10 +9,7 @@ no ``closed`` lost, no episode opened under another id, every id equal.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +18,9 @@ from typing import Any
 import pytest
 
 from tests.integration.kafka_helpers import consume_all, create_topics, produce
-from tests.integration.test_context_state import assigned, publish_context_model, telemetry
+from tests.integration.test_context_state import disturbed_run, publish_context_model, telemetry
 from tests.integration.test_worker_processes import end_offsets, wait_committed
-from tests.integration.worker_helpers import Topics, WorkerProcess, group_offsets, stopping
+from tests.integration.worker_helpers import Topics, WorkerProcess, stopping
 
 
 async def make_topics(bootstrap: str, unique_topic: Callable[..., str], tag: str) -> Topics:
@@ -86,38 +83,9 @@ async def test_episode_ids_are_equal_with_or_without_crashes_and_rebalances(
         "TEST_BATCH_DELAY_SECONDS": "0.25",
         "BATCH_MAX_RECORDS": "20",
     }
-    kills = rebalances = 0
-    first = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-first", **slow)
-    async with stopping(first):
-        first.start()
-        await first.wait_for(lambda h: h["batches_processed"] >= 5, 180, "five batches")
-        first.signal(signal.SIGKILL)
-        assert first.wait(10) == -signal.SIGKILL
-        kills += 1
-    second = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-second", **slow)
-    joiner = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-joiner", **slow)
-    last = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-last", **extra)
-    async with stopping(second, joiner, last):
-        second.start()
-        await second.wait_for(lambda h: h["batches_processed"] >= 5, 180, "five batches")
-        joiner.start()
-        deadline = time.monotonic() + 180
-        while not (await assigned(joiner) and await assigned(second)):
-            assert time.monotonic() < deadline, f"no split\n{second.tail()}\n{joiner.tail()}"
-            await asyncio.sleep(0.1)
-        rebalances += 1
-        await joiner.wait_for(lambda h: h["batches_processed"] >= 3, 180, "joiner batches")
-        joiner.stop()
-        rebalances += 1
-        done = (await second.health() or {}).get("batches_processed", 0)
-        await second.wait_for(lambda h: h["batches_processed"] >= done + 5, 180, "more batches")
-        second.signal(signal.SIGKILL)
-        assert second.wait(10) == -signal.SIGKILL
-        kills += 1
-        last.start()
-        committed = await group_offsets(kafka_bootstrap, other.group)
-        assert sum(committed.values()) < len(metas_b), "the last kill landed mid-stream"
-        await wait_committed(kafka_bootstrap, other.group, end_offsets(metas_b), timeout=120)
+    kills, rebalances, _metas, _health = await disturbed_run(
+        kafka_bootstrap, other, model_dir, tmp_path, metas_b, slow=slow, steady=extra
+    )
     events_b = await alert_events(kafka_bootstrap, other.alerts)
 
     kinds = Counter(json.loads(e)["event"] for e in set(events_a))

@@ -13,7 +13,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,60 @@ async def assigned(worker: WorkerProcess) -> set[str]:
     return set(health.get("assigned_partitions") or []) if health else set()
 
 
+async def disturbed_run(
+    bootstrap: str,
+    topics: Topics,
+    model_dir: Path,
+    tmp_path: Path,
+    metas: list[Any],
+    *,
+    slow: dict[str, Any],
+    steady: dict[str, Any],
+    on_split: Callable[[], Awaitable[list[Any]]] | None = None,
+) -> tuple[int, int, list[Any], dict[str, Any] | None]:
+    """Read ``topics`` to the end through disturbances: a worker SIGKILLed mid-stream, a
+    restart, a worker joining (``on_split`` runs once both hold partitions; the records it
+    produces join ``metas``) and leaving, a second SIGKILL, and a last worker (``steady``
+    settings). Returns the kills, the rebalances, every record's metadata and the last
+    worker's health."""
+    kills = rebalances = 0
+    first = WorkerProcess.make(bootstrap, topics, model_dir, tmp_path, "b-first", **slow)
+    async with stopping(first):
+        first.start()
+        await first.wait_for(lambda h: h["batches_processed"] >= 5, 180, "five batches")
+        first.signal(signal.SIGKILL)
+        assert first.wait(10) == -signal.SIGKILL
+        kills += 1
+    second = WorkerProcess.make(bootstrap, topics, model_dir, tmp_path, "b-second", **slow)
+    joiner = WorkerProcess.make(bootstrap, topics, model_dir, tmp_path, "b-joiner", **slow)
+    last = WorkerProcess.make(bootstrap, topics, model_dir, tmp_path, "b-last", **steady)
+    async with stopping(second, joiner, last):
+        second.start()
+        await second.wait_for(lambda h: h["batches_processed"] >= 5, 180, "five batches")
+        joiner.start()  # joins: a rebalance moves partitions to it
+        deadline = time.monotonic() + 180
+        while not (await assigned(joiner) and await assigned(second)):
+            assert time.monotonic() < deadline, f"no split\n{second.tail()}\n{joiner.tail()}"
+            await asyncio.sleep(0.1)
+        rebalances += 1
+        if on_split is not None:
+            metas = metas + await on_split()
+        await joiner.wait_for(lambda h: h["batches_processed"] >= 3, 180, "joiner batches")
+        joiner.stop()  # leaves: its partitions go back
+        rebalances += 1
+        done = (await second.health() or {}).get("batches_processed", 0)
+        await second.wait_for(lambda h: h["batches_processed"] >= done + 5, 180, "more batches")
+        second.signal(signal.SIGKILL)
+        assert second.wait(10) == -signal.SIGKILL
+        kills += 1
+        last.start()
+        committed = await group_offsets(bootstrap, topics.group)
+        assert sum(committed.values()) < len(metas), "the last kill landed mid-stream"
+        await wait_committed(bootstrap, topics.group, end_offsets(metas), timeout=120)
+        health = await last.health()
+    return kills, rebalances, metas, health
+
+
 async def test_scores_are_equal_with_or_without_crashes_and_rebalances(
     kafka_bootstrap: str,
     topics: Topics,
@@ -141,45 +195,24 @@ async def test_scores_are_equal_with_or_without_crashes_and_rebalances(
         "TEST_BATCH_DELAY_SECONDS": "0.2",
         "BATCH_MAX_RECORDS": "40",
     }
-    kills = rebalances = 0
-    first = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-first", **slow)
-    async with stopping(first):
-        first.start()
-        await first.wait_for(lambda h: h["batches_processed"] >= 5, 180, "five batches")
-        first.signal(signal.SIGKILL)
-        assert first.wait(10) == -signal.SIGKILL
-        kills += 1
-    second = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-second", **slow)
-    joiner = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-joiner", **slow)
-    last = WorkerProcess.make(kafka_bootstrap, other, model_dir, tmp_path, "b-last", **extra)
-    async with stopping(second, joiner, last):
-        second.start()
-        await second.wait_for(lambda h: h["batches_processed"] >= 5, 180, "five batches")
-        joiner.start()  # joins: a rebalance moves partitions to it
-        deadline = time.monotonic() + 180
-        while not (await assigned(joiner) and await assigned(second)):
-            assert time.monotonic() < deadline, f"no split\n{second.tail()}\n{joiner.tail()}"
-            await asyncio.sleep(0.1)
-        rebalances += 1
-        metas_b += await produce(
-            kafka_bootstrap, other.telemetry, values[split:], keys=keys[split:]
-        )
+
+    async def second_part() -> list[Any]:
+        more = await produce(kafka_bootstrap, other.telemetry, values[split:], keys=keys[split:])
         assert [(m.partition, m.offset) for m in metas_a] == [
-            (m.partition, m.offset) for m in metas_b
+            (m.partition, m.offset) for m in metas_b + more
         ]
-        await joiner.wait_for(lambda h: h["batches_processed"] >= 3, 180, "joiner batches")
-        joiner.stop()  # leaves: its partitions go back
-        rebalances += 1
-        done = (await second.health() or {}).get("batches_processed", 0)
-        await second.wait_for(lambda h: h["batches_processed"] >= done + 5, 180, "more batches")
-        second.signal(signal.SIGKILL)
-        assert second.wait(10) == -signal.SIGKILL
-        kills += 1
-        last.start()
-        committed = await group_offsets(kafka_bootstrap, other.group)
-        assert sum(committed.values()) < len(metas_b), "the last kill landed mid-stream"
-        await wait_committed(kafka_bootstrap, other.group, end_offsets(metas_b), timeout=120)
-        health = await last.health()
+        return more
+
+    kills, rebalances, metas_b, health = await disturbed_run(
+        kafka_bootstrap,
+        other,
+        model_dir,
+        tmp_path,
+        metas_b,
+        slow=slow,
+        steady=extra,
+        on_split=second_part,
+    )
     outputs_b = await collect_outputs(kafka_bootstrap, other, expected_offsets(metas_b))
     assert outputs_b.answered() == expected_offsets(metas_b)
 
