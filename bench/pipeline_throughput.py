@@ -16,6 +16,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.pipeline_broker import REPO, free_port
+from bench.pipeline_workload import SIGNING_KEY
 
 
 async def baseline(
@@ -90,6 +91,7 @@ class Worker:
             "CONSUMER_PORT": str(self.port),
             "LOG_FORMAT": "console",
             "LOG_LEVEL": "WARNING",
+            "MODEL_SIGNING_KEY": SIGNING_KEY,
             **extra,
         }
         self.log = log

@@ -35,6 +35,11 @@ def make_records(count: int, seed: int, anomaly_rate: float) -> tuple[list[bytes
     return values, keys
 
 
+# The worker refuses unsigned models unless told otherwise, as in production: the benchmark
+# signs what it publishes and hands the worker the same key.
+SIGNING_KEY = "bench-signing-key"
+
+
 def train_model(seed: int, kind: str = "point") -> IsolationForest | ContextForest:
     """A point model (an IsolationForest of the readings) or a context model (``kind``)."""
     rng = np.random.default_rng(seed)
@@ -60,7 +65,7 @@ def publish_model(
     model = model if model is not None else train_model(seed, kind)
     extra = {"detector": "context"} if isinstance(model, ContextForest) else None
     return (
-        ModelRegistry(model_dir)
+        ModelRegistry(model_dir, signing_key=SIGNING_KEY.encode())
         .publish(
             model,
             n_features=N_FEATURES,
