@@ -11,10 +11,16 @@ kernel measures six kinds of evidence against what the model learned (:mod:`.par
 ``consistency``  the reading against what the other sensors predict for it, and against the
                  median of its recent deviations, whichever is nearer (0 for one sensor);
 ``motion``       for a reading that repeats the previous one exactly: the step the other
-                 sensors predict for it (from their own steps and levels), that it did not
-                 make: a sensor frozen while the sensors it follows move (0 for one sensor);
+                 sensors predict for it (from their own steps), that it did not
+                 make: a sensor frozen while the sensors it follows move (0 for one sensor;
+                 revision 2: a sensor's step is the nearer of its steps from the previous
+                 reading and the one before, so one stepping back after a spike is still);
 ``sustained``    the smallest of the last three same-signed deviations (consistency, or level
-                 for one sensor): a drift persists where noise does not;
+                 for one sensor): a drift persists where noise does not; and (revision 2)
+                 the same of the three against the median deviation of the records before
+                 them, whichever is nearer: a vehicle that settled in another regime (a
+                 season, a flight phase) deviates steadily from what it learned, but not
+                 from its own recent past, while a drift keeps moving away from both;
 ``change``       the reading against the median of the vehicle's last five readings and
                  against the median of the readings before those, whichever is nearer (so
                  the step back to normal after a fault is no change);
@@ -70,6 +76,10 @@ NOISE_SPAN = 6  # steps whose median size is the noise
 SUSTAIN_SPAN = 3  # records a deviation must persist for the sustained evidence
 LOCAL_SPAN = 8  # previous records whose median deviation a new one is also judged against
 LOCAL_MIN = 4  # history needed before the local judgement applies
+# Revisions of the evidence: a model keeps the one it was trained with (models pickled before
+# revisions existed are 1). 2: sustained is also judged against the recent deviations, and
+# motion takes the others' steps robustly.
+REVISION = 2
 
 Matrix = npt.NDArray[np.float64]
 
@@ -219,6 +229,7 @@ def _derive(
     den: Matrix,
     gap: float,
     horizon: int,
+    revision: int,
     out: Matrix,
     lead: npt.NDArray[np.int64],
     raw_out: npt.NDArray[np.float64],
@@ -229,7 +240,9 @@ def _derive(
     dev = np.empty(F)
     past = np.empty((LOCAL_SPAN, F))
     zp = np.empty(F)
+    zpp = np.empty(F)
     zq = np.empty(F)
+    moved = np.empty(F)
     motion = np.empty(F)
     ev = np.empty(N_KINDS)
     norm = np.empty(N_KINDS)
@@ -245,13 +258,22 @@ def _derive(
             _deviations(buf[v, (c - 1 - k) % W], b, med, scl, coef, icpt, rscale, zq, past[k])
             if k == 0:
                 zp[:] = zq
+            elif k == 1:
+                zpp[:] = zq
+        for j in range(F):
+            moved[j] = z[j] - zp[j] if h > 0 else 0.0
+            if revision >= 2 and h > 1 and abs(z[j] - zpp[j]) < abs(moved[j]):
+                # a sensor stepping back after a one-record fault has not moved: of its step
+                # from the previous reading and from the one before, the nearer counts
+                moved[j] = z[j] - zpp[j]
         for s in range(F):
             if F > 1 and h > 0:
-                # the step of sensor s predicted from the others' steps and every level
+                # the step of sensor s predicted from the others' steps (and, in models of
+                # revision 1, every level)
                 p = micpt[s]
                 for j in range(F):
                     if j != s:
-                        p += mcoef[s, j] * (z[j] - zp[j])
+                        p += mcoef[s, j] * moved[j]
                     p += mcoef[s, F + j] * z[j]
                 motion[s] = ((z[s] - zp[s]) - p) / mscale[s]
             else:
@@ -291,6 +313,18 @@ def _derive(
                     sustained = min(sustained, abs(past[k, s]))
             else:
                 sustained = 0.0
+            older = back - (SUSTAIN_SPAN - 1)
+            if revision >= 2 and sustained > 0.0 and older >= 3:
+                for k in range(older):
+                    scratch[k] = past[SUSTAIN_SPAN - 1 + k, s]
+                ref = _median(scratch, older)
+                local = dev[s] - ref
+                for k in range(SUSTAIN_SPAN - 1):
+                    if (past[k, s] - ref) * local <= 0.0:
+                        local = 0.0
+                        break
+                    local = math.copysign(min(abs(local), abs(past[k, s] - ref)), local)
+                sustained = min(sustained, abs(local))
             ev[SUSTAINED] = sustained
             if h > 0:
                 span = min(h, CHANGE_SPAN)

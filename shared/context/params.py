@@ -14,8 +14,13 @@ and, for the fleet:
   its residual;
 * the usual size of a step from the recent median, and of the median step (the change and
   noise scales);
+* how each sensor's step follows the others' steps (a least-squares fit; models before
+  revision 2 also fitted every level, which extrapolates badly in a regime training never
+  saw, so their level weights are kept and new models' are zero);
 * the longest run of exactly repeated readings each sensor shows (the 99.9th percentile, for
   zero and non-zero readings apart): a quantised sensor repeats normally, a stuck one longer;
+  a sensor that never read 0 in training treats 0 as a dead sensor's reading only when 0 is
+  more than ``ZERO_REACH`` scales outside its training range;
 * the silence after which a vehicle's history starts afresh (``GAP_FACTOR`` times the
   fleet's median interval between two readings of a vehicle).
 
@@ -32,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from shared.context.kernel import FLAT, N_KINDS
+from shared.context.kernel import FLAT, N_KINDS, REVISION
 
 Matrix = npt.NDArray[np.float64]
 
@@ -40,6 +45,7 @@ MIN_HISTORY = 30  # records a vehicle needs in training for a baseline of its ow
 SCALE_FLOOR = 0.5  # a vehicle's scale is at least this share of the fleet's
 GAP_FACTOR = 20.0
 MIN_GAP_SECONDS = 60.0
+ZERO_REACH = 3.0  # robust scales beyond a sensor's training range within which 0 is ordinary
 TAIL = 0.999  # the quantile of a sensor's normal runs of repeats taken as its longest
 NORM_TAIL = 0.99  # evidence is normalised to this quantile of training (robust to a few faults)
 HORIZON = 50_000  # offsets back in a partition that a streamed record's history may reach
@@ -65,7 +71,7 @@ class ContextParams:
     coef: Matrix  # (sensors, sensors): sensor s from the others (zero diagonal)
     icpt: Matrix  # (sensors,)
     rscale: Matrix
-    mcoef: Matrix  # (sensors, 2 x sensors): a step from the others' steps and all levels
+    mcoef: Matrix  # (sensors, 2 x sensors): a step from the others' steps (and levels, before r2)
     micpt: Matrix
     mscale: Matrix
     dscale: Matrix
@@ -76,6 +82,9 @@ class ContextParams:
     horizon: int = HORIZON
     q50: Matrix = field(default_factory=lambda: np.zeros((0, 0)))
     den: Matrix = field(default_factory=lambda: np.zeros((0, 0)))
+    # The evidence's revision (:data:`shared.context.kernel.REVISION`). Models pickled before
+    # revisions existed lack the attribute; the class's default makes them score as trained.
+    revision: int = 1
 
     def __post_init__(self) -> None:
         # until normalisation() sets them: raw evidence (median 0, scale 1)
@@ -101,6 +110,7 @@ class ContextParams:
             "vehicles_with_baseline": len(self.vehicles),
             "gap_seconds": round(self.gap_seconds, 3),
             "horizon_offsets": self.horizon,
+            "evidence_revision": self.revision,
             "longest_normal_run": self.qrun_other.tolist(),
             "longest_normal_zero_run": self.qrun_zero.tolist(),
         }
@@ -162,11 +172,10 @@ def fit_params(
         m = delta.shape[0]
         for s in range(F):
             others = [j for j in range(F) if j != s]
-            A = np.hstack([delta[:, others], now, np.ones((m, 1))])
+            A = np.hstack([delta[:, others], np.ones((m, 1))])
             gram = A.T @ A + 1e-6 * m * np.eye(A.shape[1])
             solution = np.linalg.solve(gram, A.T @ delta[:, s])
             mcoef[s, others] = solution[: F - 1]
-            mcoef[s, F:] = solution[F - 1 : 2 * F - 1]
             micpt[s] = solution[-1]
             mscale[s] = float(robust_scale((delta[:, s] - A @ solution)[:, None])[0])
     steps, runs, seen, intervals = [], [], [], []
@@ -185,15 +194,23 @@ def fit_params(
     dscale = np.where(typical_step > 0, typical_step, np.where(mean_step > 0, mean_step, 1.0))
     run = np.vstack(runs)
     zero = np.vstack(seen) == 0.0
-    qrun_zero = np.array(
-        [
-            float(np.quantile(run[zero[:, s], s], TAIL)) if zero[:, s].any() else 1.0
-            for s in range(F)
-        ]
-    )
     qrun_other = np.array(
         [
             float(np.quantile(run[~zero[:, s], s], TAIL)) if (~zero[:, s]).any() else 1.0
+            for s in range(F)
+        ]
+    )
+    # A sensor that never read 0 in training: 0 is a dead sensor's reading when it lies far
+    # outside what the sensor read (a speed of 0 at cruise), and an ordinary value when it is
+    # within ZERO_REACH scales of that range (a pitch that levels off through 0 in descent).
+    near = (X.min(axis=0) - ZERO_REACH * fleet_scl <= 0.0) & (
+        X.max(axis=0) + ZERO_REACH * fleet_scl >= 0.0
+    )
+    qrun_zero = np.array(
+        [
+            float(np.quantile(run[zero[:, s], s], TAIL))
+            if zero[:, s].any()
+            else (qrun_other[s] if near[s] else 1.0)
             for s in range(F)
         ]
     )
@@ -216,6 +233,7 @@ def fit_params(
         qrun_zero=qrun_zero,
         qrun_other=qrun_other,
         gap_seconds=max(MIN_GAP_SECONDS, GAP_FACTOR * typical),
+        revision=REVISION,
     )
 
 

@@ -109,6 +109,7 @@ class ContextState:
             params.den,
             float(params.gap_seconds),
             int(params.horizon),
+            int(params.revision),
             evidence,
             lead,
             _NO_RAW if raw is None else raw,
