@@ -34,6 +34,7 @@ from api.errors import (
 )
 from api.schemas import FieldError
 from api.topic_request import TopicTrainingRequest
+from api.training_batch import TrainingBatch, batch_of
 from shared.schemas import ScoreRequest
 from shared.training_schemas import TrainingRequest
 
@@ -110,32 +111,47 @@ def _batch_values(records: list[Any]) -> int:
     return len(records) * max(1, len(vector) if isinstance(vector, list) else 1)
 
 
-def parse_training_request(
-    raw: bytes,
-    max_records: int,
-    values: WorkBudget | None = None,
-    shares: list[Share] | None = None,
-) -> TrainingRequest:
-    """Decode, count, take the batch's share of ``values``, then validate an ``/ingest`` body
-    (blocking: may run in a thread). The share is appended to ``shares`` for the caller to
-    release once the training is over."""
+def decode_batch(raw: bytes, max_records: int) -> tuple[Any, int | None]:
+    """An ``/ingest`` body decoded and its records counted (413 past ``max_records``), with the
+    values (records x features) its share of the training budget is; ``None`` when there
+    are no records to count (validation will say why)."""
     value = decode_json(raw)
     records = value.get("records") if isinstance(value, dict) else None
-    if isinstance(records, list) and len(records) > max_records:
+    if not isinstance(records, list):
+        return value, None
+    if len(records) > max_records:
         raise ProblemError(
             413,
             f"the batch has {len(records)} records; the limit is {max_records} per request "
             "(INGEST_MAX_RECORDS): split it into smaller batches",
             type_=TOO_MANY_RECORDS,
         )
-    if values is not None and shares is not None and isinstance(records, list):
-        shares.append(values.take(_batch_values(records)))
-    return validate(TrainingRequest, value)
+    return value, _batch_values(records)
 
 
-async def training_request_body(request: Request) -> AsyncIterator[TrainingRequest]:
-    """Dependency: the ``/ingest`` body, with its shares of the work budgets held until the
-    training is over.
+def validate_batch(value: Any) -> TrainingBatch:
+    """A decoded ``/ingest`` body validated (422 naming each field) and turned into arrays."""
+    return batch_of(validate(TrainingRequest, value))
+
+
+def parse_training_request(
+    raw: bytes,
+    max_records: int,
+    values: WorkBudget | None = None,
+    shares: list[Share] | None = None,
+) -> TrainingBatch:
+    """Decode, count, take the batch's share of ``values``, then validate an ``/ingest`` body
+    (blocking: may run in a thread). The share is appended to ``shares`` for the caller to
+    release once the training is over."""
+    value, needed = decode_batch(raw, max_records)
+    if values is not None and shares is not None and needed is not None:
+        shares.append(values.take(needed))
+    return validate_batch(value)
+
+
+async def training_request_body(request: Request) -> AsyncIterator[TrainingBatch]:
+    """Dependency: the ``/ingest`` body as arrays, with its shares of the work budgets held
+    until the training is over.
 
     The body's bytes take a share of ``INGEST_MAX_BYTES_IN_FLIGHT`` before they are read; the
     decoded batch a share of ``TRAINING_MAX_VALUES_IN_FLIGHT`` (records x features) before
