@@ -116,6 +116,7 @@ def create_app(
         )
         yield
         await app.state.jobs.shutdown()  # a job still reading ends failed (job-interrupted)
+        services.body_processes.close()
         logger.info("api stopped")
         if provider is not None:
             provider.shutdown()  # flushes the spans still batched for OTLP

@@ -1,8 +1,8 @@
 """Reading a JSON request body into a contract model, with problem+json for every failure.
 
 The routes take their body through these dependencies instead of FastAPI's own body
-parameters so that a large ``/ingest`` batch is decoded and validated in a worker thread
-(the event loop keeps answering), the record count is checked before the records are
+parameters so that a large ``/ingest`` batch is decoded and validated off the event loop (in
+a child process past a megabyte, :mod:`api.body_process`), the record count is checked before the records are
 validated, and every failure has a precise answer:
 
 * a ``Content-Type`` that is not JSON: 415 (no ``Content-Type`` at all is read as JSON);
@@ -42,6 +42,9 @@ M = TypeVar("M", bound=BaseModel)
 
 # Bodies larger than this are decoded and validated in a worker thread.
 THREAD_THRESHOLD_BYTES = 64 * 1024
+# /ingest bodies larger than this are decoded and validated in a child process: json.loads
+# holds the interpreter's lock throughout, about 20 ms per MB.
+PROCESS_THRESHOLD_BYTES = 1024 * 1024
 
 
 def check_content_type(request: Request) -> None:
@@ -142,7 +145,8 @@ def parse_training_request(
 ) -> TrainingBatch:
     """Decode, count, take the batch's share of ``values``, then validate an ``/ingest`` body
     (blocking: may run in a thread). The share is appended to ``shares`` for the caller to
-    release once the training is over."""
+    release once the training is over. :class:`api.body_process.BodyProcesses` does the same
+    in two steps, in a child process."""
     value, needed = decode_batch(raw, max_records)
     if values is not None and shares is not None and needed is not None:
         shares.append(values.take(needed))
@@ -155,8 +159,10 @@ async def training_request_body(request: Request) -> AsyncIterator[TrainingBatch
 
     The body's bytes take a share of ``INGEST_MAX_BYTES_IN_FLIGHT`` before they are read; the
     decoded batch a share of ``TRAINING_MAX_VALUES_IN_FLIGHT`` (records x features) before
-    it is validated, kept until the answer. A large body is decoded in a worker thread that
-    takes one of the training slots, so at most that many are expanded at once.
+    it is validated, kept until the answer. A body over ``PROCESS_THRESHOLD_BYTES`` is
+    decoded in one of the api's child processes (as many as the training slots), a smaller
+    large one in a worker thread that takes a training slot, so at most that many are
+    expanded at once.
     """
     check_content_type(request)
     services = request.app.state.services
@@ -167,7 +173,9 @@ async def training_request_body(request: Request) -> AsyncIterator[TrainingBatch
     try:
         raw = await request.body()
         limit = settings.ingest_max_records
-        if len(raw) > THREAD_THRESHOLD_BYTES:
+        if len(raw) > PROCESS_THRESHOLD_BYTES:
+            body = await services.body_processes.parse(raw, limit, services.training_values, shares)
+        elif len(raw) > THREAD_THRESHOLD_BYTES:
             body = await anyio.to_thread.run_sync(
                 parse_training_request,
                 raw,
