@@ -12,19 +12,25 @@ then lets the child validate it and turn it into arrays
 answers are those of :func:`api.body.parse_training_request`, which both sides call the
 parts of. A problem found in the child comes back as its fields and is raised again here.
 
-At most ``size`` children run, started on first use (``spawn``: the api's threads make
-``fork`` unsafe) and reused; a child that fails or whose request is cancelled mid-exchange
+At most ``size`` children run, started on first use (a new interpreter: the api's threads
+make ``fork`` unsafe) and reused; a child that fails or whose request is cancelled mid-exchange
 is stopped rather than reused. :meth:`BodyProcesses.close` stops them (the app's lifespan).
+A child's first body waits for its imports (scikit-learn, through ``shared.fitting``: about
+5 s on a 2-core machine), once per child.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -90,27 +96,45 @@ def _child_main(conn: Connection) -> None:
 
 
 class _Child:
-    def __init__(self, context: multiprocessing.context.BaseContext) -> None:
-        ours, theirs = context.Pipe(duplex=True)
-        self.conn: Connection = ours
-        self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_child_main, args=(theirs,), name="api-body", daemon=True
-        )
-        self.process.start()
-        theirs.close()
+    """``python -m api.body_process FD``: a fresh interpreter, spoken to over a socket pair.
+
+    Not ``multiprocessing``'s spawn, which imports the parent's ``__main__`` again in the
+    child (whatever script started the api, a test runner say).
+    """
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parent.parent)  # where this api package is
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+        try:
+            self.process = subprocess.Popen(  # noqa: S603  (this interpreter, this module)
+                [sys.executable, "-m", "api.body_process", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                env=env,
+                close_fds=True,
+            )
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def stop(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.conn.send(None)
-        self.process.join(_STOP_SECONDS)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(_STOP_SECONDS)
+        try:
+            self.process.wait(_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.kill()
         self.conn.close()
 
     def kill(self) -> None:
-        self.process.kill()
-        self.process.join(_STOP_SECONDS)
+        if self.alive():
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(_STOP_SECONDS)
         self.conn.close()
 
 
@@ -122,7 +146,6 @@ class BodyProcesses:
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
         self._lock = threading.Lock()
-        self._context = multiprocessing.get_context("spawn")
         self._closed = False
 
     @property
@@ -184,7 +207,7 @@ class BodyProcesses:
             message: tuple[str, Any] = await anyio.to_thread.run_sync(child.conn.recv)
         except (EOFError, OSError) as error:
             raise BodyProcessError(
-                f"the body's child process ended (exit code {child.process.exitcode})"
+                f"the body's child process ended (exit code {child.process.poll()})"
             ) from error
         return message
 
@@ -194,11 +217,11 @@ class BodyProcesses:
                 raise BodyProcessError("the api is stopping")
             while self._idle:
                 child = self._idle.pop()
-                if child.process.is_alive():
+                if child.alive():
                     self._busy.add(child)
                     return child
                 child.conn.close()
-        child = await anyio.to_thread.run_sync(_Child, self._context)
+        child = await anyio.to_thread.run_sync(_Child)
         with self._lock:
             self._busy.add(child)
         logger.info("body process started", extra={"pid": child.process.pid})
@@ -222,3 +245,8 @@ class BodyProcesses:
             child.stop()
         for child in busy:
             child.kill()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the api's to handle
+    _child_main(Connection(int(sys.argv[1])))

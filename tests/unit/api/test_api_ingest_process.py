@@ -157,6 +157,6 @@ async def test_the_lifespan_stops_the_child_processes(
         response = await client.post("/ingest", json=SEED_INGEST, headers=AUTH)
         assert response.status_code == 422  # fewer than min_training_records
         children = list(app.state.services.body_processes._idle)
-        assert [c.process.is_alive() for c in children] == [True]
-    assert [c.process.is_alive() for c in children] == [False]
+        assert [c.alive() for c in children] == [True]
+    assert [c.alive() for c in children] == [False]
     assert app.state.services.body_processes.started == 0
