@@ -149,8 +149,9 @@ def api_process(tmp: Path, detector: str = "context") -> Iterator[tuple[str, int
 
 
 @contextmanager
-def bare_server(tmp: Path) -> Iterator[str]:
-    """The trivial app under uvicorn, configured like ``python -m api``; yields its base URL."""
+def bare_server(tmp: Path) -> Iterator[tuple[str, int]]:
+    """The trivial app under uvicorn, configured like ``python -m api``; yields its base URL
+    and pid."""
     port = _free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--host", "127.0.0.1",
@@ -158,8 +159,14 @@ def bare_server(tmp: Path) -> Iterator[str]:
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with _serve(command, env, base + "/score", tmp / "bare.log"):
-        yield base
+    with _serve(command, env, base + "/score", tmp / "bare.log") as pid:
+        yield base, pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user + system CPU time of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -174,9 +181,11 @@ def measure(
     post: bool = True,
     duration: float | None = None,
     warmup: bool = True,
+    pid: int | None = None,
 ) -> dict[str, Any]:
     """One target's figures over ``duration`` seconds (default ``--duration``), after a warm-up
-    of up to 2 s unless ``warmup`` is false."""
+    of up to 2 s unless ``warmup`` is false; with the server's ``pid``, the CPU seconds it
+    spent meanwhile too."""
 
     def run(seconds: float) -> dict[str, Any]:
         if client == "wrk":
@@ -186,7 +195,11 @@ def measure(
     seconds = args.duration if duration is None else duration
     if warmup:
         run(min(2.0, seconds))
-    return run(seconds)
+    before = cpu_seconds(pid) if pid is not None else 0.0
+    row = run(seconds)
+    if pid is not None:
+        row["server_cpu_seconds"] = cpu_seconds(pid) - before
+    return row
 
 
 def _combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -198,6 +211,7 @@ def _combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in rounds if r[key] is not None]
         return round(float(np.median(values)), 3) if values else None
 
+    cpu = sum(r.get("server_cpu_seconds", 0.0) for r in rounds)
     return {
         "requests": sum(r["requests"] for r in rounds),
         "errors": sum(r["errors"] for r in rounds),
@@ -207,6 +221,8 @@ def _combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": median("p99_ms"),
         "mean_ms": median("mean_ms"),
         "rounds_requests_per_second": [r["requests_per_second"] for r in rounds],
+        # the server's CPU per answer: what the machine's other work does not change much
+        "server_cpu_us_per_request": round(cpu / answered * 1e6, 1) if answered else None,
     }
 
 
@@ -235,18 +251,21 @@ def main() -> int:
     rounds: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="api-bench-") as scratch:
         tmp = Path(scratch)
-        with bare_server(tmp) as bare, api_server(tmp, args.detector) as base:
+        with (
+            bare_server(tmp) as (bare, bare_pid),
+            api_process(tmp, args.detector) as (base, api_pid),
+        ):
             targets = {
-                "bare_fastapi": (bare + "/score", True),
-                "bare_pydantic": (bare + "/parse", True),
-                "api_score": (base + "/score", True),
+                "bare_fastapi": (bare + "/score", True, bare_pid),
+                "bare_pydantic": (bare + "/parse", True, bare_pid),
+                "api_score": (base + "/score", True, api_pid),
                 # the same server's cheapest route: what its middleware costs without scoring
-                "api_healthz": (base + "/healthz", False),
+                "api_healthz": (base + "/healthz", False, api_pid),
             }
             # The targets take turns, each round a share of --duration, so that a change in
             # the machine's load (it is shared) falls on all of them alike.
             for turn in range(args.rounds):
-                for name, (url, post) in targets.items():
+                for name, (url, post, pid) in targets.items():
                     rounds.setdefault(name, []).append(
                         measure(
                             url,
@@ -256,6 +275,7 @@ def main() -> int:
                             post=post,
                             duration=args.duration / args.rounds,
                             warmup=turn == 0,
+                            pid=pid,
                         )
                     )
     results = {name: _combined(rows) for name, rows in rounds.items()}
@@ -289,6 +309,12 @@ def main() -> int:
         # the median of the rounds' ratios (each round's two targets ran a minute apart at most)
         "score_over_bare_pydantic": round(float(np.median(ratios)), 3),
         "score_over_bare_pydantic_rounds": [round(r, 3) for r in ratios],
+        # the same ratio from the servers' CPU per request (bare's over the api's)
+        "score_over_bare_pydantic_cpu": round(
+            results["bare_pydantic"]["server_cpu_us_per_request"]
+            / results["api_score"]["server_cpu_us_per_request"],
+            3,
+        ),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
@@ -297,15 +323,20 @@ def main() -> int:
         f"client={client} connections={args.connections} duration={args.duration:g}s per target "
         f"in {args.rounds} turns"
     )
-    print(f"{'target':<14} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'requests':>9} {'errors':>7}")
+    print(
+        f"{'target':<14} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'requests':>9} "
+        f"{'errors':>7} {'cpu us/req':>10}"
+    )
     for name, row in results.items():
         print(
             f"{name:<14} {row['requests_per_second']:>10.1f} {row['p50_ms']:>9.2f} "
-            f"{row['p99_ms']:>9.2f} {row['requests']:>9d} {row['errors']:>7d}"
+            f"{row['p99_ms']:>9.2f} {row['requests']:>9d} {row['errors']:>7d} "
+            f"{row['server_cpu_us_per_request']:>10.1f}"
         )
     print(
         f"/score over the bare pydantic route: {report['score_over_bare_pydantic']:.3f} "
-        f"(median of the rounds: {report['score_over_bare_pydantic_rounds']})"
+        f"(median of the rounds: {report['score_over_bare_pydantic_rounds']}); "
+        f"from the CPU per request: {report['score_over_bare_pydantic_cpu']:.3f}"
     )
     print(f"written to {args.output}")
     return 0
