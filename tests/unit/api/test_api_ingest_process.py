@@ -160,3 +160,23 @@ async def test_the_lifespan_stops_the_child_processes(
         assert [c.alive() for c in children] == [True]
     assert [c.alive() for c in children] == [False]
     assert app.state.services.body_processes.started == 0
+
+
+async def test_a_child_that_died_is_replaced(
+    apps: Callable[..., FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child killed while idle is not handed a body: a new one takes it."""
+    monkeypatch.setattr(api.body, "PROCESS_THRESHOLD_BYTES", 0)
+    app = apps(**LIMITS)
+    async with serve(app) as client:
+        pool = app.state.services.body_processes
+        malformed = BAD_BODIES["malformed"]
+        assert (await client.post("/ingest", content=malformed, headers=JSON)).status_code == 400
+        (first,) = pool._idle
+        first.process.kill()
+        first.process.wait(10)
+        response = await client.post("/ingest", content=malformed, headers=JSON)
+        assert response.status_code == 400
+        (second,) = pool._idle
+        assert second is not first and second.alive()
+        assert pool.started == 1
