@@ -1,3 +1,4 @@
+# One concern, the api benchmark's servers, their turns and its report, keeps this module past 300 lines.
 """Load benchmark of ``POST /score`` against a bare FastAPI route, both served by uvicorn.
 
 Starts ``python -m api`` (one uvicorn worker, a temporary model registry, a model trained on
