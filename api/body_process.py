@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -104,9 +105,7 @@ class _Child:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parent.parent)  # where this api package is
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+        env = _child_environment()
         try:
             self.process = subprocess.Popen(  # noqa: S603  (this interpreter, this module)
                 [sys.executable, "-m", "api.body_process", str(theirs.fileno())],
@@ -136,6 +135,18 @@ class _Child:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(_STOP_SECONDS)
         self.conn.close()
+
+
+def _child_environment() -> dict[str, str]:
+    """The api's environment, with this api package's directory on ``PYTHONPATH`` unless it
+    is a site-packages directory (an installed api: importable anyway, and a site directory
+    ahead of the standard library could shadow it)."""
+    root = os.path.realpath(Path(__file__).resolve().parent.parent)
+    sites = {os.path.realpath(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if root in sites:
+        return dict(os.environ)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
 
 
 class BodyProcesses:
