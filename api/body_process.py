@@ -37,6 +37,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from api.body import decode_batch, validate_batch
 from api.budget import Share, WorkBudget
 from api.errors import ProblemError
 from api.training_batch import TrainingBatch
@@ -69,8 +70,6 @@ def _problem_from(state: dict[str, Any]) -> ProblemError:
 
 def _child_main(conn: Connection) -> None:
     """A child's loop: one body at a time, until the api sends ``None`` or goes away."""
-    from api.body import decode_batch, validate_batch  # imported in the child, not pickled
-
     while True:
         try:
             max_records = conn.recv()
