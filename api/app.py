@@ -32,7 +32,7 @@ from api.middleware import (
 from api.openapi import install_openapi
 from api.ratelimit import TokenBucketLimiter
 from api.routes import health, ingest, jobs, models, score
-from api.score_fast import ScoreFastPath
+from api.score_fast import ScoreFastPath, install_score_dispatch
 from api.services import build_services
 from api.topic_jobs import build_topic_jobs
 from api.topic_request import TopicTrainingRequest
@@ -116,6 +116,7 @@ def create_app(
         )
         yield
         await app.state.jobs.shutdown()  # a job still reading ends failed (job-interrupted)
+        services.body_processes.close()
         logger.info("api stopped")
         if provider is not None:
             provider.shutdown()  # flushes the spans still batched for OTLP
@@ -173,7 +174,9 @@ def create_app(
             expose_headers=[REQUEST_ID_HEADER, "Retry-After", "Location"],
             max_age=600,
         )
-    if provider is not None:
+    if provider is None:
+        install_score_dispatch(app)  # POST /score past FastAPI's outer layers
+    else:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         # Outermost: the server span covers the request middleware, so its access line

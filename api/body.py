@@ -1,8 +1,8 @@
 """Reading a JSON request body into a contract model, with problem+json for every failure.
 
 The routes take their body through these dependencies instead of FastAPI's own body
-parameters so that a large ``/ingest`` batch is decoded and validated in a worker thread
-(the event loop keeps answering), the record count is checked before the records are
+parameters so that a large ``/ingest`` batch is decoded and validated off the event loop (in
+a child process past a megabyte, :mod:`api.body_process`), the record count is checked before the records are
 validated, and every failure has a precise answer:
 
 * a ``Content-Type`` that is not JSON: 415 (no ``Content-Type`` at all is read as JSON);
@@ -15,6 +15,7 @@ validated, and every failure has a precise answer:
 from __future__ import annotations
 
 import email.message
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from api.errors import (
 )
 from api.schemas import FieldError
 from api.topic_request import TopicTrainingRequest
+from api.training_batch import TrainingBatch, batch_of
 from shared.schemas import ScoreRequest
 from shared.training_schemas import TrainingRequest
 
@@ -41,24 +43,32 @@ M = TypeVar("M", bound=BaseModel)
 
 # Bodies larger than this are decoded and validated in a worker thread.
 THREAD_THRESHOLD_BYTES = 64 * 1024
+# /ingest bodies larger than this are decoded and validated in a child process: json.loads
+# holds the interpreter's lock throughout, about 20 ms per MB.
+PROCESS_THRESHOLD_BYTES = 1024 * 1024
 
 
 def check_content_type(request: Request) -> None:
     """A 415 problem unless the body is declared JSON (no ``Content-Type`` is read as JSON)."""
     value = request.headers.get("content-type")
-    if not value:
-        return
-    message = email.message.Message()
-    message["content-type"] = value
-    subtype = message.get_content_subtype()
-    if message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    ):
+    if not value or (_is_json(value) if len(value) <= 256 else _is_json.__wrapped__(value)):
         return
     raise ProblemError(
         415,
         f"the body must be JSON (Content-Type: application/json), not {value[:100]!r}",
         type_=UNSUPPORTED_MEDIA_TYPE,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _is_json(value: str) -> bool:
+    """Whether a ``Content-Type`` names JSON (cached: a client sends the same one every time,
+    and parsing it with the email package cost more than parsing the record)."""
+    message = email.message.Message()
+    message["content-type"] = value
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
     )
 
 
@@ -110,37 +120,55 @@ def _batch_values(records: list[Any]) -> int:
     return len(records) * max(1, len(vector) if isinstance(vector, list) else 1)
 
 
-def parse_training_request(
-    raw: bytes,
-    max_records: int,
-    values: WorkBudget | None = None,
-    shares: list[Share] | None = None,
-) -> TrainingRequest:
-    """Decode, count, take the batch's share of ``values``, then validate an ``/ingest`` body
-    (blocking: may run in a thread). The share is appended to ``shares`` for the caller to
-    release once the training is over."""
+def decode_batch(raw: bytes, max_records: int) -> tuple[Any, int | None]:
+    """An ``/ingest`` body decoded and its records counted (413 past ``max_records``), with the
+    values (records x features) its share of the training budget is; ``None`` when there
+    are no records to count (validation will say why)."""
     value = decode_json(raw)
     records = value.get("records") if isinstance(value, dict) else None
-    if isinstance(records, list) and len(records) > max_records:
+    if not isinstance(records, list):
+        return value, None
+    if len(records) > max_records:
         raise ProblemError(
             413,
             f"the batch has {len(records)} records; the limit is {max_records} per request "
             "(INGEST_MAX_RECORDS): split it into smaller batches",
             type_=TOO_MANY_RECORDS,
         )
-    if values is not None and shares is not None and isinstance(records, list):
-        shares.append(values.take(_batch_values(records)))
-    return validate(TrainingRequest, value)
+    return value, _batch_values(records)
 
 
-async def training_request_body(request: Request) -> AsyncIterator[TrainingRequest]:
-    """Dependency: the ``/ingest`` body, with its shares of the work budgets held until the
-    training is over.
+def validate_batch(value: Any) -> TrainingBatch:
+    """A decoded ``/ingest`` body validated (422 naming each field) and turned into arrays."""
+    return batch_of(validate(TrainingRequest, value))
+
+
+def parse_training_request(
+    raw: bytes,
+    max_records: int,
+    values: WorkBudget | None = None,
+    shares: list[Share] | None = None,
+) -> TrainingBatch:
+    """Decode, count, take the batch's share of ``values``, then validate an ``/ingest`` body
+    (blocking: may run in a thread). The share is appended to ``shares`` for the caller to
+    release once the training is over. :class:`api.body_process.BodyProcesses` does the same
+    in two steps, in a child process."""
+    value, needed = decode_batch(raw, max_records)
+    if values is not None and shares is not None and needed is not None:
+        shares.append(values.take(needed))
+    return validate_batch(value)
+
+
+async def training_request_body(request: Request) -> AsyncIterator[TrainingBatch]:
+    """Dependency: the ``/ingest`` body as arrays, with its shares of the work budgets held
+    until the training is over.
 
     The body's bytes take a share of ``INGEST_MAX_BYTES_IN_FLIGHT`` before they are read; the
     decoded batch a share of ``TRAINING_MAX_VALUES_IN_FLIGHT`` (records x features) before
-    it is validated, kept until the answer. A large body is decoded in a worker thread that
-    takes one of the training slots, so at most that many are expanded at once.
+    it is validated, kept until the answer. A body over ``PROCESS_THRESHOLD_BYTES`` is
+    decoded in one of the api's child processes (as many as the training slots), a smaller
+    large one in a worker thread that takes a training slot, so at most that many are
+    expanded at once.
     """
     check_content_type(request)
     services = request.app.state.services
@@ -151,7 +179,9 @@ async def training_request_body(request: Request) -> AsyncIterator[TrainingReque
     try:
         raw = await request.body()
         limit = settings.ingest_max_records
-        if len(raw) > THREAD_THRESHOLD_BYTES:
+        if len(raw) > PROCESS_THRESHOLD_BYTES:
+            body = await services.body_processes.parse(raw, limit, services.training_values, shares)
+        elif len(raw) > THREAD_THRESHOLD_BYTES:
             body = await anyio.to_thread.run_sync(
                 parse_training_request,
                 raw,

@@ -16,10 +16,10 @@ from api.errors import FORBIDDEN, RATE_LIMITED, ProblemError
 from api.model_cache import ModelCache
 from api.services import Services
 from api.topic_request import TopicTrainingRequest
+from api.training_batch import TrainingBatch
 from shared.registry import ModelRegistry
 from shared.schemas import ScoreRequest
 from shared.topic_jobs import TopicJobs
-from shared.training_schemas import TrainingRequest
 
 
 async def get_services(request: Request) -> Services:
@@ -89,6 +89,6 @@ async def admin_caller(principal: AuthorizedCaller) -> Principal:
 
 
 AdminCaller = Annotated[Principal, Depends(admin_caller)]
-TrainingBody = Annotated[TrainingRequest, Depends(training_request_body)]
+TrainingBody = Annotated[TrainingBatch, Depends(training_request_body)]
 ScoreBody = Annotated[ScoreRequest, Depends(score_request_body)]
 TopicBody = Annotated[TopicTrainingRequest, Depends(topic_training_body)]

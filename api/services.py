@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from api.auth import KeyRing
+from api.body_process import BodyProcesses
 from api.budget import WorkBudget
 from api.metrics import ApiMetrics
 from api.model_cache import ModelCache
@@ -38,6 +39,10 @@ class Services:
     )
     scoring_limiter: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(SCORING_CONCURRENCY)
+    )
+    # child processes decoding large /ingest bodies, one per training slot
+    body_processes: BodyProcesses = field(
+        default_factory=lambda: BodyProcesses(TRAINING_CONCURRENCY)
     )
     started_at: float = field(default_factory=time.monotonic)
 

@@ -22,7 +22,7 @@ from api.openapi import (
     problem_responses,
 )
 from shared.errors import RegistryError, TrainingError
-from shared.training import train_version
+from shared.training import train_matrix
 from shared.training_schemas import TrainingRequest, TrainingResponse
 
 logger = logging.getLogger("api.ingest")
@@ -134,13 +134,16 @@ async def ingest(
 
     def train() -> tuple[TrainingResponse, float]:
         started = time.perf_counter()  # after waiting for a training slot
-        response = train_version(
+        # train_version's steps, from the batch's arrays (api.training_batch)
+        response = train_matrix(
             services.registry,
-            body.records,
+            body.matrix(),
             body.params,
             services.settings,
             activate=activate,
             feature_names=body.feature_names,
+            vehicle_ids=body.vehicle_ids,
+            timestamps=body.timestamps,
         )
         return response, time.perf_counter() - started
 
@@ -148,7 +151,7 @@ async def ingest(
     span_scope: Any = (
         tracer.start_as_current_span(
             "train model",
-            attributes={"training.records": len(body.records), "training.activate": activate},
+            attributes={"training.records": body.record_count, "training.activate": activate},
         )
         if tracer is not None
         else contextlib.nullcontext()
