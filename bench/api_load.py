@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from bench.api_load_clients import API_KEY, run_python, run_wrk
+from bench.pipeline_broker import free_port
 from shared.schemas import ScoreRequest
 
 HERE = Path(__file__).resolve().parent
@@ -64,13 +64,6 @@ async def bare_parse(record: ScoreRequest) -> dict[str, Any]:
     return {"vehicle_id": record.vehicle_id, "anomaly_score": 0.1, "is_anomaly": False}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -87,7 +80,8 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @contextmanager
-def _serve(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[int]:
+def serve_process(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[int]:
+    """Run ``command`` (its output to ``log``) until ``probe`` answers; yield its pid; SIGTERM."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
@@ -115,7 +109,7 @@ def api_server(tmp: Path, detector: str = "context") -> Iterator[str]:
 @contextmanager
 def api_process(tmp: Path, detector: str = "context") -> Iterator[tuple[str, int]]:
     """``python -m api`` with a trained model; yields its base URL and pid."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "API_HOST": "127.0.0.1",
@@ -129,7 +123,9 @@ def api_process(tmp: Path, detector: str = "context") -> Iterator[tuple[str, int
         "LOG_LEVEL": "INFO",  # as deployed: one access line per request (to a file here)
     }
     base = f"http://127.0.0.1:{port}"
-    with _serve([sys.executable, "-m", "api"], env, base + "/healthz", tmp / "api.log") as pid:
+    with serve_process(
+        [sys.executable, "-m", "api"], env, base + "/healthz", tmp / "api.log"
+    ) as pid:
         rows = np.random.default_rng(0).normal(size=(5_000, 8)).round(6).tolist()
         batch = {
             "records": [
@@ -153,14 +149,14 @@ def api_process(tmp: Path, detector: str = "context") -> Iterator[tuple[str, int
 def bare_server(tmp: Path) -> Iterator[tuple[str, int]]:
     """The trivial app under uvicorn, configured like ``python -m api``; yields its base URL
     and pid."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--host", "127.0.0.1",
         "--port", str(port), "--no-access-log", "--no-server-header", "api_load:bare_app",
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with _serve(command, env, base + "/score", tmp / "bare.log") as pid:
+    with serve_process(command, env, base + "/score", tmp / "bare.log") as pid:
         yield base, pid
 
 

@@ -17,12 +17,8 @@ import argparse
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,7 +27,9 @@ from typing import Any
 
 import httpx
 
+from bench.api_load import serve_process
 from bench.detection import RUNS, figures, simulated_run
+from bench.pipeline_broker import free_port
 from cli.metrics import Confusion
 from shared.context import epoch_seconds
 from shared.detector import load_detector
@@ -39,22 +37,15 @@ from shared.registry import ModelRegistry
 from shared.verdicts import score_context_rows
 from simulator import FleetSimulator, SimulationConfig, feature_matrix, training_history
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 KEY = "bench-detection-key"
 SIGNING = "bench-detection-signing-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
 def api(model_dir: Path, log: Path) -> Iterator[str]:
     """``python -m api`` on a free port; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "API_HOST": "127.0.0.1",
@@ -65,29 +56,8 @@ def api(model_dir: Path, log: Path) -> Iterator[str]:
         "LOG_LEVEL": "WARNING",
     }
     base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api"], env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-2000:]
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "api did not start"
-            time.sleep(0.2)
+    with serve_process([sys.executable, "-m", "api"], env, base + "/healthz", log):
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def ingest_run(base: str, model_dir: Path, seed: int, hour: int) -> dict[str, Any]:
