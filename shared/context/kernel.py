@@ -269,12 +269,13 @@ def _derive(
         for s in range(F):
             if F > 1 and h > 0:
                 # the step of sensor s predicted from the others' steps (and, in models of
-                # revision 1, every level)
+                # revision 1, every level: later models fit none, their weights are zero)
                 p = micpt[s]
                 for j in range(F):
                     if j != s:
                         p += mcoef[s, j] * moved[j]
-                    p += mcoef[s, F + j] * z[j]
+                    if revision < 2:
+                        p += mcoef[s, F + j] * z[j]
                 motion[s] = ((z[s] - zp[s]) - p) / mscale[s]
             else:
                 motion[s] = 0.0
