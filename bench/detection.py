@@ -30,7 +30,7 @@ from typing import Any
 from bench.detection_real import first_half, inject, load
 from cli.metrics import Confusion
 from shared.context import ContextForest, epoch_seconds
-from simulator import FleetSimulator, SimulationConfig, feature_matrix, training_history
+from simulator import FleetSimulator, SimRecord, SimulationConfig, feature_matrix, training_history
 
 RESULTS = Path(__file__).parent / "results"
 REAL_DIR = Path("var/realdata/csv")
@@ -55,20 +55,27 @@ def figures(confusion: Confusion) -> dict[str, Any]:
     }
 
 
+def run_records(seed: int, hour: int) -> tuple[datetime, list[SimRecord], list[SimRecord]]:
+    """One of the README's runs: its start, the training history before it, and its stream
+    (10,000 records of 20 vehicles with 2% injected faults)."""
+    start = datetime(2025, 3, 1, hour, tzinfo=UTC)
+    history = training_history(20, 10_000, seed=seed, end=start)
+    stream = FleetSimulator(
+        SimulationConfig(vehicles=20, anomaly_rate=0.02, seed=seed, start=start)
+    ).take(10_000)
+    return start, history, stream
+
+
 def simulated_run(seed: int, hour: int) -> dict[str, Any]:
     """One of the README's runs, trained and scored offline."""
-    start = datetime(2025, 3, 1, hour, tzinfo=UTC)
     began = time.perf_counter()
-    history = training_history(20, 10_000, seed=seed, end=start)
+    start, history, stream = run_records(seed, hour)
     model = ContextForest(random_state=RANDOM_STATE).fit(
         [r.vehicle_id for r in history],
         epoch_seconds([r.timestamp for r in history]),
         feature_matrix(history),
     )
     trained = time.perf_counter() - began
-    stream = FleetSimulator(
-        SimulationConfig(vehicles=20, anomaly_rate=0.02, seed=seed, start=start)
-    ).take(10_000)
     scores = model.score_records(
         [r.vehicle_id for r in stream],
         epoch_seconds([r.timestamp for r in stream]),
@@ -130,7 +137,8 @@ def real_run(path: Path, rate: float, seed: int, max_rows: int | None) -> dict[s
     return result
 
 
-def _runs(text: str) -> list[tuple[int, int]]:
+def parse_runs(text: str) -> list[tuple[int, int]]:
+    """``SEED@HOUR,...`` (an hour left out is 12) as (seed, hour) pairs."""
     runs = []
     for part in text.split(","):
         seed, _, hour = part.partition("@")
@@ -146,7 +154,7 @@ def _kinds(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--runs", type=_runs, default=list(RUNS), help="SEED@HOUR,... (default the seven)"
+        "--runs", type=parse_runs, default=list(RUNS), help="SEED@HOUR,... (default the seven)"
     )
     parser.add_argument("--no-simulated", action="store_true", help="skip the simulated runs")
     parser.add_argument(

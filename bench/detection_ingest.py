@@ -28,14 +28,14 @@ from typing import Any
 import httpx
 
 from bench.api_load import serve_process
-from bench.detection import RUNS, figures, simulated_run
+from bench.detection import RUNS, figures, parse_runs, run_records, simulated_run
 from bench.pipeline_broker import free_port
 from cli.metrics import Confusion
 from shared.context import epoch_seconds
 from shared.detector import load_detector
 from shared.registry import ModelRegistry
 from shared.verdicts import score_context_rows
-from simulator import FleetSimulator, SimulationConfig, feature_matrix, training_history
+from simulator import feature_matrix
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEY = "bench-detection-key"
@@ -62,16 +62,12 @@ def api(model_dir: Path, log: Path) -> Iterator[str]:
 
 def ingest_run(base: str, model_dir: Path, seed: int, hour: int) -> dict[str, Any]:
     """Train one run's model through ``POST /ingest`` with defaults; score its stream."""
-    start = datetime(2025, 3, 1, hour, tzinfo=UTC)
-    history = training_history(20, 10_000, seed=seed, end=start)
+    start, history, stream = run_records(seed, hour)
     body = {"records": [r.to_record() for r in history]}
     answer = httpx.post(base + "/ingest", json=body, headers={"X-API-Key": KEY}, timeout=600)
     answer.raise_for_status()
     version = answer.json()["model_version"]
     detector = load_detector(ModelRegistry(model_dir, signing_key=SIGNING.encode()), version)
-    stream = FleetSimulator(
-        SimulationConfig(vehicles=20, anomaly_rate=0.02, seed=seed, start=start)
-    ).take(10_000)
     scored = score_context_rows(
         detector,
         detector.new_state(),
@@ -95,19 +91,16 @@ def ingest_run(base: str, model_dir: Path, seed: int, hour: int) -> dict[str, An
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", help="SEED@HOUR,... (default the seven)")
+    parser.add_argument(
+        "--runs", type=parse_runs, default=list(RUNS), help="SEED@HOUR,... (default the seven)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "detection-ingest.json")
     args = parser.parse_args()
-    runs = (
-        [tuple(int(x) for x in run.split("@")) for run in args.runs.split(",")]
-        if args.runs
-        else list(RUNS)
-    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "models"
         with api(model_dir, Path(tmp) / "api.log") as base:
-            for seed, hour in runs:
+            for seed, hour in args.runs:
                 through_api = ingest_run(base, model_dir, seed, hour)
                 offline = simulated_run(seed, hour)
                 rows.append({"ingest_defaults": through_api, "bench_detection": offline})

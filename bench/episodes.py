@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.detection import RANDOM_STATE, RUNS, _runs
+from bench.detection import RANDOM_STATE, RUNS, parse_runs, run_records
 from cli.episode_metrics import episode_figures, episode_spans, fault_spans, vehicle_hours
 from consumer.wiring import episode_rules
 from shared.context import ContextForest, epoch_seconds
@@ -35,7 +35,7 @@ from shared.episodes import EpisodeBook, EpisodeRules
 from shared.settings import Settings
 from shared.training import context_meta
 from shared.training_schemas import ModelMeta
-from simulator import FleetSimulator, SimulationConfig, feature_matrix, training_history
+from simulator import feature_matrix
 from simulator.sensors import FEATURES
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,8 +62,7 @@ class ScoredRun:
 
 def scored_run(seed: int, hour: int, top_k: int) -> ScoredRun:
     """One of the README's runs, trained and scored as one partition of the worker."""
-    start = datetime(2025, 3, 1, hour, tzinfo=UTC)
-    history = training_history(20, 10_000, seed=seed, end=start)
+    start, history, stream = run_records(seed, hour)
     ids = [r.vehicle_id for r in history]
     times = epoch_seconds([r.timestamp for r in history])
     X = feature_matrix(history)
@@ -81,9 +80,6 @@ def scored_run(seed: int, hour: int, top_k: int) -> ScoredRun:
         }
     )
     detector = Detector(meta, model)
-    stream = FleetSimulator(
-        SimulationConfig(vehicles=20, anomaly_rate=0.02, seed=seed, start=start)
-    ).take(10_000)
     from shared.verdicts import score_context_rows
 
     stream_ids = [r.vehicle_id for r in stream]
@@ -182,7 +178,7 @@ def _sweep(runs: list[ScoredRun]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--runs", type=_runs, default=list(RUNS), help="SEED@HOUR,... (default the seven)"
+        "--runs", type=parse_runs, default=list(RUNS), help="SEED@HOUR,... (default the seven)"
     )
     parser.add_argument("--sweep", action="store_true", help="also sweep N of M, K and T")
     parser.add_argument("--out", type=Path, default=RESULTS / "episodes.json", help="JSON file")
