@@ -26,7 +26,10 @@ kernel measures six kinds of evidence against what the model learned (:mod:`.par
                  the step back to normal after a fault is no change);
 ``noise``        the median absolute step over the last six steps, against its usual size;
 ``flat``         how long the reading has repeated exactly, against the longest run of
-                 repeats the sensor showed in training (zero and non-zero values apart).
+                 repeats the sensor showed in training (zero and non-zero values apart);
+                 from revision 3 the run is counted over the vehicle's whole history, where
+                 before it could not outgrow the window (a sensor that repeats for 40
+                 readings normally could never look stuck).
 
 Each is normalised per sensor to the training data's own scale (``(e - q50) / (q99 - q50)``,
 with a floor), so 1 means "as unusual as the rarest hundredth of training"; the kernel keeps,
@@ -37,7 +40,10 @@ History is what the vehicle sent before, in its slot, within ``gap`` seconds of 
 its previous reading (a longer silence starts it afresh) and, for streamed records, no more
 than ``horizon`` offsets back in the same partition: a rule that depends on the record alone,
 so a worker that rebuilds the slots by re-reading the partition's tail computes the same
-evidence as one that never stopped.
+evidence as one that never stopped. Runs of repeats follow the same rule: each (vehicle,
+sensor) counts its run since its history last broke, and a streamed record's run counts no
+more of the vehicle's readings than lie within ``horizon`` offsets, which a first-in,
+first-out queue of the partition's last offsets keeps per vehicle.
 """
 
 from __future__ import annotations
@@ -78,8 +84,8 @@ LOCAL_SPAN = 8  # previous records whose median deviation a new one is also judg
 LOCAL_MIN = 4  # history needed before the local judgement applies
 # Revisions of the evidence: a model keeps the one it was trained with (models pickled before
 # revisions existed are 1). 2: sustained is also judged against the recent deviations, and
-# motion takes the others' steps robustly.
-REVISION = 2
+# motion takes the others' steps robustly. 3: flat counts a run over the whole history.
+REVISION = 3
 
 Matrix = npt.NDArray[np.float64]
 
@@ -203,6 +209,46 @@ def _append(
         count[v] = c + 1
 
 
+def _track(
+    v: int,
+    row: Matrix,
+    offset: int,
+    h: int,
+    horizon: int,
+    buf: npt.NDArray[np.float64],
+    count: npt.NDArray[np.int64],
+    runs: npt.NDArray[np.int64],
+    inh: npt.NDArray[np.int64],
+    fifo: npt.NDArray[np.int64],
+    fifo_pos: npt.NDArray[np.int64],
+) -> None:
+    # Before the record joins its slot: each sensor's run of equal readings (1 after a break
+    # in the history), and for a streamed record the partition's queue of (offset, slot)
+    # pairs within ``horizon`` offsets of it, with ``inh`` the vehicle's count in that queue.
+    W = buf.shape[1]
+    c = count[v]
+    for s in range(row.shape[0]):
+        if h > 0 and row[s] == buf[v, (c - 1) % W, s]:
+            runs[v, s] += 1
+        else:
+            runs[v, s] = 1
+    if offset < 0:
+        return
+    size = fifo.shape[0]
+    head = fifo_pos[0]
+    held = fifo_pos[1]
+    while held > 0 and fifo[head, 0] < offset - horizon:
+        inh[fifo[head, 1]] -= 1
+        head = (head + 1) % size
+        held -= 1
+    tail = (head + held) % size
+    fifo[tail, 0] = offset
+    fifo[tail, 1] = v
+    inh[v] += 1
+    fifo_pos[0] = head
+    fifo_pos[1] = held + 1
+
+
 def _derive(
     slots: npt.NDArray[np.int64],
     base: npt.NDArray[np.int64],
@@ -230,6 +276,10 @@ def _derive(
     gap: float,
     horizon: int,
     revision: int,
+    runs: npt.NDArray[np.int64],
+    inh: npt.NDArray[np.int64],
+    fifo: npt.NDArray[np.int64],
+    fifo_pos: npt.NDArray[np.int64],
     out: Matrix,
     lead: npt.NDArray[np.int64],
     raw_out: npt.NDArray[np.float64],
@@ -252,6 +302,7 @@ def _derive(
         b = base[i]
         c = count[v]
         h = _history(v, times[i], offsets[i], buf_time, buf_offset, count, gap, horizon)
+        _track(v, X[i], offsets[i], h, horizon, buf, count, runs, inh, fifo, fifo_pos)
         _deviations(X[i], b, med, scl, coef, icpt, rscale, z, dev)
         back = min(h, LOCAL_SPAN)
         for k in range(back):
@@ -350,14 +401,18 @@ def _derive(
                 ev[NOISE] = _median(scratch, steps) / nscale[s]
             else:
                 ev[NOISE] = 0.0
-            run = 1
-            for k in range(h):
-                if buf[v, (c - 1 - k) % W, s] == X[i, s]:
-                    run += 1
-                else:
-                    break
+            # the run within the window, as before revision 3; from revision 3 also the part
+            # of the whole run (no more of the vehicle's readings than lie within the
+            # horizon) that outlasts both the window and the longest normal run. A quantised
+            # sensor's long normal runs then weigh as they did, and a stuck one keeps rising.
+            run = runs[v, s]
+            if offsets[i] >= 0:
+                run = min(run, inh[v])
+            seen = min(run, h + 1)
             longest = qrun_zero[s] if X[i, s] == 0.0 else qrun_other[s]
-            ev[FLAT] = (run - 1.0) / longest
+            ev[FLAT] = (seen - 1.0) / longest
+            if revision >= 3 and run > seen:
+                ev[FLAT] += max(0.0, run - max(longest, seen)) / longest
             if raw_out.shape[0] > 0:
                 for k in range(N_KINDS):
                     raw_out[i, k, s] = ev[k]
@@ -385,12 +440,17 @@ def _remember(
     count: npt.NDArray[np.int64],
     gap: float,
     horizon: int,
+    runs: npt.NDArray[np.int64],
+    inh: npt.NDArray[np.int64],
+    fifo: npt.NDArray[np.int64],
+    fifo_pos: npt.NDArray[np.int64],
 ) -> None:
     # What _derive leaves in the ring buffers, without the evidence: a rebuild needs only the
-    # histories, and the same two rules keep them identical to a run that scored every record.
+    # histories, and the same rules keep them identical to a run that scored every record.
     for i in range(X.shape[0]):
         v = slots[i]
         h = _history(v, times[i], offsets[i], buf_time, buf_offset, count, gap, horizon)
+        _track(v, X[i], offsets[i], h, horizon, buf, count, runs, inh, fifo, fifo_pos)
         _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count)
 
 
@@ -403,6 +463,7 @@ if numba is not None:
     _deviations = _jit(_deviations)
     _history = _jit(_history)
     _append = _jit(_append)
+    _track = _jit(_track)
     derive_kernel: Any = _jit(_derive)
     remember_kernel: Any = _jit(_remember)
 else:  # pragma: no cover

@@ -18,7 +18,8 @@ and, for the fleet:
   revision 2 also fitted every level, which extrapolates badly in a regime training never
   saw, so their level weights are kept and new models' are zero);
 * the longest run of exactly repeated readings each sensor shows (the 99.9th percentile, for
-  zero and non-zero readings apart): a quantised sensor repeats normally, a stuck one longer;
+  zero and non-zero readings apart; a silence longer than the gap below ends a run, as it
+  does in the kernel): a quantised sensor repeats normally, a stuck one longer;
   a sensor that never read 0 in training treats 0 as a dead sensor's reading only when 0 is
   more than ``ZERO_REACH`` scales outside its training range;
 * the silence after which a vehicle's history starts afresh (``GAP_FACTOR`` times the
@@ -116,11 +117,13 @@ class ContextParams:
         }
 
 
-def _runs(X: Matrix) -> Matrix:
-    """The length of the run of equal readings ending at each row, per column."""
+def _runs(X: Matrix, times: Matrix, gap: float) -> Matrix:
+    """The length of the run of equal readings ending at each row, per column: the kernel's
+    count, which a silence longer than ``gap`` starts afresh."""
     runs = np.ones_like(X)
     for i in range(1, X.shape[0]):
-        runs[i] = np.where(X[i] == X[i - 1], runs[i - 1] + 1.0, 1.0)
+        if times[i] - times[i - 1] <= gap:
+            runs[i] = np.where(X[i] == X[i - 1], runs[i - 1] + 1.0, 1.0)
     return runs
 
 
@@ -178,14 +181,17 @@ def fit_params(
             mcoef[s, others] = solution[: F - 1]
             micpt[s] = solution[-1]
             mscale[s] = float(robust_scale((delta[:, s] - A @ solution)[:, None])[0])
-    steps, runs, seen, intervals = [], [], [], []
+    steps, intervals = [], []
     for rows in groups:
-        values = X[rows]
-        runs.append(_runs(values))
-        seen.append(values)
         if rows.shape[0] > 1:
             steps.append(np.diff(Z[rows], axis=0))
             intervals.append(np.diff(times[rows]))
+    gaps = np.concatenate(intervals) if intervals else np.ones(1)
+    positive = gaps[gaps > 0]
+    typical = float(np.median(positive)) if positive.size else 1.0
+    gap_seconds = max(MIN_GAP_SECONDS, GAP_FACTOR * typical)
+    runs = [_runs(X[rows], times[rows], gap_seconds) for rows in groups]
+    seen = [X[rows] for rows in groups]
     step = np.vstack(steps) if steps else np.ones((1, F))
     # the usual size of a step; a quantised sensor's median step is 0, so its mean step
     # (then 1) stands in
@@ -214,9 +220,6 @@ def fit_params(
             for s in range(F)
         ]
     )
-    gaps = np.concatenate(intervals) if intervals else np.ones(1)
-    positive = gaps[gaps > 0]
-    typical = float(np.median(positive)) if positive.size else 1.0
     return ContextParams(
         n_sensors=F,
         vehicles=names,
@@ -232,7 +235,7 @@ def fit_params(
         nscale=np.ones(F),  # the normalisation gives the noise measure its scale
         qrun_zero=qrun_zero,
         qrun_other=qrun_other,
-        gap_seconds=max(MIN_GAP_SECONDS, GAP_FACTOR * typical),
+        gap_seconds=gap_seconds,
         revision=REVISION,
     )
 

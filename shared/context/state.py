@@ -1,7 +1,9 @@
 """Per-vehicle recent readings: the only state a context model needs, and all of it rebuildable.
 
 A :class:`ContextState` holds, per vehicle, ring buffers of its last ``WINDOW`` readings with
-their event times and (for streamed records) source offsets. It holds no model parameters:
+their event times and (for streamed records) source offsets, and per sensor the length of its
+run of equal readings; for streamed records, a queue of the partition's offsets within the
+horizon, and per vehicle how many of them are its own. It holds no model parameters:
 the evidence is computed from the raw readings with whichever model scores them, so a model
 swap needs no rebuild, and re-reading a partition's last ``horizon`` offsets rebuilds exactly
 what a worker that never stopped would hold (:mod:`.kernel` says why).
@@ -32,6 +34,12 @@ class ContextState:
         self.times = np.zeros((capacity, WINDOW))
         self.offsets = np.full((capacity, WINDOW), -1, dtype=np.int64)
         self.count = np.zeros(capacity, dtype=np.int64)
+        self.runs = np.zeros((capacity, n_sensors), dtype=np.int64)
+        self.in_horizon = np.zeros(capacity, dtype=np.int64)
+        # (offset, slot) of the streamed records within the horizon, oldest first from
+        # fifo_pos[0], fifo_pos[1] of them; sized for the horizon when offsets first arrive
+        self.fifo = np.zeros((0, 2), dtype=np.int64)
+        self.fifo_pos = np.zeros(2, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -52,6 +60,21 @@ class ContextState:
         self.times = np.concatenate([self.times, np.zeros((extra, WINDOW))])
         self.offsets = np.concatenate([self.offsets, np.full((extra, WINDOW), -1, dtype=np.int64)])
         self.count = np.concatenate([self.count, np.zeros(extra, dtype=np.int64)])
+        self.runs = np.concatenate([self.runs, np.zeros((extra, self.n_sensors), dtype=np.int64)])
+        self.in_horizon = np.concatenate([self.in_horizon, np.zeros(extra, dtype=np.int64)])
+
+    def _queue_for(self, horizon: int) -> None:
+        # The queue holds at most horizon + 1 records (offsets in a partition are distinct);
+        # grown in order, oldest first, when a larger horizon arrives.
+        size = horizon + 1
+        if self.fifo.shape[0] >= size:
+            return
+        head, held = int(self.fifo_pos[0]), int(self.fifo_pos[1])
+        kept = self.fifo[(head + np.arange(held)) % max(1, self.fifo.shape[0])]
+        fifo = np.zeros((size, 2), dtype=np.int64)
+        fifo[:held] = kept
+        self.fifo = fifo
+        self.fifo_pos[:] = (0, held)
 
     def derive(
         self,
@@ -83,6 +106,8 @@ class ContextState:
             if offsets is None
             else np.ascontiguousarray(offsets, dtype=np.int64)
         )
+        if offsets is not None:
+            self._queue_for(int(params.horizon))
         derive_kernel(
             slots,
             params.base_rows(vehicle_ids),
@@ -110,6 +135,10 @@ class ContextState:
             float(params.gap_seconds),
             int(params.horizon),
             int(params.revision),
+            self.runs,
+            self.in_horizon,
+            self.fifo,
+            self.fifo_pos,
             evidence,
             lead,
             _NO_RAW if raw is None else raw,
@@ -131,6 +160,8 @@ class ContextState:
             raise ValueError(f"expected {self.n_sensors} sensors, got shape {X.shape}")
         if n == 0:
             return
+        if offsets is not None:
+            self._queue_for(int(params.horizon))
         remember_kernel(
             self._slots_for(vehicle_ids),
             np.ascontiguousarray(times, dtype=np.float64),
@@ -144,6 +175,10 @@ class ContextState:
             self.count,
             float(params.gap_seconds),
             int(params.horizon),
+            self.runs,
+            self.in_horizon,
+            self.fifo,
+            self.fifo_pos,
         )
 
     def forget(self, vehicle_ids: Sequence[str]) -> None:

@@ -1,9 +1,13 @@
-"""Context versions trained before evidence revision 2 score exactly as they did.
+"""Context versions trained with earlier evidence revisions score exactly as they did.
 
 ``data/context-revision-1.joblib`` is a context model pickled by the release before
 revisions existed (revision 1); ``data/context-revision-1-scores.npy`` holds the scores that
 release gave on ``fleet(vehicles=2, per_vehicle=120, seed=6)`` with sensor 0 stuck on rows
-130-139.
+130-139. ``data/context-revision-2.joblib`` was pickled by the release of revision 2, and
+``data/context-revision-2-scores.npy`` holds its scores on ``fleet(vehicles=2,
+per_vehicle=240, seed=6)`` with sensor 0 stuck on rows 130-139 and the quantised sensor 2
+stuck on rows 150-399 (longer than the window), without offsets and then with offsets 300
+apart.
 """
 
 from __future__ import annotations
@@ -33,12 +37,25 @@ def test_a_model_of_revision_one_scores_to_the_bit_as_before() -> None:
     assert model.summary()["evidence_revision"] == 1
 
 
+def test_a_model_of_revision_two_scores_to_the_bit_as_before() -> None:
+    """A revision-2 version keeps its windowed runs of repeats, streamed or not, bit for bit."""
+    model = joblib.load(DATA / "context-revision-2.joblib")
+    assert model.params_.revision == 2
+    ids, times, X = fleet(vehicles=2, per_vehicle=240, seed=6)
+    X[130:140, 0] = X[129, 0]
+    X[150:400, 2] = X[149, 2]
+    expected = np.load(DATA / "context-revision-2-scores.npy")
+    offsets = np.arange(len(ids), dtype=np.int64) * 300
+    assert np.array_equal(model.score_records(ids, times, X), expected[0])
+    assert np.array_equal(model.score_records(ids, times, X, offsets=offsets), expected[1])
+
+
 def test_a_new_model_has_the_current_revision_and_fits_steps_on_steps() -> None:
-    """A model trained now records revision 2 and predicts a step from steps, not levels."""
+    """A model trained now records revision 3 and predicts a step from steps, not levels."""
     ids, times, X = fleet(vehicles=2, per_vehicle=300)
     model = ContextForest(n_estimators=20, max_samples=256, random_state=3).fit(ids, times, X)
-    assert model.params_.revision == REVISION == 2
-    assert model.summary()["evidence_revision"] == 2
+    assert model.params_.revision == REVISION == 3
+    assert model.summary()["evidence_revision"] == 3
     width = X.shape[1]
     assert not model.params_.mcoef[:, width:].any()  # no level weights
     assert model.params_.mcoef[:, :width].any()

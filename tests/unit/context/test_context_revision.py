@@ -30,7 +30,8 @@ def _as_revision_one(params: ContextParams) -> ContextParams:
 
 
 def _one_sensor(values: Matrix) -> tuple[list[str], Matrix, Matrix]:
-    return ["M-1"] * len(values), 1_700_000_000.0 + 60.0 * np.arange(len(values)), values[:, None]
+    times = np.asarray(1_700_000_000.0 + 60.0 * np.arange(len(values)), dtype=np.float64)
+    return ["M-1"] * len(values), times, values[:, None]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_zero_is_a_dead_sensor_only_far_outside_the_sensors_range() -> None:
     X = np.column_stack([near, far])
     assert not (X == 0).any()
     model = ContextForest(n_estimators=20, random_state=4).fit(
-        ["M-1"] * n, 1_700_000_000.0 + np.arange(n), X
+        ["M-1"] * n, np.asarray(1_700_000_000.0 + np.arange(n), dtype=np.float64), X
     )
     params = model.params_
     assert params.qrun_zero[0] == params.qrun_other[0] > 1
