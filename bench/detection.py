@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.detection_real import first_half, inject, load
+from bench.detection_real import Injected, first_half, inject, load
 from cli.metrics import Confusion
 from shared.context import ContextForest, epoch_seconds
 from simulator import FleetSimulator, SimRecord, SimulationConfig, feature_matrix, training_history
@@ -37,6 +37,11 @@ REAL_DIR = Path("var/realdata/csv")
 RUNS = ((7, 0), (7, 6), (7, 12), (7, 18), (1, 12), (2, 12), (3, 12))
 RANDOM_STATE = 42
 KINDS = ("spike", "drift", "stuck", "dropout", "noise")
+# The real recordings' second injection: drift, stuck, dropout and noise of 60-300 rows on
+# about a tenth of the rows, in LONG_TRIALS seeded trials.
+LONG_FAULTS = (60, 300)
+LONG_RATE = 0.1
+LONG_TRIALS = 8
 
 
 def figures(confusion: Confusion) -> dict[str, Any]:
@@ -51,6 +56,7 @@ def figures(confusion: Confusion) -> dict[str, Any]:
         "false_alarm_rate": found["false_positive_rate"],
         "recall_by_kind": {k: v["recall"] for k, v in found["recall_by_kind"].items()},
         "faults_caught": found["faults_caught"],
+        "faults": found["faults"],
         "confusion": found["confusion"],
     }
 
@@ -111,11 +117,20 @@ def real_run(path: Path, rate: float, seed: int, max_rows: int | None) -> dict[s
     clean_flags = model.score_records(replay_ids, times, clean) < 0
     sd = rec.X[train].std(axis=0)
     faults = inject(replay_ids, clean, sd, rate, seed)
-    flags = model.score_records(replay_ids, times, faults.X) < 0
-    confusion = Confusion.of(
-        (int(bool(k)), bool(f), k or None, e)
-        for k, f, e, keep in zip(faults.kind, flags, faults.episode, counted, strict=True)
-        if keep
+    confusion = Confusion.of(_labelled(model, replay_ids, times, faults, counted))
+    # Long faults are few per replay: LONG_TRIALS seeded injections, their faults numbered
+    # apart, make one confusion matrix.
+    long_confusion = Confusion.of(
+        row
+        for trial in range(LONG_TRIALS)
+        for row in _labelled(
+            model,
+            replay_ids,
+            times,
+            inject(replay_ids, clean, sd, LONG_RATE, seed + trial, lengths=LONG_FAULTS),
+            counted,
+            numbered_from=trial * 1_000_000,
+        )
     )
     result = {
         "name": rec.name,
@@ -127,6 +142,12 @@ def real_run(path: Path, rate: float, seed: int, max_rows: int | None) -> dict[s
         "masked_glitches": rec.masked,
         **figures(confusion),
         "clean_false_alarm_rate": round(float(clean_flags[counted].mean()), 4),
+        "long_faults": {
+            "rows": list(LONG_FAULTS),
+            "rate": LONG_RATE,
+            "trials": LONG_TRIALS,
+            **figures(long_confusion),
+        },
         "seconds": round(time.perf_counter() - began, 2),
     }
     if source.any():
@@ -137,6 +158,23 @@ def real_run(path: Path, rate: float, seed: int, max_rows: int | None) -> dict[s
     return result
 
 
+def _labelled(
+    model: ContextForest,
+    ids: list[str],
+    times: Any,
+    faults: Injected,
+    counted: Any,
+    numbered_from: int = 0,
+) -> list[tuple[int, bool, str | None, int | None]]:
+    """(label, flagged, kind, fault number) of each counted row of one injected replay."""
+    flags = model.score_records(ids, times, faults.X) < 0
+    return [
+        (int(bool(k)), bool(f), k or None, None if e is None else numbered_from + e)
+        for k, f, e, keep in zip(faults.kind, flags, faults.episode, counted, strict=True)
+        if keep
+    ]
+
+
 def parse_runs(text: str) -> list[tuple[int, int]]:
     """``SEED@HOUR,...`` (an hour left out is 12) as (seed, hour) pairs."""
     runs = []
@@ -144,6 +182,11 @@ def parse_runs(text: str) -> list[tuple[int, int]]:
         seed, _, hour = part.partition("@")
         runs.append((int(seed), int(hour or 12)))
     return runs
+
+
+def _caught(result: dict[str, Any]) -> str:
+    found = result["faults"]
+    return f"{found['caught']}/{found['total']}"
 
 
 def _kinds(result: dict[str, Any]) -> str:
@@ -196,6 +239,15 @@ def main() -> None:
                 f"{r['name']}  {r['precision']:.3f}  {r['recall']:.3f}  {r['f1']:.3f}  "
                 f"{r['false_alarm_rate']:.4f} / {r['clean_false_alarm_rate']:.4f}  {_kinds(r)}"
             )
+        low, high = LONG_FAULTS
+        print(f"\nlong faults ({low}-{high} rows)  precision  recall  F1  recall: {header}")
+        for r in real:
+            if "skipped" not in r:
+                x = r["long_faults"]
+                print(
+                    f"{r['name']}  {x['precision']:.3f}  {x['recall']:.3f}  {x['f1']:.3f}  "
+                    f"{_kinds(x)}  caught {_caught(x)}"
+                )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

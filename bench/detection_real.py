@@ -22,6 +22,12 @@ Matrix = npt.NDArray[np.float64]
 
 NOT_SENSORS = {"vehicle_id", "timestamp", "label", "onground"}  # onground is a status flag
 ALTITUDE_GLITCH_FT = 50_000.0  # adsb_fleet: transponder or decoding errors (docs/real-data.md)
+# adsb_fleet: OpenSky repeats an aircraft's last state vector, every channel unchanged, until
+# the aircraft times out (mostly at the end of a track, up to 434 rows); such a stretch of at
+# least STALE_ROWS identical rows is the source's filler, not readings: all but its first row
+# are dropped (docs/real-data.md).
+STALE_SOURCES = {"adsb_fleet"}
+STALE_ROWS = 30
 # Magnitudes in training standard deviations: spike and drift offsets, noise's spread.
 OFFSET_SD = (3.0, 6.0)
 NOISE_SD = (1.0, 2.0)
@@ -58,6 +64,14 @@ def load(path: Path) -> Recording:
             rows.append(values)
             labels.append(int(row.get("label") or 0))
     times = epoch_seconds(stamps)
+    if path.stem in STALE_SOURCES:
+        keep = ~_stale(vehicles, np.asarray(rows, dtype=np.float64), times)
+        masked += int((~keep).sum())
+        vehicles = [v for v, k in zip(vehicles, keep, strict=True) if k]
+        stamps = [t for t, k in zip(stamps, keep, strict=True) if k]
+        rows = [r for r, k in zip(rows, keep, strict=True) if k]
+        labels = [x for x, k in zip(labels, keep, strict=True) if k]
+        times = times[keep]
     order = np.argsort(times, kind="stable")
     return Recording(
         name=path.stem,
@@ -69,6 +83,24 @@ def load(path: Path) -> Recording:
         source_label=np.asarray(labels, dtype=np.int64)[order],
         masked=masked,
     )
+
+
+def _stale(vehicles: list[str], X: Matrix, times: Matrix) -> npt.NDArray[np.bool_]:
+    """True for the repeats in stretches of at least ``STALE_ROWS`` identical rows of a vehicle
+    (the stretch's first row, the last real state, is kept)."""
+    rows: dict[str, list[int]] = {}
+    for i in np.argsort(times, kind="stable"):
+        rows.setdefault(vehicles[int(i)], []).append(int(i))
+    stale = np.zeros(X.shape[0], dtype=bool)
+    for found in rows.values():
+        start = 0
+        for k in range(1, len(found) + 1):
+            if k < len(found) and np.array_equal(X[found[k]], X[found[k - 1]]):
+                continue
+            if k - start >= STALE_ROWS:
+                stale[found[start + 1 : k]] = True
+            start = k
+    return stale
 
 
 def first_half(recording: Recording) -> npt.NDArray[np.bool_]:
@@ -91,12 +123,29 @@ class Injected:
     episode: list[int | None]
 
 
-def inject(vehicles: list[str], X: Matrix, sd: Matrix, rate: float, seed: int) -> Injected:
-    """Faults of the five kinds on about ``rate`` of the rows, per vehicle, from ``seed``."""
+def inject(
+    vehicles: list[str],
+    X: Matrix,
+    sd: Matrix,
+    rate: float,
+    seed: int,
+    lengths: tuple[int, int] | None = None,
+) -> Injected:
+    """Faults of the five kinds on about ``rate`` of the rows, per vehicle, from ``seed``.
+
+    With ``lengths`` (long faults), drift, stuck, dropout and noise only, each as likely,
+    every fault from ``lengths[0]`` to ``lengths[1]`` rows long.
+    """
     rng = np.random.default_rng(seed)
-    kinds = list(ALL_KINDS)
-    cdf = np.cumsum(kind_weights(kinds))
-    start = episode_start_probability(rate, kinds)
+    if lengths is None:
+        kinds = list(ALL_KINDS)
+        cdf = np.cumsum(kind_weights(kinds))
+        start = episode_start_probability(rate, kinds)
+    else:
+        kinds = [k for k in ALL_KINDS if k.value != "spike"]
+        cdf = np.cumsum(np.full(len(kinds), 1.0 / len(kinds)))
+        mean = (lengths[0] + lengths[1]) / 2.0
+        start = rate / (mean * (1 - rate) + rate)
     out = X.copy()
     kind = [""] * X.shape[0]
     episode: list[int | None] = [None] * X.shape[0]
@@ -111,7 +160,7 @@ def inject(vehicles: list[str], X: Matrix, sd: Matrix, rate: float, seed: int) -
                 at += 1
                 continue
             k = kinds[min(int(np.searchsorted(cdf, rng.random(), side="right")), len(kinds) - 1)]
-            lo, hi = EPISODE_LENGTH[k]
+            lo, hi = EPISODE_LENGTH[k] if lengths is None else lengths
             length = int(rng.integers(lo, hi + 1))
             s = int(rng.integers(0, X.shape[1]))
             scale = float(sd[s]) if sd[s] > 0 else 1.0
