@@ -50,6 +50,15 @@ class WorkBudget:
             self.in_use += amount
         return Share(self, amount)
 
+    def try_take(self, amount: int) -> Share | None:
+        """A share of ``amount`` if it fits beside the others now, else ``None`` (for a job
+        that waits rather than being refused)."""
+        with self._lock:
+            if self.in_use + amount > self.capacity:
+                return None
+            self.in_use += amount
+        return Share(self, amount)
+
     def _give(self, amount: int) -> None:
         with self._lock:
             self.in_use -= amount

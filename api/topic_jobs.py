@@ -1,7 +1,7 @@
 """The api's side of the topic-job runner (:class:`shared.topic_jobs.TopicJobs`).
 
 The lifespan builds the runner with the real Kafka reader (or the one ``create_app`` was
-given), the api's registry and training slots, and :class:`JobMetrics`, which counts and
+given), the api's registry, training slots and training-values budget, and :class:`JobMetrics`, which counts and
 logs what the runner tells it.
 """
 
@@ -72,4 +72,5 @@ def build_topic_jobs(services: Services, reader: TopicReader | None = None) -> T
         registry=services.registry,
         training_limiter=services.training_limiter,
         observer=JobMetrics(services.metrics),
+        training_values=services.training_values,
     )

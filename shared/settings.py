@@ -275,7 +275,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Records x features held for trainings at once, across requests and "
         "queued ones; a batch larger than this alone is a 413, one that does not fit beside "
-        "those in flight a 503 with `Retry-After`.",
+        "those in flight a 503 with `Retry-After`. A job from the topic holds its share "
+        "once decoded: it waits (without its training slot) until it fits, and one larger "
+        "than this alone fails with `too-many-records`.",
     )
     training_max_tree_nodes: int = Field(
         2_000_000,

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -28,6 +28,7 @@ from shared.errors import (
     JobsBusyError,
     JobTimeoutError,
     RegistryError,
+    TooManyRecordsError,
     TopicTrainingError,
     TrainingError,
 )
@@ -67,11 +68,34 @@ STOPPED = (
 Fit = Callable[..., TrainingResponse]
 
 
+class Releasable(Protocol):
+    """A share of a budget, given back once."""
+
+    def release(self) -> None: ...
+
+
+class ValuesBudget(Protocol):
+    """Records x features that trainings may hold at once (the api's ``WorkBudget``)."""
+
+    capacity: int
+    setting: str
+
+    def try_take(self, amount: int) -> Releasable | None:
+        """A share of ``amount``, or ``None`` when it does not fit beside the others now."""
+        ...
+
+
+VALUES_POLL_SECONDS = 0.5  # how often a job waiting for training values asks again
+
+
 class TopicJobs:
     """This replica's running jobs, and the reports of every replica's (the model volume).
 
     ``fit`` is :func:`~shared.topic_training.fit_and_publish` unless a test gives another;
-    ``clock`` gives the reports' timestamps.
+    ``clock`` gives the reports' timestamps. With ``training_values``, a job's decoded
+    records x features are held against that budget while it trains, as ``POST /ingest``'s
+    are: a job that does not fit waits without its training slot, and one larger than the
+    whole budget fails with ``too-many-records``.
     """
 
     def __init__(
@@ -86,8 +110,10 @@ class TopicJobs:
         fit: Fit = fit_and_publish,
         clock: Callable[[], datetime] = utc_now,
         owner: str | None = None,
+        training_values: ValuesBudget | None = None,
     ) -> None:
         self.settings = settings
+        self.training_values = training_values
         self.reader = reader
         self.registry = registry
         self.training_limiter = training_limiter
@@ -247,6 +273,8 @@ class TopicJobs:
         limiter = self.training_limiter
         async with asyncio.timeout_at(deadline):
             await limiter.acquire()
+        holding = True
+        share: Releasable | None = None
         try:
             progress.phase = "decoding"
             self._save(record)
@@ -264,6 +292,32 @@ class TopicJobs:
             progress.skipped = prepared.skipped
             progress.records_used = prepared.records_used
             progress.n_features = int(prepared.features.shape[1]) if prepared.records_used else None
+            budget = self.training_values
+            if budget is not None and prepared.records_used:
+                amount = int(prepared.features.shape[0] * prepared.features.shape[1])
+                if amount > budget.capacity:
+                    raise TooManyRecordsError(
+                        f"the job's {prepared.records_used} records x "
+                        f"{prepared.features.shape[1]} features are {amount} values; at most "
+                        f"{budget.capacity} may be held for training ({budget.setting}): "
+                        "narrow the range"
+                    )
+                share = budget.try_take(amount)
+                if share is None:
+                    # Trainings hold their values before their slot (POST /ingest takes them
+                    # while reading its body): give the slot back while waiting, then take
+                    # the slot again, never the other way round.
+                    limiter.release()
+                    holding = False
+                    progress.phase = "waiting_for_training_slot"
+                    self._save(record)
+                    async with asyncio.timeout_at(deadline):
+                        # polled: the budget is shared with worker threads, not the loop's
+                        while share is None:
+                            await asyncio.sleep(VALUES_POLL_SECONDS)
+                            share = budget.try_take(amount)
+                        await limiter.acquire()
+                    holding = True
             progress.phase = "training"
             self._save(record)
             started = time.perf_counter()
@@ -290,5 +344,8 @@ class TopicJobs:
                 raise
             self._published(record, result, time.perf_counter() - started)
         finally:
-            limiter.release()
+            if share is not None:
+                share.release()
+            if holding:
+                limiter.release()
         return result

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+from api.budget import WorkBudget
 from shared.errors import JobsBusyError, ModelIntegrityError, TopicNotFoundError
 from shared.job_store import JobStore
 from shared.jobs import JobRecord, JobStatus
@@ -174,3 +175,69 @@ async def test_a_job_beyond_the_cap_is_refused_before_anything_starts(model_dir:
     assert [p.stem for p in JobStore(model_dir).root.glob("*.json")] == [first.job_id]
     gate.set()
     await _finished(jobs, first.job_id)
+
+
+async def test_a_job_holds_its_values_against_the_budget_while_it_trains(model_dir: Path) -> None:
+    """Its records x features are taken from the budget for the fit and given back after."""
+    budget = WorkBudget(1_000, unit="values", setting="TRAINING_MAX_VALUES_IN_FLIGHT")
+    seen: list[int] = []
+
+    def fit(*args: Any, **kwargs: Any) -> TrainingResponse:
+        seen.append(budget.in_use)
+        return fit_and_publish(*args, **kwargs)
+
+    jobs = _jobs(model_dir, FakeTopicReader(_rows(120)), training_values=budget, fit=fit)
+    record = await _finished(
+        jobs, jobs.submit(TopicTrainingSpec(last=500), activate=True, request={}).job_id
+    )
+    assert record.status is JobStatus.SUCCEEDED, record.problem
+    assert seen == [240]  # 120 records x 2 features
+    assert budget.in_use == 0
+
+
+async def test_a_job_waits_without_its_slot_until_its_values_fit(model_dir: Path) -> None:
+    """With the budget held elsewhere the job gives its training slot back and waits; once the
+    values are free it takes the slot again and trains."""
+    budget = WorkBudget(300, unit="values", setting="TRAINING_MAX_VALUES_IN_FLIGHT")
+    held = budget.take(200)  # an /ingest in flight
+    limiter = anyio.CapacityLimiter(1)
+    jobs = TopicJobs(
+        _settings(model_dir),
+        reader=FakeTopicReader(_rows(120)),
+        registry=ModelRegistry(model_dir),
+        training_limiter=limiter,
+        training_values=budget,
+    )
+    queued = jobs.submit(TopicTrainingSpec(last=500), activate=True, request={})
+    for _ in range(200):
+        found = jobs.get(queued.job_id)
+        phase = None if found is None else found.progress.phase
+        if phase == "waiting_for_training_slot" and found and found.progress.records_used:
+            break
+        await asyncio.sleep(0.025)
+    await asyncio.sleep(0.1)
+    waiting = jobs.get(queued.job_id)
+    assert waiting is not None and not waiting.finished
+    assert waiting.progress.phase == "waiting_for_training_slot"
+    assert waiting.progress.records_used == 120
+    assert limiter.borrowed_tokens == 0  # the slot is free for others meanwhile
+    held.release()
+    record = await _finished(jobs, queued.job_id)
+    assert record.status is JobStatus.SUCCEEDED, record.problem
+    assert budget.in_use == 0 and limiter.borrowed_tokens == 0
+
+
+async def test_a_job_larger_than_the_whole_budget_fails_naming_the_setting(
+    model_dir: Path,
+) -> None:
+    """More values than may ever be held: the job fails with too-many-records, nothing held."""
+    budget = WorkBudget(100, unit="values", setting="TRAINING_MAX_VALUES_IN_FLIGHT")
+    jobs = _jobs(model_dir, FakeTopicReader(_rows(120)), training_values=budget)
+    record = await _finished(
+        jobs, jobs.submit(TopicTrainingSpec(last=500), activate=True, request={}).job_id
+    )
+    assert record.status is JobStatus.FAILED
+    assert record.problem is not None
+    assert record.problem.type.endswith(":too-many-records") and record.problem.status == 422
+    assert "TRAINING_MAX_VALUES_IN_FLIGHT" in record.problem.detail
+    assert budget.in_use == 0

@@ -211,6 +211,20 @@ async def test_too_few_records_ends_failed_with_a_problem(serve_with: Callable[.
     assert "3 records is too few" in report["problem"]["detail"]
 
 
+async def test_a_job_beyond_the_values_budget_fails_naming_it(
+    serve_with: Callable[..., Any],
+) -> None:
+    """The api's training-values budget holds topic jobs too: more than it ever allows fails."""
+    rows = [_value([float(i % 7), float(i % 3)]) for i in range(60)]
+    async with serve_with(FakeTopicReader(rows), training_max_values_in_flight=100) as client:
+        job = (await client.post("/ingest/from-topic", json={"last": 60}, headers=AUTH)).json()
+        report = await _wait_for(client, job["job_id"], _finished)
+    assert report["status"] == "failed"
+    assert report["problem"]["type"] == "urn:vehicle-anomaly:problem:too-many-records"
+    assert "60 records x 2 features are 120 values" in report["problem"]["detail"]
+    assert "TRAINING_MAX_VALUES_IN_FLIGHT" in report["problem"]["detail"]
+
+
 async def test_an_unreachable_broker_fails_the_job(client_for: Callable[..., Any]) -> None:
     """The real reader against nothing: the job fails with kafka-unavailable (its detail names
     no broker address), the api lives on."""
