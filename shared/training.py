@@ -202,9 +202,16 @@ def calibration_warning(calibration: Calibration) -> str:
     """Why a context model's false-alarm rate is less certain than asked for."""
     rate = calibration.false_alarm_rate
     needed = max(MIN_HOLDOUT, math.ceil(2.0 / rate))
-    return (
+    text = (
         f"the threshold was set on all the training records, the fitted ones included: only "
         f"{calibration.held_out_records} were held out and {needed} are needed for "
         f"false_alarm_rate={rate:g}; new normal data may be flagged more often than that "
         "(train on more records per vehicle)"
     )
+    effective = calibration.effective_false_alarm_rate
+    if effective is not None and effective > rate:
+        text += (
+            f"; too few records to rank for that rate, so the threshold was set at "
+            f"{effective:.2g} (the 5th most unusual record)"
+        )
+    return text

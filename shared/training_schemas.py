@@ -132,6 +132,7 @@ class ModelMeta(BaseModel):
 
 CALIBRATION_EXAMPLE: dict[str, Any] = {
     "false_alarm_rate": 0.0005,
+    "effective_false_alarm_rate": 0.0005,
     "threshold": -0.61,
     "held_out_records": 2000,
     "from_held_out": True,
@@ -144,6 +145,12 @@ class Calibration(BaseModel):
     """How a context model's threshold was set (``meta.json``'s ``context.calibration``)."""
 
     false_alarm_rate: float = Field(description="the share of normal records it may flag")
+    effective_false_alarm_rate: float | None = Field(
+        None,
+        description="the rate the threshold was set at: false_alarm_rate, or with fewer "
+        "than 5 / false_alarm_rate records to rank, 5 over their number (the threshold is "
+        "then the 5th most unusual record's score); null for versions trained before it",
+    )
     threshold: float = Field(description="the forest's offset_: scores below it are anomalous")
     held_out_records: int = Field(
         description="training records held out of the fit (the last part of each vehicle's)"

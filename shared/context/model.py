@@ -37,6 +37,12 @@ TRIM_UNITS = 25.0
 EXCURSION_CAP = 15.0  # evidence units (1: as unusual as the rarest hundredth of training)
 DEFAULT_MAX_SAMPLES = 2048  # samples per tree (fewer when the training records are fewer)
 MIN_HOLDOUT = 200  # held-out records below which the threshold comes from the fit part too
+# The fewest records the threshold's quantile may rest on: with fewer than this many over
+# false_alarm_rate (under 10,000 at the default), the threshold is the score of the
+# MIN_TAIL_RECORDS-th most unusual one. A quantile beyond a sample's few most extreme records
+# is the most extreme record itself, and a training set that holds a real fault or two (a
+# short recording nearly always does) would then flag nothing less unusual than those.
+MIN_TAIL_RECORDS = 5
 
 
 def order_by_vehicle(vehicle_ids: Sequence[str], times: Matrix) -> list[npt.NDArray[np.intp]]:
@@ -153,13 +159,16 @@ class ContextForest(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships 
         # whatever the rate says.
         kept = scores[reference[:, N_KINDS] <= TRIM_UNITS]
         trimmed = int(scores.shape[0] - kept.shape[0])
-        threshold = threshold_for(kept if kept.shape[0] else scores, self.false_alarm_rate)
+        ranked = kept if kept.shape[0] else scores
+        rate = max(self.false_alarm_rate, min(1.0, MIN_TAIL_RECORDS / ranked.shape[0]))
+        threshold = threshold_for(ranked, rate)
         forest.offset_ = threshold
         self.params_ = params
         self.forest_ = forest
         self.n_features_in_ = width
         self.calibration_ = {
             "false_alarm_rate": self.false_alarm_rate,
+            "effective_false_alarm_rate": rate,
             "threshold": threshold,
             "held_out_records": int(calibrate.shape[0]),
             "from_held_out": bool(enough),

@@ -73,6 +73,7 @@ async def test_ingest_answers_the_kind_and_the_calibration(client: httpx.AsyncCl
     assert answer["params"]["false_alarm_rate"] == 0.05
     assert set(answer["calibration"]) == {
         "false_alarm_rate",
+        "effective_false_alarm_rate",
         "threshold",
         "held_out_records",
         "from_held_out",
