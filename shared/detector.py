@@ -119,9 +119,10 @@ class Detector:
         self.check_width(readings.shape[1])
         state.remember(self.context.params_, vehicle_ids, times, readings, offsets)
 
-    def new_state(self) -> ContextState:
-        """An empty history for this model's sensors."""
-        return ContextState(self.n_features)
+    def new_state(self, capacity: int = 64) -> ContextState:
+        """An empty history for this model's sensors, with room for ``capacity`` vehicles
+        to begin with (it grows as more arrive)."""
+        return ContextState(self.n_features, capacity=capacity)
 
     def explain(self, features: Matrix, top_k: int) -> list[list[dict[str, Any]]]:
         """The ranked attribution of every row of a point model (see :mod:`shared.attribution`)."""

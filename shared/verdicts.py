@@ -105,7 +105,9 @@ def score_after_history(
     judged as a vehicle's first reading. The score equals the last of
     ``ContextForest.score_records`` on the same records.
     """
-    state = detector.new_state()
+    # room for one vehicle: a /score call is one vehicle's, and a state for 64 costs more
+    # to allocate than the record's scoring (it grows if the history names others)
+    state = detector.new_state(capacity=1)
     if readings.shape[0] > 1:
         detector.derive(state, vehicle_ids[:-1], times[:-1], readings[:-1])
     return score_context_rows(detector, state, vehicle_ids[-1:], times[-1:], readings[-1:], top_k)

@@ -30,9 +30,7 @@ def test_a_short_training_set_sets_its_threshold_at_the_fifth_most_unusual_recor
 def test_enough_records_keep_the_rate_asked_for() -> None:
     """With 5 / rate records or more to rank, the rate is the operator's."""
     ids, times, X = fleet(vehicles=4, per_vehicle=1_500, seed=3)  # 1,200 held out
-    model = ContextForest(n_estimators=30, false_alarm_rate=0.01, random_state=2).fit(
-        ids, times, X
-    )
+    model = ContextForest(n_estimators=30, false_alarm_rate=0.01, random_state=2).fit(ids, times, X)
     assert model.calibration_["effective_false_alarm_rate"] == 0.01
     warning = calibration_warning(Calibration.model_validate(model.calibration_))
     assert "most unusual" not in warning

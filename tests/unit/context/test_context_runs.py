@@ -140,3 +140,19 @@ def test_the_horizon_queue_grows_in_order() -> None:
     assert state.fifo.shape == (6, 2)
     assert state.fifo[:3, 0].tolist() == [5, 6, 7]
     assert state.fifo_pos.tolist() == [0, 3]
+
+
+def test_a_state_made_for_one_vehicle_grows_and_derives_what_a_large_one_does(
+    model: ContextForest,
+) -> None:
+    """Capacity is only a starting size: four vehicles through a state for one give the same
+    evidence, runs and queue, to the bit, as through the default state."""
+    ids, times, X, _ = _stuck(300)
+    offsets = np.arange(len(ids), dtype=np.int64)
+    small, large = ContextState(3, capacity=1), ContextState(3)
+    got, _ = small.derive(model.params_, ids, times, X, offsets)
+    expected, _ = large.derive(model.params_, ids, times, X, offsets)
+    assert np.array_equal(got, expected)
+    assert small.runs.shape[0] >= 4 and small.in_horizon.shape[0] >= 4
+    assert np.array_equal(small.runs[:4], large.runs[:4])
+    assert np.array_equal(small.in_horizon[:4], large.in_horizon[:4])
