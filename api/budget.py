@@ -38,17 +38,16 @@ class WorkBudget:
                 f"flight ({self.setting}): split it into smaller requests",
                 type_=TOO_MUCH_WORK,
             )
-        with self._lock:
-            if self.in_use + amount > self.capacity:
-                raise ProblemError(
-                    503,
-                    f"the api holds as many {self.unit} as it may ({self.setting}); retry in "
-                    f"{RETRY_AFTER_SECONDS} s",
-                    type_=BUSY,
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                )
-            self.in_use += amount
-        return Share(self, amount)
+        share = self.try_take(amount)
+        if share is None:
+            raise ProblemError(
+                503,
+                f"the api holds as many {self.unit} as it may ({self.setting}); retry in "
+                f"{RETRY_AFTER_SECONDS} s",
+                type_=BUSY,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return share
 
     def try_take(self, amount: int) -> Share | None:
         """A share of ``amount`` if it fits beside the others now, else ``None`` (for a job
