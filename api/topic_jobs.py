@@ -1,8 +1,8 @@
 """The api's side of the topic-job runner (:class:`shared.topic_jobs.TopicJobs`).
 
 The lifespan builds the runner with the real Kafka reader (or the one ``create_app`` was
-given), the api's registry, training slots and training-values budget, and :class:`JobMetrics`, which counts and
-logs what the runner tells it.
+given), the api's registry, training slots and training-values budget, and
+:class:`JobMetrics`, which counts and logs what the runner tells it.
 """
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# One concern, a topic-training job from submit to its report, keeps this module past 300 lines.
 """The topic-training job runner: a service over a :class:`~shared.topic_training.TopicReader`.
 
 A job runs in the caller's event loop as an asyncio task: it reads the range through the
@@ -18,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -28,7 +29,6 @@ from shared.errors import (
     JobsBusyError,
     JobTimeoutError,
     RegistryError,
-    TooManyRecordsError,
     TopicTrainingError,
     TrainingError,
 )
@@ -52,6 +52,7 @@ from shared.topic_training import (
     select_and_decode,
 )
 from shared.training_schemas import TrainingResponse
+from shared.values_budget import Releasable, ValuesBudget, values_needed, wait_for_values
 
 logger = logging.getLogger(__name__)
 
@@ -66,26 +67,6 @@ STOPPED = (
 )
 
 Fit = Callable[..., TrainingResponse]
-
-
-class Releasable(Protocol):
-    """A share of a budget, given back once."""
-
-    def release(self) -> None: ...
-
-
-class ValuesBudget(Protocol):
-    """Records x features that trainings may hold at once (the api's ``WorkBudget``)."""
-
-    capacity: int
-    setting: str
-
-    def try_take(self, amount: int) -> Releasable | None:
-        """A share of ``amount``, or ``None`` when it does not fit beside the others now."""
-        ...
-
-
-VALUES_POLL_SECONDS = 0.5  # how often a job waiting for training values asks again
 
 
 class TopicJobs:
@@ -294,14 +275,7 @@ class TopicJobs:
             progress.n_features = int(prepared.features.shape[1]) if prepared.records_used else None
             budget = self.training_values
             if budget is not None and prepared.records_used:
-                amount = int(prepared.features.shape[0] * prepared.features.shape[1])
-                if amount > budget.capacity:
-                    raise TooManyRecordsError(
-                        f"the job's {prepared.records_used} records x "
-                        f"{prepared.features.shape[1]} features are {amount} values; at most "
-                        f"{budget.capacity} may be held for training ({budget.setting}): "
-                        "narrow the range"
-                    )
+                amount = values_needed(budget, prepared.features)
                 share = budget.try_take(amount)
                 if share is None:
                     # Trainings hold their values before their slot (POST /ingest takes them
@@ -312,10 +286,7 @@ class TopicJobs:
                     progress.phase = "waiting_for_training_slot"
                     self._save(record)
                     async with asyncio.timeout_at(deadline):
-                        # polled: the budget is shared with worker threads, not the loop's
-                        while share is None:
-                            await asyncio.sleep(VALUES_POLL_SECONDS)
-                            share = budget.try_take(amount)
+                        share = await wait_for_values(budget, amount)
                         await limiter.acquire()
                     holding = True
             progress.phase = "training"
