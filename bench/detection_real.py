@@ -64,33 +64,31 @@ def load(path: Path) -> Recording:
             rows.append(values)
             labels.append(int(row.get("label") or 0))
     times = epoch_seconds(stamps)
-    if path.stem in STALE_SOURCES:
-        keep = ~_stale(vehicles, np.asarray(rows, dtype=np.float64), times)
-        masked += int((~keep).sum())
-        vehicles = [v for v, k in zip(vehicles, keep, strict=True) if k]
-        stamps = [t for t, k in zip(stamps, keep, strict=True) if k]
-        rows = [r for r, k in zip(rows, keep, strict=True) if k]
-        labels = [x for x, k in zip(labels, keep, strict=True) if k]
-        times = times[keep]
+    X = np.asarray(rows, dtype=np.float64)
     order = np.argsort(times, kind="stable")
+    if path.stem in STALE_SOURCES:
+        stale = _stale(vehicles, X, order)
+        masked += int(stale.sum())
+        order = order[~stale[order]]
     return Recording(
         name=path.stem,
         sensors=sensors,
         vehicles=[vehicles[i] for i in order],
         timestamps=[stamps[i] for i in order],
         times=times[order],
-        X=np.asarray(rows, dtype=np.float64)[order],
+        X=X[order],
         source_label=np.asarray(labels, dtype=np.int64)[order],
         masked=masked,
     )
 
 
-def _stale(vehicles: list[str], X: Matrix, times: Matrix) -> npt.NDArray[np.bool_]:
-    """True for the repeats in stretches of at least ``STALE_ROWS`` identical rows of a vehicle
-    (the stretch's first row, the last real state, is kept)."""
+def _stale(vehicles: list[str], X: Matrix, order: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+    """True for the repeats in stretches of at least ``STALE_ROWS`` identical rows of a vehicle,
+    its rows taken in ``order`` (time order); the stretch's first row, the last real state, is
+    kept."""
     rows: dict[str, list[int]] = {}
-    for i in np.argsort(times, kind="stable"):
-        rows.setdefault(vehicles[int(i)], []).append(int(i))
+    for i in order.tolist():
+        rows.setdefault(vehicles[i], []).append(i)
     stale = np.zeros(X.shape[0], dtype=bool)
     for found in rows.values():
         start = 0
