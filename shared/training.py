@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from shared.context import ContextForest, epoch_seconds
-from shared.context.model import MIN_HOLDOUT, order_by_vehicle
+from shared.context.model import MIN_HOLDOUT, MIN_TAIL_RECORDS, order_by_vehicle
 from shared.detector import Matrix
 from shared.drift import reference_bins
 from shared.errors import TrainingError
@@ -212,6 +212,6 @@ def calibration_warning(calibration: Calibration) -> str:
     if effective is not None and effective > rate:
         text += (
             f"; too few records to rank for that rate, so the threshold was set at "
-            f"{effective:.2g} (the 5th most unusual record)"
+            f"{effective:.2g} (the {MIN_TAIL_RECORDS}th most unusual record)"
         )
     return text
