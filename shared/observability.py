@@ -19,6 +19,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+from opentelemetry.trace import get_current_span
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -31,14 +34,23 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def _trace_ids() -> tuple[str | None, str | None]:
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - opentelemetry is a dependency
-        return None, None
-    context = trace.get_current_span().get_span_context()
+    context = get_current_span().get_span_context()
     if not context.is_valid:
         return None, None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+# One encoder for every line (json.dumps with ``default`` builds a new one per call): msgspec's,
+# a fifth of the json module's cost, with the json module's for what msgspec refuses.
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
+_FALLBACK = json.JSONEncoder(default=str)
+
+
+def _encode(body: dict[str, Any]) -> str:
+    try:
+        return _ENCODER.encode(body).decode("utf-8")
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return _FALLBACK.encode(body)
 
 
 class JsonFormatter(logging.Formatter):
@@ -62,11 +74,11 @@ class JsonFormatter(logging.Formatter):
             "span_id": getattr(record, "span_id", None),
         }
         for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_") and key not in body:
+            if key not in _RESERVED and key not in body and not key.startswith("_"):
                 body[key] = value
         if record.exc_info:
             body["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(body, default=str)
+        return _encode(body)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -182,6 +194,12 @@ def configure_logging(
     ``repeat_seconds`` > 0: repeated warnings and errors are rate-limited (:class:`RepeatFilter`).
     """
     logging.setLogRecordFactory(_stamped_record)
+    # What no formatter here writes is not collected for every line (the logging HOWTO's
+    # "Optimization"): the thread, the process, and the caller's file, function and line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if log_format == "json" else ConsoleFormatter())
     if repeat_seconds > 0:
