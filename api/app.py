@@ -7,12 +7,13 @@ registry directory and the shared services. Nothing is read or loaded at import 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -47,6 +48,15 @@ if TYPE_CHECKING:
     from shared.topic_training import TopicReader
 
 logger = logging.getLogger("api")
+
+# FastAPI's own OpenTelemetry hooks (0.165 and later) stay off: the api traces with its own
+# instrumentation (one SERVER span per request), and their per-request check of the global
+# providers cost a few per cent of a /score.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 DESCRIPTION = """\
 Trains IsolationForest models on vehicle telemetry (`POST /ingest`) and scores records
@@ -130,6 +140,7 @@ def create_app(
         docs_url=None,  # served by install_docs, with local assets
         redoc_url=None,
         openapi_url="/openapi.json",
+        **_NO_NATIVE_TELEMETRY,
     )
     install_docs(app, "/openapi.json")
     app.state.settings = settings

@@ -93,6 +93,8 @@ class KeyRing:
         admin: list[tuple[bytes, Role]] = [(k, "admin") for k in _secrets(keys)]
         read: list[tuple[bytes, Role]] = [(k, "read") for k in _secrets(read_keys)]
         self._keys = tuple(admin + read)
+        # each key's identity, hashed once rather than on every request
+        self._identities = {key: key_identity(key) for key, _ in self._keys}
         self.disabled = disabled
 
     @classmethod
@@ -124,7 +126,7 @@ class KeyRing:
             read |= same and role == "read"
         if not (admin or read):
             return None
-        return key_identity(presented), "admin" if admin else "read"
+        return self._identities[presented], "admin" if admin else "read"
 
     def match(self, candidate: str) -> str | None:
         """The identity of ``candidate`` if it is one of the keys, else ``None``."""

@@ -101,6 +101,8 @@ class ApiMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        # the two children, looked up once (labels() takes a lock on every call)
+        self.scored = {True: self.scores.labels("anomaly"), False: self.scores.labels("normal")}
         self.model_loads = Counter(
             "model_loads",
             "Model versions loaded (verified and unpickled) into the scoring cache.",

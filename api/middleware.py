@@ -36,6 +36,7 @@ access_logger = logging.getLogger("api.access")
 error_logger = logging.getLogger("api.error")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("ascii")
 # The status counted and logged for a request whose client disconnected (nginx's convention).
 CLIENT_CLOSED = 499
 MAX_CACHED_LABELS = 512
@@ -84,6 +85,7 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         request_id = request_id_from(scope.get("headers", []))
+        id_bytes = request_id.encode("ascii")
         token = request_id_var.set(request_id)
         status = 500
         response_started = False
@@ -93,12 +95,14 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = int(message["status"])
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                if status in (301, 302, 307, 308) and "location" in headers:
-                    # Starlette's trailing-slash redirect builds an absolute URL from the
-                    # Host header: keep only its path, so a forged Host goes nowhere.
-                    headers["location"] = _relative(headers["location"])
+                # (only this middleware sets the header: appended, not looked for first)
+                message["headers"] = [*message.get("headers", ()), (_REQUEST_ID_NAME, id_bytes)]
+                if status in (301, 302, 307, 308):
+                    headers = MutableHeaders(scope=message)
+                    if "location" in headers:
+                        # Starlette's trailing-slash redirect builds an absolute URL from the
+                        # Host header: keep only its path, so a forged Host goes nowhere.
+                        headers["location"] = _relative(headers["location"])
             await send(message)
 
         self.metrics.in_progress.inc()

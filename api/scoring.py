@@ -44,7 +44,7 @@ async def verdict(services: Services, record: ScoreRequest, model_version: str |
         scored = call()
     value = float(scored.scores[0])
     anomalous = bool(scored.flags[0])
-    services.metrics.scores.labels("anomaly" if anomalous else "normal").inc()
+    services.metrics.scored[anomalous].inc()
     attribution = scored.attributions.get(0) if anomalous else None
     body = encode_verdict(
         record.vehicle_id,

@@ -103,6 +103,19 @@ async def test_score_skips_fastapis_outer_layers_but_keeps_the_apis_own(
         assert samples[(prefix + "_duration_seconds_count", labels)] == count
 
 
+async def test_the_answer_carries_each_of_its_headers_once(client: httpx.AsyncClient) -> None:
+    """The fast path sends its two messages itself: a JSON body of the length it declares, and
+    the request id, once."""
+    await client.post("/ingest", json=SEED_INGEST, headers=AUTH)
+    response = await client.post("/score", json=SEED_SCORE, headers=AUTH)
+    assert response.status_code == 200
+    names = [name.decode().lower() for name, _ in response.headers.raw]
+    assert sorted(names) == ["content-length", "content-type", "x-request-id"]
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.json()["vehicle_id"] == SEED_SCORE["vehicle_id"]
+
+
 async def test_a_body_in_several_chunks_is_read_whole(client: httpx.AsyncClient) -> None:
     """The fast path's own body reader joins a body sent in pieces."""
     await client.post("/ingest", json=SEED_INGEST, headers=AUTH)
