@@ -201,9 +201,9 @@ class CompiledForest:
 
     def _finish(self, depths: Matrix) -> Matrix:
         # The same expressions as IsolationForest._compute_score_samples and score_samples.
-        ratio = np.divide(
-            depths, self.denominator, out=np.ones_like(depths), where=self.denominator != 0
-        )
+        # (scikit-learn's np.divide(..., where=denominator != 0) with its denominator, a
+        # scalar: the same division, or all ones for a forest of one-sample trees)
+        ratio = depths / self.denominator if self.denominator != 0 else np.ones_like(depths)
         scores: Matrix = -(2 ** (-ratio)) - self.offset
         return scores
 
