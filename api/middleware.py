@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +30,7 @@ from api.errors import (
     problem_response,
 )
 from api.metrics import UNMATCHED_ROUTE, ApiMetrics
+from shared.log_lines import info_line
 from shared.observability import request_id_var
 
 access_logger = logging.getLogger("api.access")
@@ -44,7 +45,7 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
-    """The caller's ``X-Request-ID`` when it is safe to log and echo, else a new uuid4 hex."""
+    """The caller's ``X-Request-ID`` when it is safe to log and echo, else 32 new random hex digits."""
     for name, value in headers:
         if name.lower() == b"x-request-id":
             try:
@@ -54,7 +55,7 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
             if _REQUEST_ID_RE.match(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex digits, as a uuid4's
 
 
 class RequestContextMiddleware:
@@ -127,12 +128,10 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             self._observe((scope["method"], route, str(status)), elapsed)
-            access_logger.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra=_access_fields(scope, status, elapsed),
+            info_line(
+                access_logger,
+                f"{scope['method']} {scope['path']} {status}",
+                _access_fields(scope, status, elapsed),
             )
             request_id_var.reset(token)
 

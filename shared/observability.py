@@ -33,7 +33,7 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
-def _trace_ids() -> tuple[str | None, str | None]:
+def trace_ids() -> tuple[str | None, str | None]:
     context = get_current_span().get_span_context()
     if not context.is_valid:
         return None, None
@@ -46,7 +46,8 @@ _ENCODER = msgspec.json.Encoder(enc_hook=str)
 _FALLBACK = json.JSONEncoder(default=str)
 
 
-def _encode(body: dict[str, Any]) -> str:
+def encode_line(body: dict[str, Any]) -> str:
+    """One log line's JSON text."""
     try:
         return _ENCODER.encode(body).decode("utf-8")
     except (TypeError, ValueError, OverflowError, RecursionError):
@@ -78,7 +79,7 @@ class JsonFormatter(logging.Formatter):
                 body[key] = value
         if record.exc_info:
             body["exc_info"] = self.formatException(record.exc_info)
-        return _encode(body)
+        return encode_line(body)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -103,6 +104,9 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+# The root handler configure_logging installed (``shared.log_lines`` writes to it directly).
+configured_handler: logging.Handler | None = None
+
 _base_factory = logging.getLogRecordFactory()
 
 
@@ -113,7 +117,7 @@ def _stamped_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 def _stamp(record: logging.LogRecord) -> logging.LogRecord:
     record.request_id = request_id_var.get()
-    record.trace_id, record.span_id = _trace_ids()
+    record.trace_id, record.span_id = trace_ids()
     return record
 
 
@@ -206,6 +210,8 @@ def configure_logging(
         handler.addFilter(RepeatFilter(repeat_seconds))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    global configured_handler
+    configured_handler = handler
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "aiokafka"):
         logger = logging.getLogger(name)
