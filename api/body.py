@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import msgspec
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
@@ -72,6 +73,12 @@ def _is_json(value: str) -> bool:
     )
 
 
+# what msgspec decodes, it decodes to the values json.loads gives (both keep the last of
+# duplicate keys), at a fraction of json.loads' cost (it is handed text: it does not check
+# the UTF-8 of bytes)
+_DECODER = msgspec.json.Decoder()
+
+
 def _malformed(message: str, **where: int) -> ProblemError:
     error = FieldError(field="", location="body", message=message, type="json_invalid", **where)
     suffix = f" at line {where['line']} column {where['column']}" if "line" in where else ""
@@ -81,7 +88,9 @@ def _malformed(message: str, **where: int) -> ProblemError:
 
 
 def decode_json(raw: bytes) -> Any:
-    """Python's JSON decoder (it reads ``NaN``/``Infinity``, which validation then refuses)."""
+    """The body's JSON value: msgspec's decoder, and for what it refuses Python's, which says
+    why (or reads ``NaN``/``Infinity`` and numbers out of range, which validation then
+    refuses), so that the answers are the same either way."""
     if not raw.strip():
         missing = FieldError(field="", message="a JSON body is required", type="missing")
         raise validation_problem([missing])
@@ -90,6 +99,10 @@ def decode_json(raw: bytes) -> Any:
     except UnicodeDecodeError as error:
         where = error.start
         raise _malformed(f"invalid UTF-8 byte at position {where}", position=where) from None
+    try:
+        return _DECODER.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        pass
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
