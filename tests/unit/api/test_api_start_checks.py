@@ -30,3 +30,27 @@ async def test_unsigned_models_when_allowed_start_with_a_warning(
         async with serve(create_app(settings)) as client:
             assert (await client.get("/healthz")).status_code == 200
     assert any("ALLOW_UNSIGNED_MODELS=true" in r.getMessage() for r in caplog.records)
+
+
+def test_the_server_freezes_what_start_up_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m api`` hands uvicorn an app whose start-up objects are frozen out of the
+    garbage collector's full passes."""
+    import gc
+
+    import uvicorn
+
+    import api.__main__ as entry
+
+    seen: list[int] = []
+    monkeypatch.setenv("API_KEYS", "k" * 32)
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("MODEL_SIGNING_KEY", "s" * 32)
+    monkeypatch.setattr(entry, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.append(gc.get_freeze_count()))
+    try:
+        assert entry.main() == 0
+    finally:
+        gc.unfreeze()
+    assert len(seen) == 1 and seen[0] > 10_000
