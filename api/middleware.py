@@ -45,7 +45,8 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
-    """The caller's ``X-Request-ID`` when it is safe to log and echo, else 32 new random hex digits."""
+    """The caller's ``X-Request-ID`` when it is safe to log and echo, else 32 new random hex
+    digits."""
     for name, value in headers:
         if name.lower() == b"x-request-id":
             try:

@@ -1,25 +1,32 @@
-"""One INFO line per request without a ``LogRecord``, when nothing but the JSON handler would see it.
+"""One INFO line per request without a ``LogRecord``, when only the JSON handler would see it.
 
 The api writes an access line for every request; through ``logging`` that line costs a record
 of some thirty attributes, the handler chain, and a formatter that walks the record, which was
-a fifth of a ``POST /score``. :func:`info_line` writes the same JSON object straight to the
-handler :func:`shared.observability.configure_logging` installed, under its lock, when the
-logger tree is as that left it: no handler or filter on the way, the root's one handler that
-one, its filters only :class:`~shared.observability.RepeatFilter` (which lets every INFO line
-through). Anything else (a test's capturing handler, a user's logging configuration, a level
-above INFO) sends the line through ``logger.info`` as before, so what is written, and where,
-does not change.
+a fifth of a ``POST /score``. :func:`info_line` builds the same JSON object with the
+formatter's own :func:`~shared.observability.line_body` and writes it straight to the handler
+:func:`shared.observability.configure_logging` installed, under its lock, when the logger tree
+is as that left it: no handler or filter on the way, the root's one handler that one, its
+filters only :class:`~shared.observability.RepeatFilter` (which lets every INFO line through).
+Anything else (a test's capturing handler, a user's logging configuration, a level above INFO)
+sends the line through ``logger.info`` as before, so what is written, and where, does not
+change.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from shared import observability
-from shared.observability import JsonFormatter, RepeatFilter, encode_line, request_id_var, trace_ids
+from shared.observability import (
+    JsonFormatter,
+    RepeatFilter,
+    encode_line,
+    line_body,
+    request_id_var,
+    trace_ids,
+)
 
 
 def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
@@ -53,20 +60,16 @@ def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> N
         return
     formatter = handler.formatter
     assert isinstance(formatter, JsonFormatter)  # checked by _direct_handler
-    trace_id, span_id = trace_ids()
-    body: dict[str, Any] = {
-        "time": datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds"),
-        "level": "info",
-        "logger": logger.name,
-        "message": message,
-        "service": formatter.service,
-        "request_id": request_id_var.get(),
-        "trace_id": trace_id,
-        "span_id": span_id,
-    }
-    for key, value in fields.items():
-        if key not in body:
-            body[key] = value
+    body = line_body(
+        time.time(),
+        "info",
+        logger.name,
+        message,
+        formatter.service,
+        request_id_var.get(),
+        *trace_ids(),
+        fields.items(),
+    )
     line = encode_line(body) + handler.terminator
     handler.acquire()
     try:

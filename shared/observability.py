@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,35 @@ def encode_line(body: dict[str, Any]) -> str:
         return _FALLBACK.encode(body)
 
 
+def line_body(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    service: str,
+    request_id: str | None,
+    trace_id: str | None,
+    span_id: str | None,
+    fields: Iterable[tuple[str, Any]],
+) -> dict[str, Any]:
+    """A JSON line's object: its fixed fields, then each of ``fields`` that is not one of a
+    ``LogRecord``'s own attributes (nor private, nor a fixed field)."""
+    body: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "service": service,
+        "request_id": request_id,
+        "trace_id": trace_id,
+        "span_id": span_id,
+    }
+    for key, value in fields:
+        if key not in _RESERVED and key not in body and not key.startswith("_"):
+            body[key] = value
+    return body
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object with the ids and any ``extra`` fields."""
 
@@ -64,19 +93,17 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "request_id"):  # logged before configure_logging installed the stamp
             _stamp(record)
-        body: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "service": self.service,
-            "request_id": getattr(record, "request_id", None),
-            "trace_id": getattr(record, "trace_id", None),
-            "span_id": getattr(record, "span_id", None),
-        }
-        for key, value in vars(record).items():
-            if key not in _RESERVED and key not in body and not key.startswith("_"):
-                body[key] = value
+        body = line_body(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            self.service,
+            getattr(record, "request_id", None),
+            getattr(record, "trace_id", None),
+            getattr(record, "span_id", None),
+            vars(record).items(),
+        )
         if record.exc_info:
             body["exc_info"] = self.formatException(record.exc_info)
         return encode_line(body)
