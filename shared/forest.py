@@ -34,6 +34,7 @@ Matrix = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 SMALL_BATCH = 32  # below this, the NumPy fallback walks all trees at once
+FEW_ROWS = 4  # below this, float64 rows go to the compiled kernel uncast (no block of four)
 
 
 def _sibling_order(left: IntArray, right: IntArray) -> IntArray:
@@ -139,13 +140,22 @@ class CompiledForest:
         ``engine`` forces a path (``"numba"``, ``"walk"``, ``"apply"``); by default the
         fastest available one for the batch size is used.
         """
-        with np.errstate(over="ignore"):  # beyond float32 range becomes ±inf, as in scikit-learn
-            rows = np.ascontiguousarray(X, dtype=np.float32)
+        chosen = engine or (
+            "numba" if self.compiled else ("walk" if np.shape(X)[0] < SMALL_BATCH else "apply")
+        )
+        if (
+            chosen == "numba"
+            and isinstance(X, np.ndarray)
+            and X.dtype == np.float64
+            and X.shape[0] < FEW_ROWS
+            and X.flags.c_contiguous
+        ):
+            rows = X  # the kernel casts each value of a few rows itself (see its comment)
+        else:
+            with np.errstate(over="ignore"):  # beyond float32 range: ±inf, as in scikit-learn
+                rows = np.ascontiguousarray(X, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix with {self.n_features} columns, got {rows.shape}")
-        chosen = engine or (
-            "numba" if self.compiled else ("walk" if rows.shape[0] < SMALL_BATCH else "apply")
-        )
         if chosen == "numba":
             if depths_compiled is None:
                 raise RuntimeError("numba is not installed")
@@ -203,8 +213,11 @@ class CompiledForest:
         # The same expressions as IsolationForest._compute_score_samples and score_samples.
         # (scikit-learn's np.divide(..., where=denominator != 0) with its denominator, a
         # scalar: the same division, or all ones for a forest of one-sample trees)
-        ratio = depths / self.denominator if self.denominator != 0 else np.ones_like(depths)
-        scores: Matrix = -(2 ** (-ratio)) - self.offset
+        # Written as three operations instead of five: d / -den is -(d / den), and
+        # -offset - p is -p - offset, exactly (IEEE rounding is symmetric in sign).
+        d = self.denominator
+        ratio = depths / -d if d != 0 else np.full_like(depths, -1.0)
+        scores: Matrix = -self.offset - 2.0**ratio
         return scores
 
     def _depths_walk(self, rows: npt.NDArray[np.float32]) -> Matrix:

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - exercised where numba is not installed
 
 
 def _depths_python(
-    rows: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.float32] | Matrix,
     feature: IntArray,
     threshold: Matrix,
     child: IntArray,
@@ -43,30 +43,58 @@ def _depths_python(
     # Siblings are adjacent (right = left + 1) and a leaf points at itself with an infinite
     # threshold, so every row takes exactly the tree's depth in steps, with no branch; four
     # rows walk side by side so the processor overlaps their chains of dependent loads.
+    # The rows left over (all of them below four rows, as for one record) walk four trees
+    # side by side instead, for the same overlap, and add the four leaves in tree order.
     out[:] = 0.0
     n = rows.shape[0]
+    blocked = n - n % 4
     for t in range(roots.shape[0]):
         root = roots[t]
         steps = depths[t]
         i = 0
-        while i + 4 <= n:  # four independent walks side by side
+        while i < blocked:  # four independent walks side by side
             a = b = c = d = root
             for _ in range(steps):
-                a = child[a] + (rows[i, feature[a]] > threshold[a])
-                b = child[b] + (rows[i + 1, feature[b]] > threshold[b])
-                c = child[c] + (rows[i + 2, feature[c]] > threshold[c])
-                d = child[d] + (rows[i + 3, feature[d]] > threshold[d])
+                a = child[a] + (np.float32(rows[i, feature[a]]) > threshold[a])
+                b = child[b] + (np.float32(rows[i + 1, feature[b]]) > threshold[b])
+                c = child[c] + (np.float32(rows[i + 2, feature[c]]) > threshold[c])
+                d = child[d] + (np.float32(rows[i + 3, feature[d]]) > threshold[d])
             out[i] += value[a]
             out[i + 1] += value[b]
             out[i + 2] += value[c]
             out[i + 3] += value[d]
             i += 4
-        while i < n:
-            node = root
-            for _ in range(steps):
-                node = child[node] + (rows[i, feature[node]] > threshold[node])
-            out[i] += value[node]
-            i += 1
+    n_trees = roots.shape[0]
+    # Rows may be float64: each value is cast to float32 (as numpy's astype rounds, and
+    # beyond float32's range to an infinity, without numpy's warning) before comparing.
+    row = np.empty(rows.shape[1], dtype=np.float32)
+    for i in range(blocked, n):
+        for j in range(rows.shape[1]):
+            row[j] = np.float32(rows[i, j])
+        total = 0.0
+        t = 0
+        while t + 4 <= n_trees:  # a leaf stays put, so the deepest of the four sets the steps
+            a = roots[t]
+            b = roots[t + 1]
+            c = roots[t + 2]
+            d = roots[t + 3]
+            for _ in range(max(depths[t], depths[t + 1], depths[t + 2], depths[t + 3])):
+                a = child[a] + (row[feature[a]] > threshold[a])
+                b = child[b] + (row[feature[b]] > threshold[b])
+                c = child[c] + (row[feature[c]] > threshold[c])
+                d = child[d] + (row[feature[d]] > threshold[d])
+            total += value[a]
+            total += value[b]
+            total += value[c]
+            total += value[d]
+            t += 4
+        while t < n_trees:
+            node = roots[t]
+            for _ in range(depths[t]):
+                node = child[node] + (row[feature[node]] > threshold[node])
+            total += value[node]
+            t += 1
+        out[i] = total
 
 
 depths_compiled: Any = (

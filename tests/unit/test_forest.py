@@ -163,3 +163,17 @@ def test_property_any_forest_any_input(
     expected = model.decision_function(probe)
     for engine in ENGINES:
         np.testing.assert_array_equal(forest.decision_function(probe, engine=engine), expected)
+
+
+def test_rows_scored_one_at_a_time_equal_the_batch() -> None:
+    """A record alone (the trees walked four at a time) scores as it does in a batch of four
+    and as in scikit-learn, for a tree count that four does not divide."""
+    rng = np.random.default_rng(5)
+    model = fit(rng.normal(size=(400, 6)), n_estimators=23, random_state=4)
+    forest = CompiledForest.from_sklearn(model)
+    probe = np.vstack([rng.normal(size=(9, 6)), rng.normal(0, 5, size=(3, 6))])
+    expected = model.decision_function(probe)
+    alone = np.concatenate([forest.decision_function(probe[i : i + 1]) for i in range(12)])
+    np.testing.assert_array_equal(alone, expected)
+    np.testing.assert_array_equal(forest.decision_function(probe[:8]), expected[:8])
+    np.testing.assert_array_equal(forest.decision_function(probe[:11]), expected[:11])
