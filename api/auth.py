@@ -162,7 +162,12 @@ async def authenticate(
 def bearer_token(connection: HTTPConnection) -> str | None:
     """The credentials of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` reads
     them (another scheme, or none: ``None``)."""
-    scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+    return bearer_credentials(connection.headers.get("authorization"))
+
+
+def bearer_credentials(authorization: str | None) -> str | None:
+    """The token of an ``Authorization`` header's value when its scheme is ``Bearer``."""
+    scheme, _, credentials = (authorization or "").partition(" ")
     return credentials if scheme.lower() == "bearer" and credentials else None
 
 
@@ -177,8 +182,7 @@ def identify_caller(
     ring: KeyRing = state.keys
     proxies = state.trusted_proxies
     if ring.disabled:
-        address = client_address(connection, proxies)
-        return Principal(identity=f"ip-{address}", authenticated=False)
+        return Principal(identity=f"ip-{client_address(connection, proxies)}", authenticated=False)
     else:
         candidates = [c for c in (api_key, bearer) if c]
         if not candidates:
@@ -187,12 +191,17 @@ def identify_caller(
                 "or Authorization: Bearer <key>"
             )
         failures: TokenBucketLimiter = state.auth_failures
-        address = client_address(connection, proxies)
-        wait = failures.wait(address)
-        if wait > 0:
-            raise _throttled(wait, address)
-        found = next((f for f in map(ring.identify, candidates) if f is not None), None)
+        address: str | None = None
+        if failures:  # (else no address has failed yet, as under a load of good keys)
+            address = client_address(connection, proxies)
+            wait = failures.wait(address)
+            if wait > 0:
+                raise _throttled(wait, address)
+        found = ring.identify(candidates[0])
+        if found is None and len(candidates) > 1:
+            found = ring.identify(candidates[1])
         if found is None:
+            address = address or client_address(connection, proxies)
             wait = failures.acquire(address)
             logger.warning(
                 "failed login",

@@ -51,7 +51,11 @@ PROCESS_THRESHOLD_BYTES = 1024 * 1024
 
 def check_content_type(request: Request) -> None:
     """A 415 problem unless the body is declared JSON (no ``Content-Type`` is read as JSON)."""
-    value = request.headers.get("content-type")
+    check_content_type_value(request.headers.get("content-type"))
+
+
+def check_content_type_value(value: str | None) -> None:
+    """:func:`check_content_type` of a ``Content-Type`` header's value (``None``: none sent)."""
     if not value or (_is_json(value) if len(value) <= 256 else _is_json.__wrapped__(value)):
         return
     raise ProblemError(

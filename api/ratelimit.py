@@ -68,6 +68,10 @@ class TokenBucketLimiter:
         tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
+    def __bool__(self) -> bool:
+        """Whether any caller has taken a token (until then every :meth:`wait` is ``0.0``)."""
+        return bool(self._buckets)
+
     @staticmethod
     def retry_after(wait: float) -> int:
         """``Retry-After`` in whole seconds, at least 1."""

@@ -24,8 +24,8 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import API_KEY_HEADER, bearer_token, identify_caller
-from api.body import THREAD_THRESHOLD_BYTES, check_content_type, parse_score_request
+from api.auth import bearer_credentials, identify_caller
+from api.body import THREAD_THRESHOLD_BYTES, check_content_type_value, parse_score_request
 from api.deps import take_token
 from api.errors import ProblemError, problem_for, problem_of, validation_problem
 from api.routes.score import router as score_router
@@ -74,9 +74,8 @@ class ScoreFastPath:
         await response(scope, receive, send)
 
     async def _answer(self, request: Request) -> bytes:
-        principal = identify_caller(
-            request, request.headers.get(API_KEY_HEADER), bearer_token(request)
-        )
+        api_key, authorization, content_type = _score_headers(request.scope["headers"])
+        principal = identify_caller(request, api_key, bearer_credentials(authorization))
         request.state.principal = principal
         services = request.app.state.services
         take_token(services, principal)
@@ -85,7 +84,7 @@ class ScoreFastPath:
         model_version = request.query_params.get("model_version") if query else None
         if model_version is not None and len(model_version) > MAX_VERSION_LENGTH:
             raise _query_problem(model_version)
-        check_content_type(request)
+        check_content_type_value(content_type)
         raw = await read_body(request.receive)
         if len(raw) > THREAD_THRESHOLD_BYTES:
             record = await anyio.to_thread.run_sync(parse_score_request, raw)
@@ -128,6 +127,24 @@ def install_score_dispatch(app: FastAPI) -> None:
 
 async def _unanswered(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("ScoreFastPath answers every POST /score")  # pragma: no cover
+
+
+def _score_headers(
+    headers: Sequence[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, str | None]:
+    """The first ``X-API-Key``, ``Authorization`` and ``Content-Type`` of a request, as
+    Starlette's ``Headers.get`` reads each, in one pass (names arrive lowercased in ASGI)."""
+    api_key = authorization = content_type = None
+    for name, value in headers:
+        if name == b"x-api-key":
+            if api_key is None:
+                api_key = value.decode("latin-1")
+        elif name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+    return api_key, authorization, content_type
 
 
 async def read_body(receive: Receive) -> bytes:

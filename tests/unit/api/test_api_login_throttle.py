@@ -13,7 +13,7 @@ import pytest
 from api.app import create_app
 from api.auth import key_identity
 from shared.errors import ConfigurationError
-from tests.unit.api.api_support import AUTH, assert_problem, make_settings
+from tests.unit.api.api_support import AUTH, SEED_SCORE, assert_problem, make_settings
 
 WRONG = {"X-API-Key": "not-the-key"}
 
@@ -32,6 +32,8 @@ async def test_500_wrong_keys_are_throttled(
         throttled = await client.get("/models", headers=AUTH)  # the address, whatever the key
         assert_problem(throttled, 429, kind="rate-limited")
         assert int(throttled.headers["Retry-After"]) >= 1
+        scored = await client.post("/score", json=SEED_SCORE, headers=AUTH)  # the fast path too
+        assert_problem(scored, 429, kind="rate-limited")
     failures = [r for r in caplog.records if r.getMessage() == "failed login"]
     assert len(failures) == 20  # each failed comparison is logged; throttled ones are not compared
     assert all(r.levelno == logging.WARNING for r in failures)

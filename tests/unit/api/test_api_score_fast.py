@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.datastructures import Headers
 
 import api.score_fast
 from api.app import create_app
@@ -141,3 +142,32 @@ async def test_score_is_traced_when_tracing_is_on(tmp_path: Path) -> None:
         assert not isinstance(app.middleware_stack, ScoreDispatch)
     names = [s.name for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert "POST /score" in names
+
+
+def test_the_fast_path_reads_the_first_of_each_header_as_starlette_does() -> None:
+    """X-API-Key, Authorization and Content-Type read in one pass: each the first of its name,
+    the value Starlette's ``Headers.get`` gives the route's dependencies."""
+    raw = [
+        (b"host", b"x"),
+        (b"authorization", b"Bearer first"),
+        (b"x-api-key", b"k\xe9y"),
+        (b"content-type", b"text/plain"),
+        (b"x-api-key", b"second"),
+        (b"authorization", b"Bearer second"),
+        (b"content-type", b"application/json"),
+    ]
+    headers = Headers(raw=raw)
+    expected = (headers.get("x-api-key"), headers.get("authorization"), headers.get("content-type"))
+    assert (
+        api.score_fast._score_headers(raw) == expected == ("k\xe9y", "Bearer first", "text/plain")
+    )
+    assert api.score_fast._score_headers([(b"host", b"x")]) == (None, None, None)
+
+
+async def test_a_bad_header_key_with_a_good_bearer_is_let_in(client: httpx.AsyncClient) -> None:
+    """As the dependency does, the bearer token is tried when X-API-Key is not a key."""
+    await client.post("/ingest", json=SEED_INGEST, headers=AUTH)
+    both = {"X-API-Key": "not-a-key", "Authorization": f"Bearer {AUTH['X-API-Key']}"}
+    assert (await client.post("/score", json=SEED_SCORE, headers=both)).status_code == 200
+    other = {"X-API-Key": "not-a-key", "Authorization": "Bearer not-either"}
+    assert_problem(await client.post("/score", json=SEED_SCORE, headers=other), 401)
