@@ -102,7 +102,11 @@ async def test_pointer_files_that_name_no_version_are_reported_not_fatal(tmp_pat
     (tmp_path / "LATEST").write_bytes(b"\xff\xfe")
     (tmp_path / "CANDIDATE").write_bytes(b"../../etc/passwd")
     watcher.start()
-    await asyncio.sleep(0.1)  # several polls
+    for _ in range(250):  # until both errors were seen (a few polls; longer on a busy machine)
+        if metrics.model_reload_failures._value.get() >= 2:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)  # several more polls: each error is counted once
     assert state.registry_error is not None and "CANDIDATE" in state.registry_error
     assert state.model_version == first
     assert metrics.model_reload_failures._value.get() == 2  # once per distinct error
