@@ -7,6 +7,7 @@ The same routes against a real broker: tests/integration/test_topic_training.py.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,12 +41,16 @@ def serve_with(tmp_path: Path) -> Callable[..., Any]:
 async def _wait_for(
     client: httpx.AsyncClient, job_id: str, done: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
-    for _ in range(400):
+    # a deadline in time, not in polls: a training on a busy machine takes seconds
+    deadline = time.monotonic() + 60.0
+    while True:
         response = await client.get(f"/jobs/{job_id}", headers=AUTH)
         assert response.status_code == 200, response.text
         report: dict[str, Any] = response.json()
         if done(report):
             return report
+        if time.monotonic() > deadline:
+            break
         await asyncio.sleep(0.025)
     raise AssertionError(f"job {job_id} never got there: {report}")
 
