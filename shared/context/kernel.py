@@ -7,7 +7,11 @@ last ``W`` readings (values, event times, source offsets). For each record and s
 kernel measures six kinds of evidence against what the model learned (:mod:`.params`):
 
 ``level``        the reading against the vehicle's own baseline (median, robust scale), and
-                 against the median of its recent readings, whichever is nearer;
+                 against the median of its recent readings, whichever is nearer; from
+                 revision 4 a reading below both is normalised against how far below them
+                 training went, and any other against how far from them (a power, a flow
+                 or a speed that never goes far under its floor: a reading under it is as
+                 unusual as it is, however far the readings above it range);
 ``consistency``  the reading against what the other sensors predict for it, and against the
                  median of its recent deviations, whichever is nearer (0 for one sensor);
 ``motion``       for a reading that repeats the previous one exactly: the step the other
@@ -85,7 +89,9 @@ LOCAL_MIN = 4  # history needed before the local judgement applies
 # Revisions of the evidence: a model keeps the one it was trained with (models pickled before
 # revisions existed are 1). 2: sustained is also judged against the recent deviations, and
 # motion takes the others' steps robustly. 3: flat counts a run over the whole history.
-REVISION = 3
+# 4: level's two tails are normalised apart (``q50`` and ``den`` have a row for the one below).
+REVISION = 4
+LEVEL_BELOW = N_KINDS  # the row of q50 and den that normalises a level below the baseline
 
 Matrix = npt.NDArray[np.float64]
 
@@ -339,10 +345,13 @@ def _derive(
             # load, a season, a flight phase) stops counting once the history has moved too,
             # while a fault stands out against both.
             level = abs(z[s])
+            below = revision >= 4 and z[s] < 0.0  # (revision 4's lower tail)
             if h >= LOCAL_MIN:
                 for k in range(h):
                     scratch[k] = buf[v, (c - 1 - k) % W, s]
-                level = min(level, abs(X[i, s] - _median(scratch, h)) / scl[b, s])
+                local = (X[i, s] - _median(scratch, h)) / scl[b, s]
+                level = min(level, abs(local))
+                below = below and local < 0.0  # below both, or the upper tail's rule
             ev[LEVEL] = level
             consistency = abs(dev[s]) if F > 1 else 0.0
             if F > 1 and back >= LOCAL_MIN:
@@ -416,8 +425,12 @@ def _derive(
             if raw_out.shape[0] > 0:
                 for k in range(N_KINDS):
                     raw_out[i, k, s] = ev[k]
+                if below:  # (signed: the normalisation learns the two tails apart)
+                    raw_out[i, LEVEL, s] = -ev[LEVEL]
             for k in range(N_KINDS):
                 norm[k] = (ev[k] - q50[k, s]) / den[k, s]
+            if below:
+                norm[LEVEL] = (ev[LEVEL] - q50[LEVEL_BELOW, s]) / den[LEVEL_BELOW, s]
             for k in range(N_KINDS):
                 if norm[k] > out[i, k]:
                     out[i, k] = norm[k]

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from shared.context.kernel import FLAT, N_KINDS, REVISION
+from shared.context.kernel import FLAT, LEVEL, N_KINDS, REVISION
 
 Matrix = npt.NDArray[np.float64]
 
@@ -89,10 +89,11 @@ class ContextParams:
 
     def __post_init__(self) -> None:
         # until normalisation() sets them: raw evidence (median 0, scale 1)
-        if self.q50.shape != (N_KINDS, self.n_sensors):
-            self.q50 = np.zeros((N_KINDS, self.n_sensors))
-        if self.den.shape != (N_KINDS, self.n_sensors):
-            self.den = np.ones((N_KINDS, self.n_sensors))
+        shape = (normalised_rows(self.revision), self.n_sensors)
+        if self.q50.shape != shape:
+            self.q50 = np.zeros(shape)
+        if self.den.shape != shape:
+            self.den = np.ones(shape)
 
     @property
     def fleet_row(self) -> int:
@@ -247,12 +248,50 @@ def fit_params(
 _FLOORS = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25])
 
 
+def normalised_rows(revision: int) -> int:
+    """The rows of ``q50`` and ``den``: one per kind, and from revision 4 one more, for a
+    level below the baseline."""
+    return N_KINDS + 1 if revision >= 4 else N_KINDS
+
+
 def normalisation(params: ContextParams, raw: Matrix) -> None:
-    """Set ``q50`` and ``den`` from the raw per-sensor evidence ``raw`` (rows, kinds, sensors)."""
-    q50 = np.quantile(raw, 0.5, axis=0)
-    tail = np.quantile(raw, NORM_TAIL, axis=0)
+    """Set ``q50`` and ``den`` from the raw per-sensor evidence ``raw`` (rows, kinds, sensors).
+
+    From revision 4 the kernel writes a level below the baseline negated, and each tail of
+    the level gets its own median and quantile (a tail training never reached: 0 and the
+    floor, so the first reading out there stands out).
+    """
+    rows = raw
+    if params.revision >= 4:
+        rows = raw.copy()
+        rows[:, LEVEL, :] = np.abs(raw[:, LEVEL, :])
+    q50 = np.quantile(rows, 0.5, axis=0) if rows.shape[0] else np.zeros(rows.shape[1:])
+    tail = np.quantile(rows, NORM_TAIL, axis=0) if rows.shape[0] else np.zeros(rows.shape[1:])
     floors = np.repeat(_FLOORS[:, None], params.n_sensors, axis=1)
     # flat: a sensor that never repeated in training is unusual from its first repeat on
     floors[FLAT] = 0.25
+    den = np.maximum(tail - q50, floors)
+    if params.revision >= 4:
+        above, below = _tails(raw[:, LEVEL, :])
+        q50[LEVEL], den[LEVEL] = above
+        q50 = np.vstack([q50, below[0][None, :]])
+        den = np.vstack([den, below[1][None, :]])
     params.q50 = q50
-    params.den = np.maximum(tail - q50, floors)
+    params.den = den
+
+
+def _tails(level: Matrix) -> tuple[tuple[Matrix, Matrix], tuple[Matrix, Matrix]]:
+    """The median and denominator of each sensor's signed level above (>= 0) and below."""
+    sensors = level.shape[1]
+    out = np.zeros((2, 2, sensors))
+    for s in range(sensors):
+        column = level[:, s]
+        for side, values in enumerate((column[column >= 0.0], -column[column < 0.0])):
+            if values.shape[0]:
+                median = float(np.quantile(values, 0.5))
+                spread = float(np.quantile(values, NORM_TAIL)) - median
+            else:
+                median, spread = 0.0, 0.0
+            out[side, 0, s] = median
+            out[side, 1, s] = max(spread, float(_FLOORS[LEVEL]))
+    return (out[0, 0], out[0, 1]), (out[1, 0], out[1, 1])

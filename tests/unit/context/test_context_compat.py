@@ -7,7 +7,10 @@ release gave on ``fleet(vehicles=2, per_vehicle=120, seed=6)`` with sensor 0 stu
 ``data/context-revision-2-scores.npy`` holds its scores on ``fleet(vehicles=2,
 per_vehicle=240, seed=6)`` with sensor 0 stuck on rows 130-139 and the quantised sensor 2
 stuck on rows 150-399 (longer than the window), without offsets and then with offsets 300
-apart.
+apart. ``data/context-revision-3.joblib`` was pickled by the release of revision 3 (trained on
+``fleet(vehicles=2, per_vehicle=240, seed=5)``), and ``data/context-revision-3-scores.npy``
+holds its scores on the revision-2 records with, besides, sensor 1 ten times its largest
+reading below it on rows 200-204 (where revision 4's level differs), both ways.
 """
 
 from __future__ import annotations
@@ -50,12 +53,28 @@ def test_a_model_of_revision_two_scores_to_the_bit_as_before() -> None:
     assert np.array_equal(model.score_records(ids, times, X, offsets=offsets), expected[1])
 
 
+def test_a_model_of_revision_three_scores_to_the_bit_as_before() -> None:
+    """A revision-3 version keeps one normalisation for both tails of the level, bit for bit."""
+    model = joblib.load(DATA / "context-revision-3.joblib")
+    assert model.params_.revision == 3
+    assert model.params_.q50.shape == model.params_.den.shape == (7, 3)
+    ids, times, X = fleet(vehicles=2, per_vehicle=240, seed=6)
+    X[130:140, 0] = X[129, 0]
+    X[150:400, 2] = X[149, 2]
+    X[200:205, 1] -= 10 * np.abs(X[:, 1]).max()
+    expected = np.load(DATA / "context-revision-3-scores.npy")
+    offsets = np.arange(len(ids), dtype=np.int64) * 300
+    assert np.array_equal(model.score_records(ids, times, X), expected[0])
+    assert np.array_equal(model.score_records(ids, times, X, offsets=offsets), expected[1])
+
+
 def test_a_new_model_has_the_current_revision_and_fits_steps_on_steps() -> None:
-    """A model trained now records revision 3 and predicts a step from steps, not levels."""
+    """A model trained now records revision 4 and predicts a step from steps, not levels."""
     ids, times, X = fleet(vehicles=2, per_vehicle=300)
     model = ContextForest(n_estimators=20, max_samples=256, random_state=3).fit(ids, times, X)
-    assert model.params_.revision == REVISION == 3
-    assert model.summary()["evidence_revision"] == 3
+    assert model.params_.revision == REVISION == 4
+    assert model.summary()["evidence_revision"] == 4
+    assert model.params_.q50.shape == model.params_.den.shape == (8, X.shape[1])
     width = X.shape[1]
     assert not model.params_.mcoef[:, width:].any()  # no level weights
     assert model.params_.mcoef[:, :width].any()
