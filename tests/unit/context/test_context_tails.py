@@ -26,6 +26,9 @@ def _floor_and_peaks(n: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarr
 
 
 def test_a_reading_far_under_the_floor_is_flagged_though_peaks_as_far_above_are_not() -> None:
+    """-60 at night, on a sensor whose days reach 100 with steps of 60: revision 3 scored it
+    normal (its level's one unit came from the peaks), revision 4 flags it; the records before
+    it score as they did."""
     ids, t, X = _floor_and_peaks(4_000, seed=1)
     model = ContextForest(n_estimators=100, random_state=0).fit(ids, t, X)
     params = model.params_
