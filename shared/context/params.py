@@ -103,9 +103,7 @@ class ContextParams:
         """Each record's baseline row: its vehicle's, or the fleet's for a vehicle not learned."""
         fleet = self.fleet_row
         get = self.vehicles.get
-        if len(vehicle_ids) == 1:  # a /score record: no generator to start
-            return np.array([get(vehicle_ids[0], fleet)], dtype=np.int64)
-        return np.fromiter((get(v, fleet) for v in vehicle_ids), np.int64, len(vehicle_ids))
+        return np.array([get(v, fleet) for v in vehicle_ids], dtype=np.int64)
 
     def summary(self) -> dict[str, object]:
         """What meta.json says of them."""
