@@ -257,14 +257,10 @@ def normalisation(params: ContextParams, raw: Matrix) -> None:
 
     From revision 4 the kernel writes a level below the baseline negated, and each tail of
     the level gets its own median and quantile (a tail training never reached: 0 and the
-    floor, so the first reading out there stands out).
+    floor, so the first reading out there stands out); those replace the level's row.
     """
-    rows = raw
-    if params.revision >= 4:
-        rows = raw.copy()
-        rows[:, LEVEL, :] = np.abs(raw[:, LEVEL, :])
-    q50 = np.quantile(rows, 0.5, axis=0) if rows.shape[0] else np.zeros(rows.shape[1:])
-    tail = np.quantile(rows, NORM_TAIL, axis=0) if rows.shape[0] else np.zeros(rows.shape[1:])
+    q50 = np.quantile(raw, 0.5, axis=0)
+    tail = np.quantile(raw, NORM_TAIL, axis=0)
     floors = np.repeat(_FLOORS[:, None], params.n_sensors, axis=1)
     # flat: a sensor that never repeated in training is unusual from its first repeat on
     floors[FLAT] = 0.25
