@@ -159,14 +159,9 @@ async def authenticate(
     return principal
 
 
-def bearer_token(connection: HTTPConnection) -> str | None:
-    """The credentials of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` reads
-    them (another scheme, or none: ``None``)."""
-    return bearer_credentials(connection.headers.get("authorization"))
-
-
 def bearer_credentials(authorization: str | None) -> str | None:
-    """The token of an ``Authorization`` header's value when its scheme is ``Bearer``."""
+    """The token of an ``Authorization`` header's value, as ``HTTPBearer`` reads it, when its
+    scheme is ``Bearer`` (another scheme, or none: ``None``)."""
     scheme, _, credentials = (authorization or "").partition(" ")
     return credentials if scheme.lower() == "bearer" and credentials else None
 
