@@ -1,4 +1,5 @@
-# One concern, the per-record loop numba compiles as one function, keeps this module past 300 lines.
+# One concern, the per-record loop numba compiles as one function, keeps this module past 300 lines
+# (its helpers stay in this file: numba's cache sees changes to the kernel's own file only).
 """The per-record context kernel: a vehicle's recent readings in, its evidence vector out.
 
 One loop over records in stream order, compiled by numba when it can be imported (plain
@@ -48,6 +49,13 @@ evidence as one that never stopped. Runs of repeats follow the same rule: each (
 sensor) counts its run since its history last broke, and a streamed record's run counts no
 more of the vehicle's readings than lie within ``horizon`` offsets, which a first-in,
 first-out queue of the partition's last offsets keeps per vehicle.
+
+The medians of a sensor's recent readings (level's, and change's of the readings before the
+last five) come from a sorted copy of its readings in the slot, which each record updates
+with a binary search and a shift, instead of a selection over the readings for every record
+(a third of the kernel's former cost); where the horizon leaves the history shorter than the
+slot, a selection over the history serves. Both give the same order statistics, so the
+evidence is the same to the bit.
 """
 
 from __future__ import annotations
@@ -131,6 +139,94 @@ def _median(values: Matrix, count: int) -> float:
     return float((lower + upper) / 2.0)
 
 
+def _sorted_median(srt: npt.NDArray[np.float64], v: int, s: int, count: int) -> float:
+    # The median of a vehicle's sorted window of ``count`` readings of sensor s: the same
+    # order statistics, and the same arithmetic, as _median.
+    half = count // 2
+    upper = srt[v, s, half]
+    if count % 2 == 1:
+        return float(upper)
+    return float((srt[v, s, half - 1] + upper) / 2.0)
+
+
+def _median_without(
+    srt: npt.NDArray[np.float64], v: int, s: int, count: int, skip: Matrix, skipped: int
+) -> float:
+    # The median of the sorted window of ``count`` readings less the ``skipped`` values of
+    # ``skip`` (sorted, and among the window's): one walk that passes over each of them once.
+    half = (count - skipped) // 2
+    j = 0
+    rank = 0
+    lower = 0.0
+    upper = 0.0
+    for k in range(count):
+        value = srt[v, s, k]
+        if j < skipped and skip[j] == value:
+            j += 1
+            continue
+        if rank == half - 1:
+            lower = value
+        if rank == half:
+            upper = value
+            break
+        rank += 1
+    if (count - skipped) % 2 == 1:
+        return float(upper)
+    return float((lower + upper) / 2.0)
+
+
+def _sort_few(values: Matrix, count: int) -> None:
+    # values[:count] in ascending order, in place (an insertion sort: a handful of values)
+    for k in range(1, count):
+        value = values[k]
+        j = k - 1
+        while j >= 0 and values[j] > value:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = value
+
+
+def _sorted_replace(
+    srt: npt.NDArray[np.float64], v: int, s: int, count: int, old: float, new: float, evict: bool
+) -> None:
+    # The sorted window of ``count`` readings with ``old`` taken out (when ``evict``) and
+    # ``new`` put in: a binary search and a shift for each.
+    W = srt.shape[2]
+    if evict:
+        lo = 0
+        hi = count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if srt[v, s, mid] < old:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo >= count or srt[v, s, lo] != old:
+            # not found by its order (a NaN, which no service lets through): take it out by
+            # a scan, or the last one, so that the window keeps its size
+            lo = count - 1
+            for k in range(count):
+                if srt[v, s, k] == old or (srt[v, s, k] != srt[v, s, k] and old != old):
+                    lo = k
+                    break
+        for k in range(lo, count - 1):
+            srt[v, s, k] = srt[v, s, k + 1]
+        count -= 1
+    lo = 0
+    hi = count
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if srt[v, s, mid] <= new:
+            lo = mid + 1
+        else:
+            hi = mid
+    k = min(count, W - 1)
+    while k > lo:
+        srt[v, s, k] = srt[v, s, k - 1]
+        k -= 1
+    srt[v, s, min(lo, W - 1)] = new
+
+
 def _deviations(
     row: Matrix,
     b: int,
@@ -196,11 +292,19 @@ def _append(
     buf_time: Matrix,
     buf_offset: npt.NDArray[np.int64],
     count: npt.NDArray[np.int64],
+    srt: npt.NDArray[np.float64],
 ) -> None:
     # The record joins its slot; with its history broken (h == 0) the slot starts again here.
+    # ``srt`` keeps each sensor's readings in the slot sorted: the reading it overwrites out,
+    # the new one in.
     W = buf.shape[1]
     c = count[v]
     slot = c % W
+    for s in range(row.shape[0]):
+        if h == 0:
+            srt[v, s, 0] = row[s]
+        else:
+            _sorted_replace(srt, v, s, min(c, W), buf[v, slot, s], row[s], c >= W)
     for s in range(row.shape[0]):
         buf[v, slot, s] = row[s]
     buf_time[v, slot] = t
@@ -265,6 +369,7 @@ def _derive(
     buf_time: Matrix,
     buf_offset: npt.NDArray[np.int64],
     count: npt.NDArray[np.int64],
+    srt: npt.NDArray[np.float64],
     med: Matrix,
     scl: Matrix,
     coef: Matrix,
@@ -303,11 +408,15 @@ def _derive(
     ev = np.empty(N_KINDS)
     norm = np.empty(N_KINDS)
     scratch = np.empty(W)
+    recent = np.empty(CHANGE_SPAN)
     for i in range(n):
         v = slots[i]
         b = base[i]
         c = count[v]
         h = _history(v, times[i], offsets[i], buf_time, buf_offset, count, gap, horizon)
+        # the whole slot is the history (no horizon cut it short): its medians come from
+        # the sorted window
+        whole = h == min(c, W)
         _track(v, X[i], offsets[i], h, horizon, buf, count, runs, inh, fifo, fifo_pos)
         _deviations(X[i], b, med, scl, coef, icpt, rscale, z, dev)
         back = min(h, LOCAL_SPAN)
@@ -347,9 +456,13 @@ def _derive(
             level = abs(z[s])
             below = revision >= 4 and z[s] < 0.0  # (revision 4's lower tail)
             if h >= LOCAL_MIN:
-                for k in range(h):
-                    scratch[k] = buf[v, (c - 1 - k) % W, s]
-                local = (X[i, s] - _median(scratch, h)) / scl[b, s]
+                if whole:
+                    recent_median = _sorted_median(srt, v, s, h)
+                else:
+                    for k in range(h):
+                        scratch[k] = buf[v, (c - 1 - k) % W, s]
+                    recent_median = _median(scratch, h)
+                local = (X[i, s] - recent_median) / scl[b, s]
                 level = min(level, abs(local))
                 below = below and local < 0.0  # below both, or the upper tail's rule
             ev[LEVEL] = level
@@ -390,13 +503,21 @@ def _derive(
             if h > 0:
                 span = min(h, CHANGE_SPAN)
                 for k in range(span):
-                    scratch[k] = buf[v, (c - 1 - k) % W, s]
-                step = abs(X[i, s] - _median(scratch, span))
+                    recent[k] = buf[v, (c - 1 - k) % W, s]
+                _sort_few(recent, span)
+                half = span // 2
+                odd = span % 2 == 1
+                near = recent[half] if odd else (recent[half - 1] + recent[half]) / 2.0
+                step = abs(X[i, s] - near)
                 older = h - span
                 if older >= 3:
-                    for k in range(older):
-                        scratch[k] = buf[v, (c - 1 - span - k) % W, s]
-                    step = min(step, abs(X[i, s] - _median(scratch, older)))
+                    if whole:
+                        far = _median_without(srt, v, s, h, recent, span)
+                    else:
+                        for k in range(older):
+                            scratch[k] = buf[v, (c - 1 - span - k) % W, s]
+                        far = _median(scratch, older)
+                    step = min(step, abs(X[i, s] - far))
                 ev[CHANGE] = step / scl[b, s] / dscale[s]
             else:
                 ev[CHANGE] = 0.0
@@ -439,7 +560,7 @@ def _derive(
         for k in range(1, N_KINDS):
             top = max(top, out[i, k])
         out[i, N_KINDS] = top
-        _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count)
+        _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count, srt)
 
 
 def _remember(
@@ -451,6 +572,7 @@ def _remember(
     buf_time: Matrix,
     buf_offset: npt.NDArray[np.int64],
     count: npt.NDArray[np.int64],
+    srt: npt.NDArray[np.float64],
     gap: float,
     horizon: int,
     runs: npt.NDArray[np.int64],
@@ -464,7 +586,7 @@ def _remember(
         v = slots[i]
         h = _history(v, times[i], offsets[i], buf_time, buf_offset, count, gap, horizon)
         _track(v, X[i], offsets[i], h, horizon, buf, count, runs, inh, fifo, fifo_pos)
-        _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count)
+        _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count, srt)
 
 
 if numba is not None:
@@ -473,6 +595,10 @@ if numba is not None:
     # loads the kernels instead of compiling them again.
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
     _median = _jit(_median)
+    _sorted_median = _jit(_sorted_median)
+    _median_without = _jit(_median_without)
+    _sort_few = _jit(_sort_few)
+    _sorted_replace = _jit(_sorted_replace)
     _deviations = _jit(_deviations)
     _history = _jit(_history)
     _append = _jit(_append)

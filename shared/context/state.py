@@ -1,9 +1,10 @@
 """Per-vehicle recent readings: the only state a context model needs, and all of it rebuildable.
 
 A :class:`ContextState` holds, per vehicle, ring buffers of its last ``WINDOW`` readings with
-their event times and (for streamed records) source offsets, and per sensor the length of its
-run of equal readings; for streamed records, a queue of the partition's offsets within the
-horizon, and per vehicle how many of them are its own. It holds no model parameters:
+their event times and (for streamed records) source offsets, each sensor's readings in the
+slot sorted, and per sensor the length of its run of equal readings; for streamed records, a
+queue of the partition's offsets within the horizon, and per vehicle how many of them are its
+own. It holds no model parameters:
 the evidence is computed from the raw readings with whichever model scores them, so a model
 swap needs no rebuild, and re-reading a partition's last ``horizon`` offsets rebuilds exactly
 what a worker that never stopped would hold (:mod:`.kernel` says why).
@@ -32,6 +33,8 @@ class ContextState:
         capacity = max(1, capacity)
         self.values = np.zeros((capacity, WINDOW, n_sensors))
         self.times = np.zeros((capacity, WINDOW))
+        # each sensor's readings in the slot, sorted (the recent medians without a selection)
+        self.sorted = np.zeros((capacity, n_sensors, WINDOW))
         self.offsets = np.empty((capacity, WINDOW), dtype=np.int64)
         self.offsets.fill(-1)  # (np.full takes a microsecond longer)
         self.count = np.zeros(capacity, dtype=np.int64)
@@ -59,6 +62,7 @@ class ContextState:
         extra = size - self.count.shape[0]
         self.values = np.concatenate([self.values, np.zeros((extra, WINDOW, self.n_sensors))])
         self.times = np.concatenate([self.times, np.zeros((extra, WINDOW))])
+        self.sorted = np.concatenate([self.sorted, np.zeros((extra, self.n_sensors, WINDOW))])
         self.offsets = np.concatenate([self.offsets, np.full((extra, WINDOW), -1, dtype=np.int64)])
         self.count = np.concatenate([self.count, np.zeros(extra, dtype=np.int64)])
         self.runs = np.concatenate([self.runs, np.zeros((extra, self.n_sensors), dtype=np.int64)])
@@ -118,6 +122,7 @@ class ContextState:
             self.times,
             self.offsets,
             self.count,
+            self.sorted,
             params.med,
             params.scl,
             params.coef,
@@ -173,6 +178,7 @@ class ContextState:
             self.times,
             self.offsets,
             self.count,
+            self.sorted,
             float(params.gap_seconds),
             int(params.horizon),
             self.runs,

@@ -1,0 +1,91 @@
+"""The sorted windows the kernel takes its recent medians from: always each slot's readings,
+sorted, whatever the records did (silences, a horizon, repeats, zeros of either sign, a
+vehicle forgotten); and the medians they give are what a selection over the readings gives.
+
+The bit-for-bit scores of models pickled by earlier releases (``test_context_compat``) were
+recorded before the windows existed, so they check the medians too; these check the state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from shared.context import ContextForest, ContextState, kernel
+from shared.context.kernel import WINDOW
+
+Matrix = npt.NDArray[np.float64]
+
+
+def _records(seed: int, n: int, vehicles: int, sensors: int) -> tuple[list[str], Matrix, Matrix]:
+    rng = np.random.default_rng(seed)
+    ids = [f"VH-{int(v)}" for v in rng.integers(0, vehicles, n)]
+    times = np.cumsum(rng.exponential(1.0, n))
+    times[n // 2 :] += 10_000.0  # a silence that breaks every history
+    X = np.round(
+        np.cumsum(rng.normal(size=(n, sensors)), axis=0) * 0.2 + rng.normal(size=(n, sensors))
+    )
+    X[rng.random((n, sensors)) < 0.05] = 0.0
+    X[rng.random((n, sensors)) < 0.02] = -0.0
+    return ids, times, X
+
+
+def _assert_sorted_windows(state: ContextState) -> None:
+    for slot in state.slots.values():
+        held = int(min(state.count[slot], WINDOW))
+        for sensor in range(state.n_sensors):
+            expected = np.sort(state.values[slot, :held, sensor])
+            assert np.array_equal(state.sorted[slot, sensor, :held], expected), (slot, sensor)
+
+
+@pytest.fixture(scope="module")
+def model() -> ContextForest:
+    ids, times, X = _records(0, 3_000, 6, 3)
+    return ContextForest(n_estimators=20, random_state=0).fit(ids, times, X)
+
+
+@pytest.mark.parametrize("horizon", [None, 40, 5_000])
+def test_the_windows_hold_each_slots_readings_sorted(
+    model: ContextForest, horizon: int | None
+) -> None:
+    """Derive and remember in turns, with a vehicle forgotten after each chunk."""
+    ids, times, X = _records(1, 4_000, 6, 3)
+    offsets = None if horizon is None else np.arange(X.shape[0], dtype=np.int64)
+    params = model.params_
+    if horizon is not None:
+        params.horizon = horizon
+    try:
+        state = ContextState(3, capacity=1)  # grown as vehicles arrive
+        for start in range(0, X.shape[0], 700):
+            part = slice(start, start + 700)
+            chunk = None if offsets is None else offsets[part]
+            if (start // 700) % 2:
+                state.remember(params, ids[part], times[part], X[part], chunk)
+            else:
+                state.derive(params, ids[part], times[part], X[part], chunk)
+            _assert_sorted_windows(state)
+            state.forget(ids[start : start + 1])
+    finally:
+        params.horizon = model.params_.horizon
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_window_medians_equal_the_selections(seed: int) -> None:
+    """Of a window, of a window less its newest readings, and of those readings sorted."""
+    # against what _median (the selection the kernel falls back to) gives over the readings
+    rng = np.random.default_rng(seed)
+    held = int(rng.integers(4, WINDOW + 1))
+    values = np.round(rng.normal(size=held) * rng.choice([0.5, 3.0, 50.0]))
+    values[rng.random(held) < 0.2] = -0.0
+    window = np.sort(values)[None, None, :]
+    assert kernel._sorted_median(window, 0, 0, held) == kernel._median(values.copy(), held)
+    newest = min(kernel.CHANGE_SPAN, held - 3)
+    skip = np.sort(values[:newest])
+    older = values[newest:].copy()
+    assert kernel._median_without(window, 0, 0, held, skip, newest) == kernel._median(
+        older, older.shape[0]
+    )
+    few = values[:newest].copy()
+    kernel._sort_few(few, newest)
+    assert np.array_equal(few, skip)
