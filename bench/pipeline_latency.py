@@ -204,6 +204,9 @@ async def _latency_and_swap(
     measured_from = load_start + warmup * 1000
     latencies = [latency for t, latency, _ in timeline if t >= measured_from]
     worst = sorted(timeline, key=lambda item: -item[1])[:5]
+    by_second: dict[int, list[float]] = {}
+    for t, latency, _ in timeline:
+        by_second.setdefault(int((t - load_start) // 1000), []).append(latency)
     by_version: dict[str, int] = {}
     for _, body in received:
         by_version[body["model_version"]] = by_version.get(body["model_version"], 0) + 1
@@ -224,6 +227,11 @@ async def _latency_and_swap(
         },
         "verdicts_by_version": by_version,
         "hot_swap_published_at_s": round(hot_published - load_start / 1000, 3),
+        # where in the run the slow verdicts are (the hot swap's second, or spread out)
+        "p99_ms_by_second": {
+            second: round(float(np.percentile(values, 99)), 1)
+            for second, values in sorted(by_second.items())
+        },
         "worst": [
             {
                 "appended_at_s": round((t - load_start) / 1000, 3),
