@@ -99,6 +99,7 @@ LOCAL_MIN = 4  # history needed before the local judgement applies
 # motion takes the others' steps robustly. 3: flat counts a run over the whole history.
 # 4: level's two tails are normalised apart (``q50`` and ``den`` have a row for the one below).
 REVISION = 4
+SORT_FEW = 8  # a median of at most this many values sorts them
 LEVEL_BELOW = N_KINDS  # the row of q50 and den that normalises a level below the baseline
 
 Matrix = npt.NDArray[np.float64]
@@ -108,7 +109,13 @@ def _median(values: Matrix, count: int) -> float:
     # The median of values[:count], reordering them in place (every caller fills a scratch
     # buffer just before): a quickselect of the upper middle, and for an even count the
     # largest of the lower half, which the partition has put below it. Exact, as a sort is.
+    # A handful of values are sorted instead (faster than selecting among so few).
     half = count // 2
+    if count <= SORT_FEW:
+        _sort_few(values, count)
+        if count % 2 == 1:
+            return float(values[half])
+        return float((values[half - 1] + values[half]) / 2.0)
     lo = 0
     hi = count - 1
     while lo < hi:
