@@ -196,8 +196,9 @@ def _sort_few(values: Matrix, count: int) -> None:
 def _sorted_replace(
     srt: npt.NDArray[np.float64], v: int, s: int, count: int, old: float, new: float, evict: bool
 ) -> None:
-    # The sorted window of ``count`` readings with ``old`` taken out (when ``evict``) and
-    # ``new`` put in: a binary search and a shift for each.
+    # The sorted window of ``count`` readings with ``old`` replaced by ``new`` (when
+    # ``evict``; else with ``new`` added at the end): ``new`` slides from the place it takes
+    # to its own, so a reading near the one it replaces moves few others.
     W = srt.shape[2]
     if evict:
         lo = 0
@@ -209,29 +210,25 @@ def _sorted_replace(
             else:
                 hi = mid
         if lo >= count or srt[v, s, lo] != old:
-            # not found by its order (a NaN, which no service lets through): take it out by
-            # a scan, or the last one, so that the window keeps its size
+            # not found by its order (a NaN, which no service lets through): replace it as
+            # found by a scan, or the last one, so that the window keeps its size
             lo = count - 1
             for k in range(count):
                 if srt[v, s, k] == old or (srt[v, s, k] != srt[v, s, k] and old != old):
                     lo = k
                     break
-        for k in range(lo, count - 1):
-            srt[v, s, k] = srt[v, s, k + 1]
-        count -= 1
-    lo = 0
-    hi = count
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if srt[v, s, mid] <= new:
-            lo = mid + 1
-        else:
-            hi = mid
-    k = min(count, W - 1)
-    while k > lo:
-        srt[v, s, k] = srt[v, s, k - 1]
-        k -= 1
-    srt[v, s, min(lo, W - 1)] = new
+        size = count
+        q = lo
+    else:
+        size = min(count + 1, W)
+        q = size - 1
+    while q + 1 < size and srt[v, s, q + 1] < new:
+        srt[v, s, q] = srt[v, s, q + 1]
+        q += 1
+    while q > 0 and srt[v, s, q - 1] > new:
+        srt[v, s, q] = srt[v, s, q - 1]
+        q -= 1
+    srt[v, s, q] = new
 
 
 def _deviations(
