@@ -37,7 +37,9 @@ model to the first verdict that names it, both cold (worker waiting with no mode
 queued) and as a hot swap under load. The load and the verdict reader share this process's
 event loop, so nothing else may hold it while they run: the models are trained beforehand and
 published by another process, and the garbage collector is off (its full collections took
-0.1 s, and a fit 0.2 s, with the GIL held).
+0.1 s, and a fit 0.2 s, with the GIL held). With ``--echo`` (the default), the same load
+is also answered by a bare consumer that scores nothing (:mod:`bench.pipeline_echo`): the
+latency floor of this broker, client and machine, in ``latency_echo``.
 
 Writes bench/results/pipeline.json and prints a table.
 """
@@ -61,6 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.pipeline_broker import PARTITIONS, broker, create_topics, free_port, preload  # noqa: E402
+from bench.pipeline_echo import echo_latency  # noqa: E402
 from bench.pipeline_latency import latency_and_swap, percentiles  # noqa: E402
 from bench.pipeline_publish import publish_path  # noqa: E402
 from bench.pipeline_replay import replay_time  # noqa: E402
@@ -75,6 +78,7 @@ __all__ = [
     "baseline",
     "broker",
     "create_topics",
+    "echo_latency",
     "free_port",
     "latency_and_swap",
     "make_records",
@@ -229,6 +233,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         | {"p99_ms_including_warmup": run["latency_including_warmup"].get("p99_ms")}
                         for run in latency_runs
                     ]
+                if args.echo:
+                    # the floor: the same load answered by a consumer that scores nothing
+                    echo_runs = []
+                    for _ in range(args.latency_repeat):
+                        run = await echo_latency(bootstrap, args.rate, args.seconds, args.warmup)
+                        echo_runs.append(run)
+                        print(f"latency (echo): {run['latency']}", file=sys.stderr)
+                    echo_runs.sort(key=lambda run: run["latency"].get("p99_ms", 0.0))
+                    results["latency_echo"] = echo_runs[len(echo_runs) // 2]
+                    results["latency_echo"]["samples"] = [
+                        {k: run["latency"].get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+                        for run in echo_runs
+                    ]
     return results
 
 
@@ -277,6 +294,18 @@ def table(results: dict[str, Any]) -> str:
             f"model publish -> first verdict (MODEL_POLL_SECONDS={lat['model_poll_seconds']}): "
             f"cold {lat['model_publish_to_first_verdict_s']['cold_start_no_model']} s, "
             f"hot swap {lat['model_publish_to_first_verdict_s']['hot_swap_under_load']} s",
+        ]
+    if "latency_echo" in results:
+        echo = results["latency_echo"]
+        pct = echo["latency"]
+        lines += [
+            "",
+            f"[echo baseline: answers each record, scores nothing] latency at "
+            f"{echo['offered_rate_per_s']} rec/s: p50 {pct.get('p50_ms')} ms   "
+            f"p95 {pct.get('p95_ms')} ms   p99 {pct.get('p99_ms')} ms   max {pct.get('max_ms')} ms"
+            "   (p99 of each run: "
+            + ", ".join(str(run["p99_ms"]) for run in echo.get("samples", []))
+            + ")",
         ]
     if "context_replay" in results:
         rep = results["context_replay"]
@@ -332,6 +361,12 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="with --context: the context model with alert episodes on, beside it off",
+    )
+    parser.add_argument(
+        "--echo",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the latency floor: a consumer that answers each record unscored",
     )
     parser.add_argument(
         "--replay-vehicles", type=int, default=1_000, help="vehicles of the rebuild (0: skip)"
