@@ -18,6 +18,7 @@ import multiprocessing
 import uuid
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.pipeline_broker import create_topics
@@ -101,7 +102,11 @@ async def echo_latency(bootstrap: str, rate: int, seconds: float, warmup: float)
         for seen, body in received
         if (where := (body["source"]["partition"], body["source"]["offset"])) in append_times
     ]
-    measured_from = min((t for t, _ in timeline), default=0) + warmup * 1000
+    load_start = min((t for t, _ in timeline), default=0)
+    measured_from = load_start + warmup * 1000
+    by_second: dict[int, list[float]] = {}
+    for t, latency in timeline:
+        by_second.setdefault(int((t - load_start) // 1000), []).append(latency)
     return {
         "offered_rate_per_s": rate,
         "seconds": seconds,
@@ -109,4 +114,8 @@ async def echo_latency(bootstrap: str, rate: int, seconds: float, warmup: float)
         "records_sent": sent,
         "answers_matched": len(timeline),
         "latency": percentiles([latency for t, latency in timeline if t >= measured_from]),
+        "p99_ms_by_second": {
+            second: round(float(np.percentile(values, 99)), 1)
+            for second, values in sorted(by_second.items())
+        },
     }
