@@ -88,7 +88,8 @@ def read_labelled(args: argparse.Namespace) -> Labelled:
         except ValueError:
             raise CliError(
                 f"{path}: record {index + 1}: {columns.timestamp} "
-                f"{item.record['timestamp']!r} is not an RFC 3339 time with a zone"
+                f"{item.record['timestamp']!r} is not a time (RFC 3339, a date-time without "
+                "a zone for UTC, or seconds since the epoch)"
             ) from None
     items = [Item(i.record, int(i.label or 0), i.fault) for i in found]
     return Labelled(items, times, names)

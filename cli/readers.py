@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,10 +177,7 @@ def _record(
         raise CliError(f"{path} {where}: {columns.vehicle} is missing")
     if timestamp is None or str(timestamp).strip() == "":
         raise CliError(f"{path} {where}: {columns.timestamp} is missing")
-    if hasattr(timestamp, "isoformat"):  # a Parquet timestamp column
-        from shared.schemas import format_timestamp
-
-        timestamp = format_timestamp(timestamp) if timestamp.tzinfo else timestamp.isoformat() + "Z"
+    timestamp = _timestamp(timestamp)
     if features:
         missing = [c for c in features if c not in row]
         if missing:
@@ -216,6 +214,34 @@ def _record(
         label,
         str(fault) if fault else None,
     )
+
+
+def _timestamp(value: Any) -> str:
+    """RFC 3339 text as it is; a time without a zone as UTC (as a Parquet timestamp column
+    without one); a number as seconds since the epoch (a recording's seconds from its start
+    give times in 1970, whose gaps are what a context model reads). Anything else is left
+    as it is, for the caller's check to refuse."""
+    from shared.schemas import format_timestamp, parse_timestamp
+
+    if hasattr(value, "isoformat"):  # a Parquet timestamp column
+        return format_timestamp(value) if value.tzinfo else value.isoformat() + "Z"
+    if isinstance(value, bool):
+        return str(value)
+    text = str(value).strip()
+    try:
+        parse_timestamp(text)
+        return text
+    except ValueError:
+        pass
+    try:
+        if isinstance(value, int | float) or _is_number(text):
+            moment = datetime.fromtimestamp(float(text), UTC)
+        else:
+            moment = datetime.fromisoformat(text)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return text
+    return format_timestamp(moment)
 
 
 def _label(value: Any, path: Path, where: str, column: str = "label") -> int:

@@ -132,3 +132,27 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     odd.write_text("x")
     with pytest.raises(UsageError, match="--format"):
         read_records(odd)
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ("2024-01-15T10:00:00Z", "2024-01-15T10:00:00Z"),  # RFC 3339: as it is
+        ("2024-01-15T12:00:00+02:00", "2024-01-15T12:00:00+02:00"),
+        ("2024-01-15 10:00:00", "2024-01-15T10:00:00.000Z"),  # no zone: UTC
+        ("2024-01-15T10:00:00.25", "2024-01-15T10:00:00.250Z"),
+        ("1705312800", "2024-01-15T10:00:00.000Z"),  # a number: seconds since the epoch
+        ("0.015625", "1970-01-01T00:00:00.015Z"),  # seconds from a recording's start
+        ("soon", "soon"),  # left for the caller to refuse
+    ],
+)
+def test_timestamps_without_a_zone_are_utc_and_numbers_are_epoch_seconds(
+    tmp_path: Path, given: str, read: str
+) -> None:
+    """A CSV's time column as users' recordings hold it, and a JSON number."""
+    path = tmp_path / "t.csv"
+    path.write_text(f"vehicle_id,timestamp,f0\nVH-1,{given},1\n")
+    assert read_records(path)[0].record["timestamp"] == read
+    lines = tmp_path / "t.jsonl"
+    lines.write_text('{"vehicle_id": "V", "timestamp": 1705312800.5, "feature_vector": [1]}\n')
+    assert read_records(lines)[0].record["timestamp"] == "2024-01-15T10:00:00.500Z"
