@@ -51,11 +51,11 @@ more of the vehicle's readings than lie within ``horizon`` offsets, which a firs
 first-out queue of the partition's last offsets keeps per vehicle.
 
 The medians of a sensor's recent readings (level's, and change's of the readings before the
-last five) come from a sorted copy of its readings in the slot, which each record updates
-with a binary search and a shift, instead of a selection over the readings for every record
-(a third of the kernel's former cost); where the horizon leaves the history shorter than the
-slot, a selection over the history serves. Both give the same order statistics, so the
-evidence is the same to the bit.
+last five) come from a sorted copy of its readings in the slot, in which each new reading
+slides from the place of the one it replaces, instead of a selection over the readings for
+every record and sensor (two-thirds of the kernel's former cost); where the horizon leaves
+the history shorter than the slot, a selection over the history serves. Both give the same
+order statistics, so the evidence is the same to the bit.
 """
 
 from __future__ import annotations
