@@ -110,12 +110,10 @@ def _median(values: Matrix, count: int) -> float:
     # buffer just before): a quickselect of the upper middle, and for an even count the
     # largest of the lower half, which the partition has put below it. Exact, as a sort is.
     # A handful of values are sorted instead (faster than selecting among so few).
-    half = count // 2
     if count <= SORT_FEW:
         _sort_few(values, count)
-        if count % 2 == 1:
-            return float(values[half])
-        return float((values[half - 1] + values[half]) / 2.0)
+        return _middle(values, count)
+    half = count // 2
     lo = 0
     hi = count - 1
     while lo < hi:
@@ -146,14 +144,13 @@ def _median(values: Matrix, count: int) -> float:
     return float((lower + upper) / 2.0)
 
 
-def _sorted_median(srt: npt.NDArray[np.float64], v: int, s: int, count: int) -> float:
-    # The median of a vehicle's sorted window of ``count`` readings of sensor s: the same
-    # order statistics, and the same arithmetic, as _median.
+def _middle(ordered: Matrix, count: int) -> float:
+    # The median of ordered[:count], already in ascending order: the same order statistics,
+    # and the same arithmetic, as _median's selection.
     half = count // 2
-    upper = srt[v, s, half]
     if count % 2 == 1:
-        return float(upper)
-    return float((srt[v, s, half - 1] + upper) / 2.0)
+        return float(ordered[half])
+    return float((ordered[half - 1] + ordered[half]) / 2.0)
 
 
 def _median_without(
@@ -461,7 +458,7 @@ def _derive(
             below = revision >= 4 and z[s] < 0.0  # (revision 4's lower tail)
             if h >= LOCAL_MIN:
                 if whole:
-                    recent_median = _sorted_median(srt, v, s, h)
+                    recent_median = _middle(srt[v, s], h)
                 else:
                     for k in range(h):
                         scratch[k] = buf[v, (c - 1 - k) % W, s]
@@ -508,10 +505,8 @@ def _derive(
                 span = min(h, CHANGE_SPAN)
                 for k in range(span):
                     recent[k] = buf[v, (c - 1 - k) % W, s]
-                _sort_few(recent, span)
-                half = span // 2
-                odd = span % 2 == 1
-                near = recent[half] if odd else (recent[half - 1] + recent[half]) / 2.0
+                _sort_few(recent, span)  # (left sorted for _median_without)
+                near = _middle(recent, span)
                 step = abs(X[i, s] - near)
                 older = h - span
                 if older >= 3:
@@ -599,7 +594,7 @@ if numba is not None:
     # loads the kernels instead of compiling them again.
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
     _median = _jit(_median)
-    _sorted_median = _jit(_sorted_median)
+    _middle = _jit(_middle)
     _median_without = _jit(_median_without)
     _sort_few = _jit(_sort_few)
     _sorted_replace = _jit(_sorted_replace)

@@ -79,7 +79,7 @@ def test_the_window_medians_equal_the_selections(seed: int) -> None:
     values = np.round(rng.normal(size=held) * rng.choice([0.5, 3.0, 50.0]))
     values[rng.random(held) < 0.2] = -0.0
     window = np.sort(values)[None, None, :]
-    assert kernel._sorted_median(window, 0, 0, held) == kernel._median(values.copy(), held)
+    assert kernel._middle(window[0, 0], held) == kernel._median(values.copy(), held)
     for few in range(1, held + 1):  # a sort up to SORT_FEW values, a selection beyond
         assert kernel._median(values[:few].copy(), few) == np.median(values[:few])
     newest = min(kernel.CHANGE_SPAN, held - 3)
