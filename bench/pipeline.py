@@ -225,14 +225,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         )
                         latency_runs.append(run)
                         print(f"latency ({kind}): {run['latency']}", file=sys.stderr)
-                    latency_runs.sort(key=lambda run: run["latency"].get("p99_ms", 0.0))
                     key = "latency" if kind == "point" else "latency_context"
-                    results[key] = latency_runs[len(latency_runs) // 2]
-                    results[key]["samples"] = [
-                        {k: run["latency"].get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
-                        | {"p99_ms_including_warmup": run["latency_including_warmup"].get("p99_ms")}
-                        for run in latency_runs
-                    ]
+                    results[key] = median_p99_run(latency_runs)
                 if args.echo:
                     # the floor: the same load answered by a consumer that scores nothing
                     echo_runs = []
@@ -240,13 +234,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         run = await echo_latency(bootstrap, args.rate, args.seconds, args.warmup)
                         echo_runs.append(run)
                         print(f"latency (echo): {run['latency']}", file=sys.stderr)
-                    echo_runs.sort(key=lambda run: run["latency"].get("p99_ms", 0.0))
-                    results["latency_echo"] = echo_runs[len(echo_runs) // 2]
-                    results["latency_echo"]["samples"] = [
-                        {k: run["latency"].get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
-                        for run in echo_runs
-                    ]
+                    results["latency_echo"] = median_p99_run(echo_runs)
     return results
+
+
+def median_p99_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The latency run with the median p99, with every run's percentiles in ``samples``."""
+    runs = sorted(runs, key=lambda run: run["latency"].get("p99_ms", 0.0))
+    median = runs[len(runs) // 2]
+    median["samples"] = [
+        {k: run["latency"].get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+        | (
+            {"p99_ms_including_warmup": run["latency_including_warmup"].get("p99_ms")}
+            if "latency_including_warmup" in run
+            else {}
+        )
+        for run in runs
+    ]
+    return median
 
 
 def table(results: dict[str, Any]) -> str:

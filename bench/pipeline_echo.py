@@ -18,11 +18,10 @@ import multiprocessing
 import uuid
 from typing import Any
 
-import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.pipeline_broker import create_topics
-from bench.pipeline_latency import percentiles, read_verdicts, steady_load
+from bench.pipeline_latency import p99_by_second, percentiles, read_verdicts, steady_load
 
 
 async def _echo(bootstrap: str, source: str, target: str, ready: Any, stop: Any) -> None:
@@ -104,9 +103,6 @@ async def echo_latency(bootstrap: str, rate: int, seconds: float, warmup: float)
     ]
     load_start = min((t for t, _ in timeline), default=0)
     measured_from = load_start + warmup * 1000
-    by_second: dict[int, list[float]] = {}
-    for t, latency in timeline:
-        by_second.setdefault(int((t - load_start) // 1000), []).append(latency)
     return {
         "offered_rate_per_s": rate,
         "seconds": seconds,
@@ -114,8 +110,5 @@ async def echo_latency(bootstrap: str, rate: int, seconds: float, warmup: float)
         "records_sent": sent,
         "answers_matched": len(timeline),
         "latency": percentiles([latency for t, latency in timeline if t >= measured_from]),
-        "p99_ms_by_second": {
-            second: round(float(np.percentile(values, 99)), 1)
-            for second, values in sorted(by_second.items())
-        },
+        "p99_ms_by_second": p99_by_second(timeline, load_start),
     }

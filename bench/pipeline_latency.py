@@ -9,6 +9,7 @@ import multiprocessing
 import statistics
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,17 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         "p99_ms": round(float(np.percentile(ordered, 99)), 1),
         "max_ms": round(float(ordered[-1]), 1),
         "mean_ms": round(statistics.fmean(samples), 1),
+    }
+
+
+def p99_by_second(timeline: Sequence[tuple[float, float]], start: float) -> dict[int, float]:
+    """The p99 of the latencies (ms) of each second of appends (ms) from ``start`` on."""
+    by_second: dict[int, list[float]] = {}
+    for appended, latency in timeline:
+        by_second.setdefault(int((appended - start) // 1000), []).append(latency)
+    return {
+        second: round(float(np.percentile(values, 99)), 1)
+        for second, values in sorted(by_second.items())
     }
 
 
@@ -204,9 +216,6 @@ async def _latency_and_swap(
     measured_from = load_start + warmup * 1000
     latencies = [latency for t, latency, _ in timeline if t >= measured_from]
     worst = sorted(timeline, key=lambda item: -item[1])[:5]
-    by_second: dict[int, list[float]] = {}
-    for t, latency, _ in timeline:
-        by_second.setdefault(int((t - load_start) // 1000), []).append(latency)
     by_version: dict[str, int] = {}
     for _, body in received:
         by_version[body["model_version"]] = by_version.get(body["model_version"], 0) + 1
@@ -228,10 +237,7 @@ async def _latency_and_swap(
         "verdicts_by_version": by_version,
         "hot_swap_published_at_s": round(hot_published - load_start / 1000, 3),
         # where in the run the slow verdicts are (the hot swap's second, or spread out)
-        "p99_ms_by_second": {
-            second: round(float(np.percentile(values, 99)), 1)
-            for second, values in sorted(by_second.items())
-        },
+        "p99_ms_by_second": p99_by_second([(t, lat) for t, lat, _ in timeline], load_start),
         "worst": [
             {
                 "appended_at_s": round((t - load_start) / 1000, 3),
