@@ -234,7 +234,7 @@ def _timestamp(value: Any) -> str:
     except ValueError:
         pass
     try:
-        if isinstance(value, int | float) or _is_number(text):
+        if _is_number(text):
             moment = datetime.fromtimestamp(float(text), UTC)
         else:
             moment = datetime.fromisoformat(text)
