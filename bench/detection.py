@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.detection [--runs 7@12,1@12] [--real DIR | --no-real]
                                         [--only wsn_motes,water_flow] [--max-rows N]
+                                        [--false-alarm-rate R] [--max-samples N] [--jobs 2]
 
 Simulated runs: 20 vehicles, 10,000 records with 2% faults of all five kinds, starting at
 2025-03-01 at the run's hour; the model is a ``ContextForest`` with its defaults (and a fixed
@@ -14,7 +15,10 @@ alarms) and with faults of the five kinds injected by a seeded injector (see
 :mod:`bench.detection_real`). Rows the source labels anomalous (``wsn_motes``) are kept in the
 replay, for context, but left out of the figures; how many of them were flagged is reported.
 
-Prints a table per part and writes bench/results/detection.json.
+``--false-alarm-rate`` and ``--max-samples`` train every model with that ``ContextForest``
+parameter instead of its default (the trade-offs in docs/detection.md and
+docs/performance.md); ``--jobs`` evaluates that many runs and recordings at once (the
+figures do not depend on it). Prints a table per part and writes bench/results/detection.json.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import json
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,11 +77,12 @@ def run_records(seed: int, hour: int) -> tuple[datetime, list[SimRecord], list[S
     return start, history, stream
 
 
-def simulated_run(seed: int, hour: int) -> dict[str, Any]:
-    """One of the README's runs, trained and scored offline."""
+def simulated_run(seed: int, hour: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One of the README's runs, trained (``ContextForest`` defaults, or ``params``) and scored
+    offline."""
     began = time.perf_counter()
     start, history, stream = run_records(seed, hour)
-    model = ContextForest(random_state=RANDOM_STATE).fit(
+    model = ContextForest(random_state=RANDOM_STATE, **(params or {})).fit(
         [r.vehicle_id for r in history],
         epoch_seconds([r.timestamp for r in history]),
         feature_matrix(history),
@@ -99,7 +105,9 @@ def simulated_run(seed: int, hour: int) -> dict[str, Any]:
     }
 
 
-def real_run(path: Path, rate: float, seed: int, max_rows: int | None) -> dict[str, Any]:
+def real_run(
+    path: Path, rate: float, seed: int, max_rows: int | None, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One real recording: trained on each vehicle's first half, the second half replayed."""
     began = time.perf_counter()
     rec = load(path)
@@ -108,7 +116,9 @@ def real_run(path: Path, rate: float, seed: int, max_rows: int | None) -> dict[s
     half = first_half(rec)
     train = half & (rec.source_label == 0)  # rows the source labels anomalous do not train
     ids = [v for v, t in zip(rec.vehicles, train, strict=True) if t]
-    model = ContextForest(random_state=RANDOM_STATE).fit(ids, rec.times[train], rec.X[train])
+    model = ContextForest(random_state=RANDOM_STATE, **(params or {})).fit(
+        ids, rec.times[train], rec.X[train]
+    )
     rest = ~half
     replay_ids = [v for v, t in zip(rec.vehicles, rest, strict=True) if t]
     times, clean = rec.times[rest], rec.X[rest]
@@ -211,9 +221,24 @@ def main() -> None:
     parser.add_argument("--max-rows", type=int, help="skip real recordings with more rows")
     parser.add_argument("--rate", type=float, default=0.02, help="injected fault share (0.02)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the injector (7)")
+    parser.add_argument(
+        "--false-alarm-rate", type=float, help="train with this false_alarm_rate (its default)"
+    )
+    parser.add_argument("--max-samples", type=int, help="train with this max_samples (its default)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs evaluated at once (1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "detection.json", help="JSON file")
     args = parser.parse_args()
-    simulated = [] if args.no_simulated else [simulated_run(s, h) for s, h in args.runs]
+    params: dict[str, Any] = {}
+    if args.false_alarm_rate is not None:
+        params["false_alarm_rate"] = args.false_alarm_rate
+    if args.max_samples is not None:
+        params["max_samples"] = args.max_samples
+    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+    mapped = pool.map if pool is not None else map
+    runs = [] if args.no_simulated else args.runs
+    simulated = list(
+        mapped(simulated_run, [s for s, _ in runs], [h for _, h in runs], [params] * len(runs))
+    )
     header = "spike / drift / stuck / dropout / noise"
     if simulated:
         print(f"seed  start  precision  recall  F1     false alarms  recall: {header}")
@@ -227,7 +252,14 @@ def main() -> None:
         paths = sorted(args.real.glob("*.csv"))
         if args.only:
             paths = [p for p in paths if p.stem in args.only]
-        real = [real_run(p, args.rate, args.seed, args.max_rows) for p in paths]
+        n = len(paths)
+        real = list(
+            mapped(
+                real_run, paths, [args.rate] * n, [args.seed] * n, [args.max_rows] * n, [params] * n
+            )
+        )
+    if pool is not None:
+        pool.shutdown()
         print(
             f"\nrecording  precision  recall  F1  false alarms (faults / clean)  recall: {header}"
         )
@@ -253,6 +285,7 @@ def main() -> None:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "random_state": RANDOM_STATE,
+        "model_params": params,
         "simulated": simulated,
         "real": real,
         "real_injection": {"rate": args.rate, "seed": args.seed},
