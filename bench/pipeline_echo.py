@@ -7,20 +7,28 @@ idempotent, no linger), waits for them and commits. The same steady load and the
 as the worker's latency run time it (broker append -> answer read), so its percentiles are
 what the broker, the client library and this machine cost before any scoring: the floor under
 the worker's.
+
+Alone, against a broker of its own (``scripts/kafka-local``, so ``KAFKA_LOCAL_GC_OPTS`` and
+the other ``KAFKA_LOCAL_*`` settings apply) or ``KAFKA_BOOTSTRAP_SERVERS``, one line per run::
+
+    .venv/bin/python -m bench.pipeline_echo [--repeat 5] [--rate 2000] [--seconds 10]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import json
 import multiprocessing
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.pipeline_broker import create_topics
+from bench.pipeline_broker import broker, create_topics
 from bench.pipeline_latency import p99_by_second, percentiles, read_verdicts, steady_load
 
 
@@ -112,3 +120,21 @@ async def echo_latency(bootstrap: str, rate: int, seconds: float, warmup: float)
         "latency": percentiles([latency for t, latency in timeline if t >= measured_from]),
         "p99_ms_by_second": p99_by_second(timeline, load_start),
     }
+
+
+async def _main(repeat: int, rate: int, seconds: float, warmup: float) -> None:
+    with tempfile.TemporaryDirectory() as workdir:
+        async with broker(Path(workdir)) as bootstrap:
+            for _ in range(repeat):
+                run = await echo_latency(bootstrap, rate, seconds, warmup)
+                print(json.dumps({k: run[k] for k in ("latency", "p99_ms_by_second")}), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs against one broker (5)")
+    parser.add_argument("--rate", type=int, default=2000, help="offered records/s (2000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (10)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before them (1)")
+    args = parser.parse_args()
+    asyncio.run(_main(args.repeat, args.rate, args.seconds, args.warmup))
