@@ -68,9 +68,9 @@ class ModelWatcher:
     def _read_failed(self, pointer: str, error: Exception) -> None:
         """A pointer that cannot be read: reported once per distinct error, shown in /health."""
         text = f"{pointer}: {error}"
-        self.state.registry_error = text
         if self._pointer_errors.get(pointer) != text:
             self._pointer_errors[pointer] = text
+            self._show_errors()
             self.metrics.model_reload_failures.inc()
             log.error(
                 "cannot read the model registry's pointer; keeping the current model",
@@ -84,8 +84,13 @@ class ModelWatcher:
     def _read_ok(self, pointer: str) -> None:
         if self._pointer_errors.pop(pointer, None) is not None:
             log.info("the model registry's pointer reads again", extra={"pointer": pointer})
-        if not self._pointer_errors:
-            self.state.registry_error = None
+            self._show_errors()
+
+    def _show_errors(self) -> None:
+        # every pointer that cannot be read now, in one line (None when all read), so that
+        # /health names both LATEST and CANDIDATE when both are bad, whichever was polled last
+        errors = self._pointer_errors
+        self.state.registry_error = "; ".join(errors[p] for p in sorted(errors)) or None
 
     async def check(self) -> bool:
         """One poll; ``True`` when a new version was swapped in."""

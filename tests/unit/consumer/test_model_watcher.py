@@ -107,7 +107,9 @@ async def test_pointer_files_that_name_no_version_are_reported_not_fatal(tmp_pat
             break
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.05)  # several more polls: each error is counted once
-    assert state.registry_error is not None and "CANDIDATE" in state.registry_error
+    assert state.registry_error is not None
+    assert state.registry_error.startswith("CANDIDATE: ")  # both, between any two polls
+    assert "; LATEST: LATEST is not UTF-8 text" in state.registry_error
     assert state.model_version == first
     assert metrics.model_reload_failures._value.get() == 2  # once per distinct error
     (tmp_path / "CANDIDATE").unlink()
