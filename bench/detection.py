@@ -28,7 +28,9 @@ import json
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -233,12 +235,28 @@ def main() -> None:
         params["false_alarm_rate"] = args.false_alarm_rate
     if args.max_samples is not None:
         params["max_samples"] = args.max_samples
-    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
-    mapped = pool.map if pool is not None else map
     runs = [] if args.no_simulated else args.runs
-    simulated = list(
-        mapped(simulated_run, [s for s, _ in runs], [h for _, h in runs], [params] * len(runs))
-    )
+    replay_real = args.real is not None and not args.no_real
+    paths: list[Path] = []
+    if replay_real:
+        paths = sorted(args.real.glob("*.csv"))
+        if args.only:
+            paths = [p for p in paths if p.stem in args.only]
+    with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
+        mapped = pool.map if pool is not None else map
+        simulated = list(
+            mapped(
+                partial(simulated_run, params=params), [s for s, _ in runs], [h for _, h in runs]
+            )
+        )
+        real = list(
+            mapped(
+                partial(
+                    real_run, rate=args.rate, seed=args.seed, max_rows=args.max_rows, params=params
+                ),
+                paths,
+            )
+        )
     header = "spike / drift / stuck / dropout / noise"
     if simulated:
         print(f"seed  start  precision  recall  F1     false alarms  recall: {header}")
@@ -247,19 +265,7 @@ def main() -> None:
                 f"{r['seed']:>4}  {r['start'][11:16]}  {r['precision']:>9.3f}  {r['recall']:>6.3f}"
                 f"  {r['f1']:.3f}  {r['false_alarm_rate']:>12.4f}  {_kinds(r)}"
             )
-    real: list[dict[str, Any]] = []
-    if args.real is not None and not args.no_real:
-        paths = sorted(args.real.glob("*.csv"))
-        if args.only:
-            paths = [p for p in paths if p.stem in args.only]
-        n = len(paths)
-        real = list(
-            mapped(
-                real_run, paths, [args.rate] * n, [args.seed] * n, [args.max_rows] * n, [params] * n
-            )
-        )
-    if pool is not None:
-        pool.shutdown()
+    if replay_real:
         print(
             f"\nrecording  precision  recall  F1  false alarms (faults / clean)  recall: {header}"
         )
