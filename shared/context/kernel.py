@@ -180,14 +180,56 @@ def _median_without(
 
 
 def _sort_few(values: Matrix, count: int) -> None:
-    # values[:count] in ascending order, in place (an insertion sort: a handful of values)
-    for k in range(1, count):
-        value = values[k]
-        j = k - 1
-        while j >= 0 and values[j] > value:
-            values[j + 1] = values[j]
-            j -= 1
-        values[j + 1] = value
+    # values[:count] in ascending order, in place, for count <= SORT_FEW: the values (padded
+    # with +inf) go through a sorting network of eight, compare-exchanges with no branch to
+    # mispredict (an insertion sort's branches cost more than its few moves). The values
+    # are the same, so every order statistic is; only equal values may trade places, which
+    # no caller can tell apart (a median of +0 and -0 is measured through abs or < 0).
+    inf = math.inf
+    a0 = values[0] if count > 0 else inf
+    a1 = values[1] if count > 1 else inf
+    a2 = values[2] if count > 2 else inf
+    a3 = values[3] if count > 3 else inf
+    a4 = values[4] if count > 4 else inf
+    a5 = values[5] if count > 5 else inf
+    a6 = values[6] if count > 6 else inf
+    a7 = values[7] if count > 7 else inf
+    # (the 19 comparators of an optimal network for eight, in six layers)
+    a0, a2 = (a0, a2) if a0 < a2 else (a2, a0)
+    a1, a3 = (a1, a3) if a1 < a3 else (a3, a1)
+    a4, a6 = (a4, a6) if a4 < a6 else (a6, a4)
+    a5, a7 = (a5, a7) if a5 < a7 else (a7, a5)
+    a0, a4 = (a0, a4) if a0 < a4 else (a4, a0)
+    a1, a5 = (a1, a5) if a1 < a5 else (a5, a1)
+    a2, a6 = (a2, a6) if a2 < a6 else (a6, a2)
+    a3, a7 = (a3, a7) if a3 < a7 else (a7, a3)
+    a0, a1 = (a0, a1) if a0 < a1 else (a1, a0)
+    a2, a3 = (a2, a3) if a2 < a3 else (a3, a2)
+    a4, a5 = (a4, a5) if a4 < a5 else (a5, a4)
+    a6, a7 = (a6, a7) if a6 < a7 else (a7, a6)
+    a2, a4 = (a2, a4) if a2 < a4 else (a4, a2)
+    a3, a5 = (a3, a5) if a3 < a5 else (a5, a3)
+    a1, a4 = (a1, a4) if a1 < a4 else (a4, a1)
+    a3, a6 = (a3, a6) if a3 < a6 else (a6, a3)
+    a1, a2 = (a1, a2) if a1 < a2 else (a2, a1)
+    a3, a4 = (a3, a4) if a3 < a4 else (a4, a3)
+    a5, a6 = (a5, a6) if a5 < a6 else (a6, a5)
+    if count > 0:
+        values[0] = a0
+    if count > 1:
+        values[1] = a1
+    if count > 2:
+        values[2] = a2
+    if count > 3:
+        values[3] = a3
+    if count > 4:
+        values[4] = a4
+    if count > 5:
+        values[5] = a5
+    if count > 6:
+        values[6] = a6
+    if count > 7:
+        values[7] = a7
 
 
 def _sorted_replace(
@@ -196,7 +238,7 @@ def _sorted_replace(
     # The sorted window of ``count`` readings with ``old`` replaced by ``new`` (when
     # ``evict``; else with ``new`` added at the end): ``new`` slides from the place it takes
     # to its own, so a reading near the one it replaces moves few others.
-    W = srt.shape[2]
+    W = WINDOW
     if evict:
         lo = 0
         hi = count
@@ -267,7 +309,7 @@ def _history(
     # How many of the slot's newest readings count as this record's history: none after a
     # silence longer than ``gap``, and for a streamed record none more than ``horizon``
     # offsets back.
-    W = buf_time.shape[1]
+    W = WINDOW
     c = count[v]
     h = min(c, W)
     if h > 0 and t - buf_time[v, (c - 1) % W] > gap:
@@ -298,7 +340,7 @@ def _append(
     # The record joins its slot; with its history broken (h == 0) the slot starts again here.
     # ``srt`` keeps each sensor's readings in the slot sorted: the reading it overwrites out,
     # the new one in.
-    W = buf.shape[1]
+    W = WINDOW
     c = count[v]
     slot = c % W
     for s in range(row.shape[0]):
@@ -336,7 +378,7 @@ def _track(
     # Before the record joins its slot: each sensor's run of equal readings (1 after a break
     # in the history), and for a streamed record the partition's queue of (offset, slot)
     # pairs within ``horizon`` offsets of it, with ``inh`` the vehicle's count in that queue.
-    W = buf.shape[1]
+    W = WINDOW
     c = count[v]
     for s in range(row.shape[0]):
         if h > 0 and row[s] == buf[v, (c - 1) % W, s]:
@@ -350,9 +392,13 @@ def _track(
     held = fifo_pos[1]
     while held > 0 and fifo[head, 0] < offset - horizon:
         inh[fifo[head, 1]] -= 1
-        head = (head + 1) % size
+        head += 1
+        if head == size:  # (a compare, not a division by a size known only at run time)
+            head = 0
         held -= 1
-    tail = (head + held) % size
+    tail = head + held
+    if tail >= size:
+        tail -= size
     fifo[tail, 0] = offset
     fifo[tail, 1] = v
     inh[v] += 1
@@ -397,7 +443,7 @@ def _derive(
     raw_out: npt.NDArray[np.float64],
 ) -> None:
     n, F = X.shape
-    W = buf.shape[1]
+    W = WINDOW
     z = np.empty(F)
     dev = np.empty(F)
     past = np.empty((LOCAL_SPAN, F))

@@ -91,3 +91,22 @@ def test_the_window_medians_equal_the_selections(seed: int) -> None:
     few = values[:newest].copy()
     kernel._sort_few(few, newest)
     assert np.array_equal(few, skip)
+
+
+@pytest.mark.parametrize("count", range(kernel.SORT_FEW + 1))
+def test_the_sorting_network_sorts_every_input_of_its_sizes(count: int) -> None:
+    """A network that sorts every input of 0s and 1s sorts every input (the 0-1 principle);
+    the values past ``count`` stay as they were, and equal values only trade places."""
+    rng = np.random.default_rng(count)
+    inputs = [
+        np.array([(bits >> k) & 1 for k in range(count)], dtype=np.float64)
+        for bits in range(2**count)
+    ]
+    inputs += [np.round(rng.normal(size=count) * 3.0) for _ in range(200)]
+    for values in inputs:
+        values[values == 0.0] = np.where(rng.random(int((values == 0.0).sum())) < 0.5, 0.0, -0.0)
+        padded = np.concatenate([values, np.full(kernel.SORT_FEW + 2 - count, 7.5)])
+        kernel._sort_few(padded, count)
+        assert np.array_equal(padded[:count], np.sort(values)), values
+        assert (padded[count:] == 7.5).all()
+        assert np.signbit(padded[:count]).sum() == np.signbit(values).sum()
