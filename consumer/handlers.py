@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -49,17 +49,22 @@ from consumer.monitor import BatchObserver
 from consumer.processor import (
     BatchOutcome,
     BatchProcessor,
+    ContextStates,
     Outgoing,
     RecordLike,
     offset_bounds,
 )
 from consumer.publishing import PublishError, Sink, publish_confirmed
 from consumer.refusals import RefusalGuard, StoppedPartition
+from consumer.shadow_contexts import ShadowContexts
 from consumer.sizing import fit_all
 from consumer.state import WorkerState
 from consumer.topic_limits import TopicLimits
 from consumer.tracing import MessageTracing, end_spans
 from shared.schemas import format_timestamp
+
+if TYPE_CHECKING:
+    from shared.detector import Detector
 
 log = logging.getLogger("consumer.handlers")
 
@@ -92,6 +97,8 @@ class BatchHandler:
         self.guard = RefusalGuard(refused_attempts, processor.dlq_topic)
         # The context models' per-partition history (without a reader: rebuilt empty).
         self.contexts = contexts if contexts is not None else ContextStore(None, metrics)
+        # A context candidate's own copy of each partition's history (shadow scoring).
+        self.shadow_contexts = ShadowContexts()
         self.sink = sink
         self.state = state
         self.metrics = metrics
@@ -150,6 +157,28 @@ class BatchHandler:
             self._in_hand = False
             self._update_idle()
 
+    def _shadow(
+        self,
+        detector: Detector,
+        records: Sequence[RecordLike],
+        contexts: ContextStates | None,
+    ) -> tuple[Detector | None, ContextStates | None]:
+        """The candidate to score this batch in shadow, if any and comparable, and for a
+        context candidate its states, copied from ``contexts`` where not in step."""
+        candidate = self.state.shadow if self.monitor is not None else None
+        if (
+            candidate is None
+            or candidate.version == detector.version
+            or candidate.n_features != detector.n_features
+        ):
+            if candidate is None:
+                self.shadow_contexts.clear()
+            return None, None
+        if candidate.kind != "context":
+            return candidate, None
+        starts, _ = offset_bounds(records)
+        return candidate, self.shadow_contexts.prepare(candidate, contexts, starts)
+
     def _update_idle(self) -> None:
         if not self._in_hand and not self.committer.running:
             self.idle.set()
@@ -180,6 +209,8 @@ class BatchHandler:
                 starts, _ = offset_bounds(records)
                 await self.contexts.prepare(detector, starts)  # rebuilds what is not in step
                 contexts = self.contexts.states
+            # (read after the last await: the monitor compares with the same candidate)
+            shadow, shadow_contexts = self._shadow(detector, records, contexts)
             scoring_started = time.perf_counter()
             outcome = self.processor.process(
                 records,
@@ -187,11 +218,17 @@ class BatchHandler:
                 format_timestamp(self.clock()),
                 contexts,
                 self.contexts.books if contexts is not None else None,
+                shadow,
+                shadow_contexts,
             )
             if contexts is not None:
                 self.contexts.advance(outcome.next_offsets)
+            if shadow_contexts is not None:
+                self.shadow_contexts.advance(outcome.next_offsets)
             if self.monitor is not None and outcome.scored:
-                self.monitor.observe(detector, outcome.features, outcome.scores)
+                self.monitor.observe(
+                    detector, outcome.features, outcome.scores, outcome.shadow_scores
+                )
             self.metrics.scoring_seconds.observe(time.perf_counter() - scoring_started)
             if self.before_publish is not None:
                 await self.before_publish()
@@ -250,6 +287,7 @@ class BatchHandler:
         for tp in partitions:  # their new owner tries them afresh
             self.state.stopped_partitions.pop(f"{tp.topic}-{tp.partition}", None)
         self.contexts.drop((tp.topic, tp.partition) for tp in partitions)
+        self.shadow_contexts.drop((tp.topic, tp.partition) for tp in partitions)
 
     def _succeeded(self, outcome: BatchOutcome, started: float) -> None:
         self._consecutive_failures = 0
@@ -365,4 +403,5 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aio
         # first offset is where the rebuild ends); a state left from an earlier ownership is
         # stale, since another member may have scored the records since.
         self.handler.contexts.drop((tp.topic, tp.partition) for tp in assigned)
+        self.handler.shadow_contexts.drop((tp.topic, tp.partition) for tp in assigned)
         log.debug("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})

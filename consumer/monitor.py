@@ -37,7 +37,13 @@ SWEEP_SECONDS = 3600.0
 class BatchObserver(Protocol):
     """What the batch handler shows each scored batch to (a :class:`ModelMonitor`)."""
 
-    def observe(self, detector: Detector, features: Matrix, scores: Matrix) -> None: ...
+    def observe(
+        self,
+        detector: Detector,
+        features: Matrix,
+        scores: Matrix,
+        candidate_scores: Matrix | None = None,
+    ) -> None: ...
 
 
 class ModelMonitor:
@@ -67,8 +73,17 @@ class ModelMonitor:
         self._task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
 
-    def observe(self, detector: Detector, features: Matrix, scores: Matrix) -> None:
-        """Count one scored batch (the rows of ``features``, scored ``scores`` by ``detector``)."""
+    def observe(
+        self,
+        detector: Detector,
+        features: Matrix,
+        scores: Matrix,
+        candidate_scores: Matrix | None = None,
+    ) -> None:
+        """Count one scored batch (the rows of ``features``, scored ``scores`` by ``detector``,
+        and ``candidate_scores`` by the shadow candidate; without them a point candidate scores
+        ``features`` here, and a context candidate, whose records need their histories, is
+        not compared)."""
         if detector.version != self.window_version:
             self.window_version = detector.version
             reference = detector.drift_reference
@@ -85,6 +100,10 @@ class ModelMonitor:
             return
         if candidate.n_features != detector.n_features:
             return  # cannot score these records; the report says nothing was compared
+        if candidate_scores is None:
+            if candidate.kind == "context":
+                return  # (not scored in the records' histories: nothing to compare)
+            candidate_scores = candidate.score(features)
         shadow = self.shadow
         if shadow is None or (shadow.candidate, shadow.active) != (
             candidate.version,
@@ -93,7 +112,7 @@ class ModelMonitor:
             shadow = self.shadow = ShadowStats(
                 candidate.version, detector.version, sample_size=self.sample_size
             )
-        shadow.observe(scores, candidate.score(features))
+        shadow.observe(scores, candidate_scores)
 
     # --- reporting ---------------------------------------------------------------------
 

@@ -107,6 +107,8 @@ class BatchOutcome:
     first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     # the alert episodes' events, in the order of their messages
     alerts: list[Event] = field(default_factory=list)
+    # the shadow candidate's score of each scored record (None without a candidate)
+    shadow_scores: Any = None
 
     @property
     def verdicts(self) -> list[Outgoing]:
@@ -187,12 +189,17 @@ class BatchProcessor:
         scored_at: str,
         contexts: ContextStates | None = None,
         episodes: EpisodeBooks | None = None,
+        shadow: Detector | None = None,
+        shadow_contexts: ContextStates | None = None,
     ) -> BatchOutcome:
         """Decode, score in one call, and build the outgoing messages in input order.
 
         ``contexts`` (context models): each partition's state, which the batch's valid
         records join; a partition without one starts with no history. ``episodes`` (context
         models): each partition's alert episodes, whose events follow the verdicts.
+        ``shadow``: a candidate that scores the same records too, through its own
+        ``shadow_contexts`` when it is a context model (``outcome.shadow_scores``); it
+        publishes nothing.
         """
         outcome = BatchOutcome(model_version=detector.version, records=len(records))
         outcome.first_offsets, outcome.next_offsets = offset_bounds(records)
@@ -204,14 +211,21 @@ class BatchProcessor:
         groups: Groups = {}
         times = np.empty(0)
         top_k = self.attribution_top_k
-        if detector.kind == "context":
+        if detector.kind == "context" or (shadow is not None and shadow.kind == "context"):
             groups = partition_groups(records, decoded)
+            times = batch_epoch_seconds(decoded.timestamps)
+        if detector.kind == "context":
             # the episodes' leading sensors need attributions, whatever the verdicts carry
             wide = max(top_k, LEAD_MAX) if episodes is not None else top_k
-            times = batch_epoch_seconds(decoded.timestamps)
             scored = self._score_context(decoded, detector, contexts, groups, wide, times)
         else:
             scored = score_rows(detector, decoded.features, self.attribution_top_k)
+        if shadow is not None:
+            outcome.shadow_scores = (
+                self._score_context(decoded, shadow, shadow_contexts, groups, 0, times).scores
+                if shadow.kind == "context"
+                else score_rows(shadow, decoded.features, 0).scores
+            )
         scores, flags, explained = scored.scores, scored.flags.tolist(), scored.attributions
         outcome.scored = len(decoded.index)
         outcome.scores = scores

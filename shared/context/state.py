@@ -22,6 +22,18 @@ from shared.context.params import ContextParams
 
 Matrix = npt.NDArray[np.float64]
 _NO_RAW = np.empty((0, 0, 0))
+# every array a state holds (what a copy copies)
+_ARRAYS = (
+    "values",
+    "times",
+    "sorted",
+    "offsets",
+    "count",
+    "runs",
+    "in_horizon",
+    "fifo",
+    "fifo_pos",
+)
 
 
 class ContextState:
@@ -186,6 +198,15 @@ class ContextState:
             self.fifo,
             self.fifo_pos,
         )
+
+    def copy(self) -> ContextState:
+        """An independent copy: the same histories, which then go their own way (a shadow
+        candidate's, which must judge each record in the history the active model saw)."""
+        twin = ContextState(self.n_sensors, capacity=1)
+        twin.slots = dict(self.slots)
+        for name in _ARRAYS:
+            setattr(twin, name, getattr(self, name).copy())
+        return twin
 
     def forget(self, vehicle_ids: Sequence[str]) -> None:
         """Drop the history of these vehicles (their slots are reused by no one else)."""

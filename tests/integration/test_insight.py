@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr  # type: ignore[import-untyped]  # scipy ships no types
 
+from shared.context import epoch_seconds
 from shared.registry import ModelRegistry
 from simulator import (
     FEATURES,
@@ -226,3 +227,60 @@ async def test_shadow_report_matches_an_offline_computation(
     versions = {body["model_version"] for (body, *_) in outputs.verdicts.values()}
     assert versions == {active}
     assert sum(len(v) for v in outputs.verdicts.values()) == expected["active_anomalies"]
+
+
+async def test_a_context_candidate_is_compared_in_each_records_history(
+    kafka_bootstrap: str, topics: Topics, api: Server
+) -> None:
+    """Context models on both sides (the default detector): the candidate judges each record
+    in its vehicle's history, as the active model does, so the report equals both models'
+    offline scores of each partition's records in offset order."""
+    context = {"detector": "context"}
+    active = await train(
+        api, training_history(VEHICLES, 4000, seed=7, end=END), seed=1, params=context
+    )
+    candidate = await train(
+        api,
+        training_history(VEHICLES, 2000, seed=8, end=END),
+        seed=2,
+        activate=False,
+        params=context,
+    )
+    records = stream(3000, anomaly_rate=0.03, run=32)
+    sent = await publish(kafka_bootstrap, topics.telemetry, [r.to_record() for r in records])
+    async with running_worker(worker_settings(kafka_bootstrap, topics, api.model_dir)) as worker:
+        await wait_until(lambda: worker.state.records >= 3000, 90, "records scored")
+        assert worker.state.shadow is not None and worker.state.shadow.version == candidate
+        assert worker.state.batch_failures == 0
+        await worker.monitor.flush()
+        report = await get(api, f"/models/{candidate}/shadow")
+
+    registry = ModelRegistry(api.model_dir)
+    scores = {}
+    for version in (active, candidate):
+        model = registry.load(version).estimator
+        got = np.empty(len(records))
+        for partition in sorted({m.partition for m in sent}):
+            rows = sorted(
+                (i for i, m in enumerate(sent) if m.partition == partition),
+                key=lambda i: sent[i].offset,
+            )
+            bodies = [records[i].to_record() for i in rows]
+            got[rows] = model.score_records(
+                [b["vehicle_id"] for b in bodies],
+                epoch_seconds([b["timestamp"] for b in bodies]),
+                matrix([records[i] for i in rows]),
+                offsets=np.asarray([sent[i].offset for i in rows], dtype=np.int64),
+            )
+        scores[version] = got
+    a, c = scores[active], scores[candidate]
+    expected = {
+        "records": 3000,
+        "active_anomalies": int((a < 0).sum()),
+        "candidate_anomalies": int((c < 0).sum()),
+        "flips_to_anomaly": int(((c < 0) & (a >= 0)).sum()),
+        "flips_to_normal": int(((a < 0) & (c >= 0)).sum()),
+    }
+    print(f"\ncontext shadow report: {report}")
+    assert {k: report[k] for k in expected} == expected
+    assert report["rank_correlation"] == pytest.approx(spearmanr(a, c).statistic, abs=1e-6)

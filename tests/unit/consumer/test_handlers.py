@@ -213,7 +213,10 @@ async def test_handler_shows_each_scored_batch_to_the_monitor() -> None:
     seen: list[tuple[str, Any, Any]] = []
 
     class Monitor:
-        def observe(self, detector: Any, features: Any, scores: Any) -> None:
+        def observe(
+            self, detector: Any, features: Any, scores: Any, candidate_scores: Any = None
+        ) -> None:
+            assert candidate_scores is None  # (no candidate)
             seen.append((detector.version, features.shape, list(scores)))
 
     handler, state, _ = build_handler(FakeSink())

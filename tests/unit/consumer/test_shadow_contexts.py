@@ -1,0 +1,169 @@
+"""Shadow scoring of a context candidate: each record judged in the history the active model
+saw, so the candidate's scores are its own offline scores of the stream, to the bit, whether it
+arrived mid-stream, a batch was rewound, or the active model is a point model."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+from aiokafka.errors import KafkaTimeoutError
+
+from consumer.context_store import ContextStore
+from consumer.metrics import WorkerMetrics
+from consumer.processor import Outgoing, RecordLike
+from shared.context import ContextForest
+from shared.detector import Detector
+from shared.training_schemas import ModelMeta
+from tests.unit.consumer.fakes import FakeConsumer, FakeSink, Rec, build_handler
+from tests.unit.consumer.test_context_store import (
+    SENSORS,
+    FakeReader,
+    partition_records,
+    readings,
+)
+
+Matrix = np.ndarray
+
+
+class Observed:
+    """A monitor that keeps what each batch showed it."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+
+    def observe(
+        self,
+        detector: Detector,
+        features: Matrix,
+        scores: Matrix,
+        candidate_scores: Matrix | None = None,
+    ) -> None:
+        self.batches.append((detector.version, scores, candidate_scores))
+
+
+def context_detector(version: str, seed: int) -> Detector:
+    ids, times, X = readings(400, seed=seed)
+    model = copy.deepcopy(ContextForest(n_estimators=30, random_state=seed).fit(ids, times, X))
+    model.params_.horizon = 40
+    meta = ModelMeta(
+        version=version,
+        created_at=datetime(2024, 1, 15, tzinfo=UTC),
+        n_features=SENSORS,
+        record_count=len(ids),
+        params={},
+        sha256="0" * 64,
+    )
+    return Detector(meta, model)
+
+
+def offline(detector: Detector, parts: dict[int, list[Rec]]) -> dict[tuple[int, int], float]:
+    """Every record's score from the model's offline call, partition by partition."""
+    assert detector.context is not None
+    found = {}
+    for p, recs in parts.items():
+        bodies = [json.loads(r.value or b"") for r in recs]
+        times = np.asarray([datetime.fromisoformat(b["timestamp"]).timestamp() for b in bodies])
+        X = np.asarray([b["feature_vector"] for b in bodies])
+        offsets = np.asarray([r.offset for r in recs], dtype=np.int64)
+        scores = detector.context.score_records(
+            [b["vehicle_id"] for b in bodies], times, X, offsets=offsets
+        )
+        found.update({(p, r.offset): s for r, s in zip(recs, scores.tolist(), strict=True)})
+    return found
+
+
+def batches(parts: dict[int, list[Rec]], size: int) -> list[list[Rec]]:
+    """Both partitions interleaved, in batches of ``size``."""
+    stream = [r for pair in zip(parts[0], parts[1], strict=False) for r in pair]
+    return [stream[i : i + size] for i in range(0, len(stream), size)]
+
+
+async def run(
+    active: Detector,
+    candidate: Detector,
+    parts: dict[int, list[Rec]],
+    *,
+    shadow_from: int,
+    fail_batch: int | None = None,
+) -> tuple[dict[tuple[int, int], float], Observed]:
+    """Stream the batches through a handler; the candidate is set from batch ``shadow_from``,
+    and the first try of batch ``fail_batch`` fails to publish (and is delivered again)."""
+    failed: set[int] = set()
+    work = batches(parts, 24)
+
+    def refuse(message: Outgoing) -> BaseException | None:
+        if fail_batch is not None and fail_batch not in failed:
+            first = work[fail_batch][0]
+            if (message.source_partition, message.source_offset) == (first.partition, first.offset):
+                failed.add(fail_batch)
+                error: BaseException = KafkaTimeoutError()  # (aiokafka's errors are untyped)
+                return error
+        return None
+
+    handler, state, _ = build_handler(FakeSink(fail_on=refuse))
+    handler.contexts = ContextStore(FakeReader(parts), WorkerMetrics())
+    observed = Observed()
+    handler.monitor = observed
+    state.detector = active
+    consumer = FakeConsumer()
+    got: dict[tuple[int, int], float] = {}
+    for number, batch in enumerate(work):
+        state.shadow = candidate if number >= shadow_from else None
+        for _attempt in range(2):  # (delivered again once after a failure)
+            if await handler.handle(batch, consumer):
+                break
+        else:
+            raise AssertionError(f"batch {number} failed twice")
+        _, _, shadow_scores = observed.batches[-1]
+        if shadow_scores is not None:
+            keyed: Sequence[RecordLike] = batch
+            got.update(
+                {
+                    (r.partition, r.offset): s
+                    for r, s in zip(keyed, shadow_scores.tolist(), strict=True)
+                }
+            )
+    await handler.drain()
+    return got, observed
+
+
+async def test_a_context_candidate_scores_each_record_in_the_active_models_history() -> None:
+    """Set mid-stream, with a rewound batch, over two partitions of a three-sensor fleet (a
+    width other than the evidence's eight: scoring its readings as evidence used to raise on
+    every batch, and the worker retried the batch for ever)."""
+    active, candidate = context_detector("20240115100000", 0), context_detector("20240116000000", 5)
+    parts = partition_records(seed=3, steps=50)
+    got, observed = await run(active, candidate, parts, shadow_from=4, fail_batch=7)
+    expected = offline(candidate, parts)
+    assert len(got) == sum(len(b) for b in batches(parts, 24)[4:])
+    assert got == {where: expected[where] for where in got}  # to the bit
+    assert all(c is None for _, _, c in observed.batches[:4])
+
+
+async def test_a_context_candidate_under_a_point_model_builds_its_own_history() -> None:
+    """Under a point model there is no history to copy: set from the first record, the
+    candidate's scores are its offline scores; after a rewound batch its history starts
+    again (the records before it are not re-read), and scoring goes on."""
+    from sklearn.ensemble import IsolationForest
+
+    from tests.unit.consumer.fakes import make_detector
+
+    rng = np.random.default_rng(0)
+    meta = make_detector().meta.model_copy(update={"n_features": SENSORS})
+    point = Detector(
+        meta, IsolationForest(n_estimators=10, random_state=0).fit(rng.normal(size=(64, SENSORS)))
+    )
+    candidate = context_detector("20240116000000", 5)
+    parts = partition_records(seed=4, steps=40)
+    expected = offline(candidate, parts)
+    got, _ = await run(point, candidate, parts, shadow_from=0)
+    assert got == expected
+    got, _ = await run(point, candidate, parts, shadow_from=0, fail_batch=3)
+    before = {(r.partition, r.offset) for batch in batches(parts, 24)[:3] for r in batch}
+    assert len(got) == len(expected)
+    assert {w: got[w] for w in before} == {w: expected[w] for w in before}
+    assert got != expected
