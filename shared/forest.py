@@ -34,7 +34,7 @@ Matrix = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 SMALL_BATCH = 32  # below this, the NumPy fallback walks all trees at once
-FEW_ROWS = 4  # below this, float64 rows go to the compiled kernel uncast (no block of four)
+FEW_ROWS = 4  # below this, float64 rows go to the compiled kernel uncast (too few for a block)
 
 
 def _sibling_order(left: IntArray, right: IntArray) -> IntArray:
