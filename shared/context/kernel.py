@@ -417,6 +417,7 @@ def _derive(
     buf_offset: npt.NDArray[np.int64],
     count: npt.NDArray[np.int64],
     srt: npt.NDArray[np.float64],
+    devs: npt.NDArray[np.float64],
     med: Matrix,
     scl: Matrix,
     coef: Matrix,
@@ -449,7 +450,6 @@ def _derive(
     past = np.empty((LOCAL_SPAN, F))
     zp = np.empty(F)
     zpp = np.empty(F)
-    zq = np.empty(F)
     moved = np.empty(F)
     motion = np.empty(F)
     ev = np.empty(N_KINDS)
@@ -468,11 +468,17 @@ def _derive(
         _deviations(X[i], b, med, scl, coef, icpt, rscale, z, dev)
         back = min(h, LOCAL_SPAN)
         for k in range(back):
-            _deviations(buf[v, (c - 1 - k) % W], b, med, scl, coef, icpt, rscale, zq, past[k])
+            # (the deviations each held reading had when it arrived: the same arithmetic on
+            # the same values, kept rather than computed again for each later record)
+            held = (c - 1 - k) % W
+            for j in range(F):
+                past[k, j] = devs[v, held, 1, j]
             if k == 0:
-                zp[:] = zq
+                for j in range(F):
+                    zp[j] = devs[v, held, 0, j]
             elif k == 1:
-                zpp[:] = zq
+                for j in range(F):
+                    zpp[j] = devs[v, held, 0, j]
         for j in range(F):
             moved[j] = z[j] - zp[j] if h > 0 else 0.0
             if revision >= 2 and h > 1 and abs(z[j] - zpp[j]) < abs(moved[j]):
@@ -606,6 +612,7 @@ def _derive(
             top = max(top, out[i, k])
         out[i, N_KINDS] = top
         _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count, srt)
+        _keep(v, count, z, dev, devs)
 
 
 def _remember(
@@ -618,6 +625,13 @@ def _remember(
     buf_offset: npt.NDArray[np.int64],
     count: npt.NDArray[np.int64],
     srt: npt.NDArray[np.float64],
+    devs: npt.NDArray[np.float64],
+    base: npt.NDArray[np.int64],
+    med: Matrix,
+    scl: Matrix,
+    coef: Matrix,
+    icpt: Matrix,
+    rscale: Matrix,
     gap: float,
     horizon: int,
     runs: npt.NDArray[np.int64],
@@ -626,12 +640,52 @@ def _remember(
     fifo_pos: npt.NDArray[np.int64],
 ) -> None:
     # What _derive leaves in the ring buffers, without the evidence: a rebuild needs only the
-    # histories, and the same rules keep them identical to a run that scored every record.
+    # histories (and their deviations), and the same rules keep them identical to a run that
+    # scored every record.
+    F = X.shape[1]
+    z = np.empty(F)
+    dev = np.empty(F)
     for i in range(X.shape[0]):
         v = slots[i]
         h = _history(v, times[i], offsets[i], buf_time, buf_offset, count, gap, horizon)
         _track(v, X[i], offsets[i], h, horizon, buf, count, runs, inh, fifo, fifo_pos)
         _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count, srt)
+        _deviations(X[i], base[i], med, scl, coef, icpt, rscale, z, dev)
+        _keep(v, count, z, dev, devs)
+
+
+def _keep(
+    v: int, count: npt.NDArray[np.int64], z: Matrix, dev: Matrix, devs: npt.NDArray[np.float64]
+) -> None:
+    # The newest reading's deviations, beside it (its place in the slot, as _append left it).
+    held = (count[v] - 1) % WINDOW
+    for j in range(z.shape[0]):
+        devs[v, held, 0, j] = z[j]
+        devs[v, held, 1, j] = dev[j]
+
+
+def _refresh(
+    count: npt.NDArray[np.int64],
+    buf: npt.NDArray[np.float64],
+    devs: npt.NDArray[np.float64],
+    base: npt.NDArray[np.int64],
+    med: Matrix,
+    scl: Matrix,
+    coef: Matrix,
+    icpt: Matrix,
+    rscale: Matrix,
+) -> None:
+    # Every held reading's deviations under another model's parameters (a model swap).
+    F = buf.shape[2]
+    z = np.empty(F)
+    dev = np.empty(F)
+    for v in range(base.shape[0]):
+        for k in range(min(count[v], WINDOW)):
+            held = (count[v] - 1 - k) % WINDOW
+            _deviations(buf[v, held], base[v], med, scl, coef, icpt, rscale, z, dev)
+            for j in range(F):
+                devs[v, held, 0, j] = z[j]
+                devs[v, held, 1, j] = dev[j]
 
 
 if numba is not None:
@@ -648,8 +702,11 @@ if numba is not None:
     _history = _jit(_history)
     _append = _jit(_append)
     _track = _jit(_track)
+    _keep = _jit(_keep)
     derive_kernel: Any = _jit(_derive)
     remember_kernel: Any = _jit(_remember)
+    refresh_kernel: Any = _jit(_refresh)
 else:  # pragma: no cover
     derive_kernel = _derive
     remember_kernel = _remember
+    refresh_kernel = _refresh

@@ -4,10 +4,14 @@ A :class:`ContextState` holds, per vehicle, ring buffers of its last ``WINDOW`` 
 their event times and (for streamed records) source offsets, each sensor's readings in the
 slot sorted, and per sensor the length of its run of equal readings; for streamed records, a
 queue of the partition's offsets within the horizon, and per vehicle how many of them are its
-own. It holds no model parameters:
-the evidence is computed from the raw readings with whichever model scores them, so a model
-swap needs no rebuild, and re-reading a partition's last ``horizon`` offsets rebuilds exactly
-what a worker that never stopped would hold (:mod:`.kernel` says why).
+own. It holds no model parameters: the evidence is computed from the raw readings with
+whichever model scores them, so a model swap needs no rebuild, and re-reading a partition's
+last ``horizon`` offsets rebuilds exactly what a worker that never stopped would hold
+(:mod:`.kernel` says why). Each held reading's deviations (its standardised value and its
+departure from what the other sensors predict) are kept beside it for the model that last
+read the state, so that the records after it need not compute them again; a model with
+other parameters computes them again for every held reading (a few milliseconds for a
+thousand vehicles) before it derives, so its evidence is what a state of its own would give.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from shared.context.kernel import N_KINDS, WINDOW, derive_kernel, remember_kernel
+from shared.context.kernel import N_KINDS, WINDOW, derive_kernel, refresh_kernel, remember_kernel
 from shared.context.params import ContextParams
 
 Matrix = npt.NDArray[np.float64]
@@ -27,6 +31,7 @@ _ARRAYS = (
     "values",
     "times",
     "sorted",
+    "deviations",
     "offsets",
     "count",
     "runs",
@@ -47,6 +52,11 @@ class ContextState:
         self.times = np.zeros((capacity, WINDOW))
         # each sensor's readings in the slot, sorted (the recent medians without a selection)
         self.sorted = np.zeros((capacity, n_sensors, WINDOW))
+        # each held reading's standardised value and deviation (rows 0 and 1) under the
+        # parameters of ``_deviations_of``, which the next records read instead of computing
+        # them again; recomputed when a model with other parameters derives (a swap)
+        self.deviations = np.zeros((capacity, WINDOW, 2, n_sensors))
+        self._deviations_of: ContextParams | None = None
         self.offsets = np.empty((capacity, WINDOW), dtype=np.int64)
         self.offsets.fill(-1)  # (np.full takes a microsecond longer)
         self.count = np.zeros(capacity, dtype=np.int64)
@@ -75,6 +85,9 @@ class ContextState:
         self.values = np.concatenate([self.values, np.zeros((extra, WINDOW, self.n_sensors))])
         self.times = np.concatenate([self.times, np.zeros((extra, WINDOW))])
         self.sorted = np.concatenate([self.sorted, np.zeros((extra, self.n_sensors, WINDOW))])
+        self.deviations = np.concatenate(
+            [self.deviations, np.zeros((extra, WINDOW, 2, self.n_sensors))]
+        )
         self.offsets = np.concatenate([self.offsets, np.full((extra, WINDOW), -1, dtype=np.int64)])
         self.count = np.concatenate([self.count, np.zeros(extra, dtype=np.int64)])
         self.runs = np.concatenate([self.runs, np.zeros((extra, self.n_sensors), dtype=np.int64)])
@@ -117,6 +130,7 @@ class ContextState:
         lead = np.zeros((n, N_KINDS), dtype=np.int64)
         if n == 0:
             return evidence, lead
+        self._deviations_for(params)
         slots = self._slots_for(vehicle_ids)
         if offsets is None:
             where = np.empty(n, dtype=np.int64)
@@ -135,6 +149,7 @@ class ContextState:
             self.offsets,
             self.count,
             self.sorted,
+            self.deviations,
             params.med,
             params.scl,
             params.coef,
@@ -179,6 +194,7 @@ class ContextState:
             return
         if offsets is not None:
             self._queue_for(int(params.horizon))
+        self._deviations_for(params)
         remember_kernel(
             self._slots_for(vehicle_ids),
             np.ascontiguousarray(times, dtype=np.float64),
@@ -191,6 +207,13 @@ class ContextState:
             self.offsets,
             self.count,
             self.sorted,
+            self.deviations,
+            params.base_rows(vehicle_ids),
+            params.med,
+            params.scl,
+            params.coef,
+            params.icpt,
+            params.rscale,
             float(params.gap_seconds),
             int(params.horizon),
             self.runs,
@@ -206,7 +229,26 @@ class ContextState:
         twin.slots = dict(self.slots)
         for name in _ARRAYS:
             setattr(twin, name, getattr(self, name).copy())
+        twin._deviations_of = self._deviations_of
         return twin
+
+    def _deviations_for(self, params: ContextParams) -> None:
+        # The held readings' deviations are those of ``params`` (computed again otherwise).
+        if self._deviations_of is params:
+            return
+        if self.slots:
+            refresh_kernel(
+                self.count,
+                self.values,
+                self.deviations,
+                params.base_rows(list(self.slots)),  # (slots are numbered as they arrive)
+                params.med,
+                params.scl,
+                params.coef,
+                params.icpt,
+                params.rscale,
+            )
+        self._deviations_of = params
 
     def forget(self, vehicle_ids: Sequence[str]) -> None:
         """Drop the history of these vehicles (their slots are reused by no one else)."""

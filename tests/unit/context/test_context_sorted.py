@@ -8,6 +8,8 @@ recorded before the windows existed, so they check the medians too; these check 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -110,3 +112,30 @@ def test_the_sorting_network_sorts_every_input_of_its_sizes(count: int) -> None:
         assert np.array_equal(padded[:count], np.sort(values)), values
         assert (padded[count:] == 7.5).all()
         assert np.signbit(padded[:count]).sum() == np.signbit(values).sum()
+
+
+def test_a_state_read_by_another_model_gives_that_models_own_evidence(
+    model: ContextForest,
+) -> None:
+    """Each held reading's deviations are kept under the model that computed them; another
+    model (a swap, a shadow candidate's copy) computes them again, so its evidence is the
+    evidence of a state it had filled itself, to the bit, and so is the first model's after."""
+    ids, times, X = _records(7, 900, 5, 3)
+    other = ContextForest(n_estimators=20, random_state=1).fit(*_records(1, 3_000, 6, 3))
+    shared_state, own, first = ContextState(3), ContextState(3), ContextState(3)
+    cuts = [0, 300, 450, 700, 900]
+    for turn, (a, b) in enumerate(itertools.pairwise(cuts)):
+        reader = other if turn % 2 else model
+        got, _ = shared_state.derive(reader.params_, ids[a:b], times[a:b], X[a:b])
+        alone = own if reader is other else first
+        # the same model over a state of its own, fed every record (the others unscored)
+        for state, params in ((own, other.params_), (first, model.params_)):
+            if state is alone:
+                expected, _ = state.derive(params, ids[a:b], times[a:b], X[a:b])
+            else:
+                state.remember(params, ids[a:b], times[a:b], X[a:b])
+        np.testing.assert_array_equal(got, expected)
+    copied = shared_state.copy()
+    twin, _ = copied.derive(other.params_, ids[:50], times[:50] + 1e-3 + times[-1], X[:50])
+    again, _ = shared_state.derive(other.params_, ids[:50], times[:50] + 1e-3 + times[-1], X[:50])
+    np.testing.assert_array_equal(twin, again)
