@@ -62,6 +62,17 @@ def stream(
     return FleetSimulator(config).take(count)
 
 
+def shadow_counts(a: np.ndarray, c: np.ndarray) -> dict[str, int]:
+    """What a shadow report counts, from both models' scores of the same records."""
+    return {
+        "records": a.shape[0],
+        "active_anomalies": int((a < 0).sum()),
+        "candidate_anomalies": int((c < 0).sum()),
+        "flips_to_anomaly": int(((c < 0) & (a >= 0)).sum()),
+        "flips_to_normal": int(((a < 0) & (c >= 0)).sum()),
+    }
+
+
 def matrix(records: list[SimRecord]) -> np.ndarray:
     return np.array([r.features for r in records], dtype=np.float64)
 
@@ -208,13 +219,7 @@ async def test_shadow_report_matches_an_offline_computation(
     x = matrix(records)
     a = registry.load(active).estimator.decision_function(x)
     c = registry.load(candidate).estimator.decision_function(x)
-    expected = {
-        "records": 3000,
-        "active_anomalies": int((a < 0).sum()),
-        "candidate_anomalies": int((c < 0).sum()),
-        "flips_to_anomaly": int(((c < 0) & (a >= 0)).sum()),
-        "flips_to_normal": int(((a < 0) & (c >= 0)).sum()),
-    }
+    expected = shadow_counts(a, c)
     print(f"\nshadow report: {report}")
     assert {k: report[k] for k in expected} == expected
     assert report["active"] == active and report["candidate"] == candidate
@@ -274,13 +279,7 @@ async def test_a_context_candidate_is_compared_in_each_records_history(
             )
         scores[version] = got
     a, c = scores[active], scores[candidate]
-    expected = {
-        "records": 3000,
-        "active_anomalies": int((a < 0).sum()),
-        "candidate_anomalies": int((c < 0).sum()),
-        "flips_to_anomaly": int(((c < 0) & (a >= 0)).sum()),
-        "flips_to_normal": int(((a < 0) & (c >= 0)).sum()),
-    }
+    expected = shadow_counts(a, c)
     print(f"\ncontext shadow report: {report}")
     assert {k: report[k] for k in expected} == expected
     assert report["rank_correlation"] == pytest.approx(spearmanr(a, c).statistic, abs=1e-6)

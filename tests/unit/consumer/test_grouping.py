@@ -4,22 +4,13 @@ partition (the usual batch, its own path) or several."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from consumer.grouping import partition_groups
 from shared.decoding import decode_batch
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+from tests.unit.consumer.fakes import Rec as Record
 
 
 def _value(i: int) -> bytes:
