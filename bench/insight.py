@@ -101,11 +101,13 @@ def run(
     core: tuple[BatchProcessor, ModelMonitor | None], batches: list[list[Raw]], detector: Detector
 ) -> float:
     processor, monitor = core
+    # (the processor scores the shadow candidate, as in the worker; the monitor counts)
+    shadow = monitor.state.shadow if monitor is not None else None
     started = time.perf_counter()
     for batch in batches:
-        outcome = processor.process(batch, detector, SCORED_AT)
+        outcome = processor.process(batch, detector, SCORED_AT, shadow=shadow)
         if monitor is not None and outcome.scored:
-            monitor.observe(detector, outcome.features, outcome.scores)
+            monitor.observe(detector, outcome.features, outcome.scores, outcome.shadow_scores)
     return sum(len(b) for b in batches) / (time.perf_counter() - started)
 
 

@@ -223,7 +223,8 @@ class BatchHandler:
             )
             if contexts is not None:
                 self.contexts.advance(outcome.next_offsets)
-            if shadow_contexts is not None:
+            if shadow_contexts is not None and outcome.shadow_scores is not None:
+                # (a candidate that failed may have taken part of the batch: not in step)
                 self.shadow_contexts.advance(outcome.next_offsets)
             if self.monitor is not None and outcome.scored:
                 self.monitor.observe(

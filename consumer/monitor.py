@@ -81,9 +81,9 @@ class ModelMonitor:
         candidate_scores: Matrix | None = None,
     ) -> None:
         """Count one scored batch (the rows of ``features``, scored ``scores`` by ``detector``,
-        and ``candidate_scores`` by the shadow candidate; without them a point candidate scores
-        ``features`` here, and a context candidate, whose records need their histories, is
-        not compared)."""
+        and ``candidate_scores`` by the shadow candidate, which
+        :class:`consumer.processor.BatchProcessor` scores: a context candidate needs the
+        records' histories; without them the batch is not compared)."""
         if detector.version != self.window_version:
             self.window_version = detector.version
             reference = detector.drift_reference
@@ -101,9 +101,7 @@ class ModelMonitor:
         if candidate.n_features != detector.n_features:
             return  # cannot score these records; the report says nothing was compared
         if candidate_scores is None:
-            if candidate.kind == "context":
-                return  # (not scored in the records' histories: nothing to compare)
-            candidate_scores = candidate.score(features)
+            return  # the candidate did not score this batch: nothing to compare
         shadow = self.shadow
         if shadow is None or (shadow.candidate, shadow.active) != (
             candidate.version,

@@ -13,6 +13,7 @@ sends the messages and commits.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from shared.verdicts import ScoredRows, encode_verdict, score_context_rows, scor
 if TYPE_CHECKING:
     from shared.context import ContextState
     from shared.detector import Detector  # imports scikit-learn: only when a model loads
+
+log = logging.getLogger("consumer.processor")
 
 ContextStates = MutableMapping[tuple[str, int], "ContextState"]
 EpisodeBooks = Mapping[tuple[str, int], EpisodeBook]
@@ -221,11 +224,17 @@ class BatchProcessor:
         else:
             scored = score_rows(detector, decoded.features, self.attribution_top_k)
         if shadow is not None:
-            outcome.shadow_scores = (
-                self._score_context(decoded, shadow, shadow_contexts, groups, 0, times).scores
-                if shadow.kind == "context"
-                else score_rows(shadow, decoded.features, 0).scores
-            )
+            try:
+                outcome.shadow_scores = (
+                    self._score_context(decoded, shadow, shadow_contexts, groups, 0, times).scores
+                    if shadow.kind == "context"
+                    else score_rows(shadow, decoded.features, 0).scores
+                )
+            except Exception:  # a candidate never holds up the active model's verdicts
+                log.exception(
+                    "shadow candidate failed to score a batch; the batch goes on uncompared",
+                    extra={"version": shadow.version},
+                )
         scores, flags, explained = scored.scores, scored.flags.tolist(), scored.attributions
         outcome.scored = len(decoded.index)
         outcome.scores = scores

@@ -101,9 +101,9 @@ async def test_drift_window_and_shadow_figures_reach_metrics_and_files(tmp_path:
     rows = rng.normal(size=(300, N_FEATURES))
     rows[:, 0] += 2.0  # the first feature moved
     values = [valid_value(f"VH-{i}", row.tolist()) for i, row in enumerate(rows)]
-    outcome = processor.process(records(values), active, SCORED_AT)
+    outcome = processor.process(records(values), active, SCORED_AT, shadow=candidate)
     np.testing.assert_array_equal(outcome.features, rows)  # the pure core returns what it scored
-    monitor.observe(active, outcome.features, outcome.scores)
+    monitor.observe(active, outcome.features, outcome.scores, outcome.shadow_scores)
     await monitor.flush()
 
     text = metrics.render().decode()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from aiokafka.errors import KafkaTimeoutError
 
 from consumer.context_store import ContextStore
@@ -167,3 +169,30 @@ async def test_a_context_candidate_under_a_point_model_builds_its_own_history() 
     assert len(got) == len(expected)
     assert {w: got[w] for w in before} == {w: expected[w] for w in before}
     assert got != expected
+
+
+async def test_a_candidate_that_fails_to_score_holds_up_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The active model's verdicts are published and committed; the batch goes uncompared."""
+    from tests.unit.consumer.fakes import make_detector, mixed_batch
+
+    sink = FakeSink()
+    handler, state, _ = build_handler(sink)
+    observed = Observed()
+    handler.monitor = observed
+    candidate = make_detector("20240116000000", seed=1)
+
+    def broken(features: Matrix) -> Matrix:
+        raise RuntimeError("a broken candidate")
+
+    candidate.score = broken  # type: ignore[method-assign]  # (the failure under test)
+    state.shadow = candidate
+    consumer = FakeConsumer()
+    with caplog.at_level(logging.ERROR, logger="consumer.processor"):
+        assert await handler.handle(mixed_batch(), consumer)
+    await handler.drain()
+    assert observed.batches[-1][2] is None
+    assert "shadow candidate failed" in caplog.text
+    assert len(consumer.commits) == 1 and state.batch_failures == 0
+    assert len(sink.sent) == 3  # two verdicts and a dead letter, as without a candidate
