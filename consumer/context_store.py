@@ -100,6 +100,18 @@ class ContextStore:
         self._monotonic = monotonic
         self._parts: dict[Where, PartitionContext] = {}
 
+    def sibling(self) -> ContextStore:
+        """A store of its own over the same reader and bounds, with metrics of its own (a
+        shadow candidate's histories under a point model, which has none to copy)."""
+        return ContextStore(
+            self.reader,
+            WorkerMetrics(),
+            replay_seconds=self.replay_seconds,
+            max_record_bytes=self.max_record_bytes,
+            chunk_records=self.chunk_records,
+            monotonic=self._monotonic,
+        )
+
     @property
     def states(self) -> dict[Where, ContextState]:
         """Each partition's state, for :meth:`consumer.processor.BatchProcessor.process`."""

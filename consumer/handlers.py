@@ -98,7 +98,7 @@ class BatchHandler:
         # The context models' per-partition history (without a reader: rebuilt empty).
         self.contexts = contexts if contexts is not None else ContextStore(None, metrics)
         # A context candidate's own copy of each partition's history (shadow scoring).
-        self.shadow_contexts = ShadowContexts()
+        self.shadow_contexts = ShadowContexts(lambda: self.contexts.sibling())
         self.sink = sink
         self.state = state
         self.metrics = metrics
@@ -157,14 +157,15 @@ class BatchHandler:
             self._in_hand = False
             self._update_idle()
 
-    def _shadow(
+    async def _shadow(
         self,
         detector: Detector,
         records: Sequence[RecordLike],
         contexts: ContextStates | None,
     ) -> tuple[Detector | None, ContextStates | None]:
         """The candidate to score this batch in shadow, if any and comparable, and for a
-        context candidate its states, copied from ``contexts`` where not in step."""
+        context candidate its states (see :mod:`consumer.shadow_contexts`); the last await
+        before scoring, so the monitor compares with the same candidate."""
         candidate = self.state.shadow if self.monitor is not None else None
         if (
             candidate is None
@@ -177,7 +178,10 @@ class BatchHandler:
         if candidate.kind != "context":
             return candidate, None
         starts, _ = offset_bounds(records)
-        return candidate, self.shadow_contexts.prepare(candidate, contexts, starts)
+        states = await self.shadow_contexts.prepare(candidate, contexts, starts)
+        if self.state.shadow is not candidate:  # replaced while its history was rebuilt
+            return None, None
+        return candidate, states
 
     def _update_idle(self) -> None:
         if not self._in_hand and not self.committer.running:
@@ -209,8 +213,7 @@ class BatchHandler:
                 starts, _ = offset_bounds(records)
                 await self.contexts.prepare(detector, starts)  # rebuilds what is not in step
                 contexts = self.contexts.states
-            # (read after the last await: the monitor compares with the same candidate)
-            shadow, shadow_contexts = self._shadow(detector, records, contexts)
+            shadow, shadow_contexts = await self._shadow(detector, records, contexts)
             scoring_started = time.perf_counter()
             outcome = self.processor.process(
                 records,
@@ -223,9 +226,11 @@ class BatchHandler:
             )
             if contexts is not None:
                 self.contexts.advance(outcome.next_offsets)
-            if shadow_contexts is not None and outcome.shadow_scores is not None:
-                # (a candidate that failed may have taken part of the batch: not in step)
-                self.shadow_contexts.advance(outcome.next_offsets)
+            if shadow_contexts is not None:
+                if outcome.shadow_scores is not None:
+                    self.shadow_contexts.advance(outcome.next_offsets)
+                else:  # the candidate failed part-way: its states are not in step
+                    self.shadow_contexts.drop(outcome.next_offsets)
             if self.monitor is not None and outcome.scored:
                 self.monitor.observe(
                     detector, outcome.features, outcome.scores, outcome.shadow_scores
@@ -336,6 +341,7 @@ class BatchHandler:
         first, _ = offset_bounds(records)
         # The batch may have joined its partitions' context: rebuilt before the retry.
         self.contexts.drop(first)
+        self.shadow_contexts.drop(first)
         for (topic, partition), offset in first.items():
             # A partition revoked meanwhile is skipped: its new owner starts from the commit.
             with contextlib.suppress(IllegalStateError):

@@ -234,15 +234,20 @@ async def test_shadow_report_matches_an_offline_computation(
     assert sum(len(v) for v in outputs.verdicts.values()) == expected["active_anomalies"]
 
 
+@pytest.mark.parametrize("active_kind", ["context", "point"])
 async def test_a_context_candidate_is_compared_in_each_records_history(
-    kafka_bootstrap: str, topics: Topics, api: Server
+    kafka_bootstrap: str, topics: Topics, api: Server, active_kind: str
 ) -> None:
-    """Context models on both sides (the default detector): the candidate judges each record
-    in its vehicle's history, as the active model does, so the report equals both models'
-    offline scores of each partition's records in offset order."""
+    """A context candidate (the default detector) judges each record in its vehicle's
+    history, under a context model (a copy of its histories) as under a point model (its own,
+    from the partitions' tails), so the report equals both models' offline scores: each
+    partition's records in offset order."""
     context = {"detector": "context"}
     active = await train(
-        api, training_history(VEHICLES, 4000, seed=7, end=END), seed=1, params=context
+        api,
+        training_history(VEHICLES, 4000, seed=7, end=END),
+        seed=1,
+        params={"detector": active_kind},
     )
     candidate = await train(
         api,
@@ -264,6 +269,9 @@ async def test_a_context_candidate_is_compared_in_each_records_history(
     scores = {}
     for version in (active, candidate):
         model = registry.load(version).estimator
+        if version == active and active_kind == "point":
+            scores[version] = model.decision_function(matrix(records))
+            continue
         got = np.empty(len(records))
         for partition in sorted({m.partition for m in sent}):
             rows = sorted(
@@ -280,6 +288,6 @@ async def test_a_context_candidate_is_compared_in_each_records_history(
         scores[version] = got
     a, c = scores[active], scores[candidate]
     expected = shadow_counts(a, c)
-    print(f"\ncontext shadow report: {report}")
+    print(f"\ncontext shadow report under a {active_kind} model: {report}")
     assert {k: report[k] for k in expected} == expected
     assert report["rank_correlation"] == pytest.approx(spearmanr(a, c).statistic, abs=1e-6)
