@@ -101,8 +101,8 @@ class ContextStore:
         self._parts: dict[Where, PartitionContext] = {}
 
     def sibling(self) -> ContextStore:
-        """A store of its own over the same reader and bounds, with metrics of its own (a
-        shadow candidate's histories under a point model, which has none to copy)."""
+        """A store of its own over the same reader and bounds, without episodes, with metrics
+        of its own (a shadow candidate's histories)."""
         return ContextStore(
             self.reader,
             WorkerMetrics(),
@@ -141,8 +141,16 @@ class ContextStore:
         self.metrics.context_vehicles.set(self.vehicles())
         self.metrics.alerts.open.set(self.open_episodes())
 
-    async def prepare(self, detector: Detector, first_offsets: Mapping[Where, int]) -> None:
-        """Make each partition's state end where the batch begins (rebuilding where it does not)."""
+    async def prepare(
+        self,
+        detector: Detector,
+        first_offsets: Mapping[Where, int],
+        source: Mapping[Where, ContextState] | None = None,
+    ) -> None:
+        """Make each partition's state end where the batch begins, where it does not: a copy
+        of the partition's state in ``source`` (states in step with the batch, of the model's
+        width: the active model's, for a shadow candidate's store, which keeps no episodes),
+        else a rebuild from the partition's tail."""
         stale = {
             where: offset
             for where, offset in first_offsets.items()
@@ -150,6 +158,12 @@ class ContextStore:
             or part.next_offset != offset
             or part.state.n_sensors != detector.n_features
         }
+        if source is not None:
+            for where in list(stale):
+                state = source.get(where)
+                if state is not None and state.n_sensors == detector.n_features:
+                    self._parts[where] = PartitionContext(state.copy(), stale.pop(where))
+            self._gauges()
         if stale:
             await self.rebuild(detector, stale)
 

@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -161,11 +161,13 @@ class BatchHandler:
         self,
         detector: Detector,
         records: Sequence[RecordLike],
+        starts: Mapping[tuple[str, int], int] | None,
         contexts: ContextStates | None,
     ) -> tuple[Detector | None, ContextStates | None]:
         """The candidate to score this batch in shadow, if any and comparable, and for a
-        context candidate its states (see :mod:`consumer.shadow_contexts`); the last await
-        before scoring, so the monitor compares with the same candidate."""
+        context candidate its states (see :mod:`consumer.shadow_contexts`), ending at
+        ``starts`` (the batch's first offsets, found here when the active model needed none);
+        the last await before scoring, so the monitor compares with the same candidate."""
         candidate = self.state.shadow if self.monitor is not None else None
         if (
             candidate is None
@@ -177,7 +179,8 @@ class BatchHandler:
             return None, None
         if candidate.kind != "context":
             return candidate, None
-        starts, _ = offset_bounds(records)
+        if starts is None:
+            starts, _ = offset_bounds(records)
         states = await self.shadow_contexts.prepare(candidate, contexts, starts)
         if self.state.shadow is not candidate:  # replaced while its history was rebuilt
             return None, None
@@ -208,12 +211,12 @@ class BatchHandler:
             return False
         self.metrics.records_consumed.inc(len(records))
         try:
-            contexts = None
+            contexts = starts = None
             if detector.kind == "context":
                 starts, _ = offset_bounds(records)
                 await self.contexts.prepare(detector, starts)  # rebuilds what is not in step
                 contexts = self.contexts.states
-            shadow, shadow_contexts = await self._shadow(detector, records, contexts)
+            shadow, shadow_contexts = await self._shadow(detector, records, starts, contexts)
             scoring_started = time.perf_counter()
             outcome = self.processor.process(
                 records,

@@ -98,10 +98,10 @@ class ModelMonitor:
         if candidate is None or candidate.version == detector.version:
             self.shadow = None
             return
-        if candidate.n_features != detector.n_features:
-            return  # cannot score these records; the report says nothing was compared
         if candidate_scores is None:
-            return  # the candidate did not score this batch: nothing to compare
+            # not scored by the candidate (of another width, or it failed): the report says
+            # nothing was compared
+            return
         shadow = self.shadow
         if shadow is None or (shadow.candidate, shadow.active) != (
             candidate.version,
