@@ -43,11 +43,7 @@ def partition_groups(records: Sequence[RecordLike], decoded: DecodedBatch) -> Gr
     wheres = [(record.topic, record.partition) for record in records]
     if wheres.count(wheres[0]) == len(wheres):
         offsets = np.array([records[p].offset for p in decoded.index], dtype=np.int64)
-        rows = np.arange(len(decoded.index), dtype=np.intp)
-        if not bool((np.diff(offsets) > 0).all()):
-            order = np.argsort(offsets, kind="stable")
-            rows, offsets = rows[order], offsets[order]
-        return {wheres[0]: (rows, offsets)}
+        return {wheres[0]: _in_offset_order(np.arange(len(decoded.index), dtype=np.intp), offsets)}
     rows_of: dict[Where, list[int]] = {}
     offsets_of: dict[Where, list[int]] = {}
     for row, position in enumerate(decoded.index):
@@ -57,12 +53,19 @@ def partition_groups(records: Sequence[RecordLike], decoded: DecodedBatch) -> Gr
             rows_of[where], offsets_of[where] = [], []
         rows_of[where].append(row)
         offsets_of[where].append(record.offset)
-    groups: dict[Where, tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]] = {}
-    for where, members in rows_of.items():
-        offsets = np.asarray(offsets_of[where], dtype=np.int64)
-        rows = np.asarray(members, dtype=np.intp)
-        if not bool((np.diff(offsets) > 0).all()):
-            order = np.argsort(offsets, kind="stable")
-            rows, offsets = rows[order], offsets[order]
-        groups[where] = (rows, offsets)
-    return groups
+    return {
+        where: _in_offset_order(
+            np.asarray(members, dtype=np.intp), np.asarray(offsets_of[where], dtype=np.int64)
+        )
+        for where, members in rows_of.items()
+    }
+
+
+def _in_offset_order(
+    rows: npt.NDArray[np.intp], offsets: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """A partition's rows and offsets, sorted by offset where they are not already."""
+    if bool((np.diff(offsets) > 0).all()):
+        return rows, offsets
+    order = np.argsort(offsets, kind="stable")
+    return rows[order], offsets[order]

@@ -612,7 +612,7 @@ def _derive(
             top = max(top, out[i, k])
         out[i, N_KINDS] = top
         _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count, srt)
-        _keep(v, count, z, dev, devs)
+        _keep(v, (count[v] - 1) % W, z, dev, devs)  # (its place, as _append left it)
 
 
 def _remember(
@@ -651,14 +651,11 @@ def _remember(
         _track(v, X[i], offsets[i], h, horizon, buf, count, runs, inh, fifo, fifo_pos)
         _append(v, X[i], times[i], offsets[i], h, buf, buf_time, buf_offset, count, srt)
         _deviations(X[i], base[i], med, scl, coef, icpt, rscale, z, dev)
-        _keep(v, count, z, dev, devs)
+        _keep(v, (count[v] - 1) % WINDOW, z, dev, devs)
 
 
-def _keep(
-    v: int, count: npt.NDArray[np.int64], z: Matrix, dev: Matrix, devs: npt.NDArray[np.float64]
-) -> None:
-    # The newest reading's deviations, beside it (its place in the slot, as _append left it).
-    held = (count[v] - 1) % WINDOW
+def _keep(v: int, held: int, z: Matrix, dev: Matrix, devs: npt.NDArray[np.float64]) -> None:
+    # A held reading's deviations, beside it (``held``: its place in the slot).
     for j in range(z.shape[0]):
         devs[v, held, 0, j] = z[j]
         devs[v, held, 1, j] = dev[j]
@@ -683,9 +680,7 @@ def _refresh(
         for k in range(min(count[v], WINDOW)):
             held = (count[v] - 1 - k) % WINDOW
             _deviations(buf[v, held], base[v], med, scl, coef, icpt, rscale, z, dev)
-            for j in range(F):
-                devs[v, held, 0, j] = z[j]
-                devs[v, held, 1, j] = dev[j]
+            _keep(v, held, z, dev, devs)
 
 
 if numba is not None:
