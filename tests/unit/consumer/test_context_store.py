@@ -59,15 +59,16 @@ def partition_records(seed: int, steps: int = 60) -> dict[int, list[Rec]]:
     return parts
 
 
-@pytest.fixture(scope="module")
-def detector() -> Detector:
+def context_detector(
+    version: str = "20240115100000", seed: int = 0, random_state: int = 2
+) -> Detector:
     """A context model (horizon 40 offsets, so the rebuild's bound shows) fitted on clean data."""
-    ids, times, X = readings(400, seed=0)
-    model = ContextForest(n_estimators=30, random_state=2).fit(ids, times, X)
+    ids, times, X = readings(400, seed=seed)
+    model = ContextForest(n_estimators=30, random_state=random_state).fit(ids, times, X)
     model = copy.deepcopy(model)
     model.params_.horizon = 40
     meta = ModelMeta(
-        version="20240115100000",
+        version=version,
         created_at=datetime(2024, 1, 15, tzinfo=UTC),
         n_features=SENSORS,
         record_count=len(ids),
@@ -75,6 +76,12 @@ def detector() -> Detector:
         sha256="0" * 64,
     )
     return Detector(meta, model)
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    """The context model of these tests."""
+    return context_detector()
 
 
 class FakeReader:

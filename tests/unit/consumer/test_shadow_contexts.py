@@ -4,11 +4,10 @@ arrived mid-stream, a batch was rewound, or the active model is a point model.""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -17,15 +16,13 @@ from aiokafka.errors import KafkaTimeoutError
 from consumer.context_store import ContextStore
 from consumer.metrics import WorkerMetrics
 from consumer.processor import Outgoing, RecordLike
-from shared.context import ContextForest
 from shared.detector import Detector
-from shared.training_schemas import ModelMeta
 from tests.unit.consumer.fakes import FakeConsumer, FakeSink, Rec, build_handler
 from tests.unit.consumer.test_context_store import (
     SENSORS,
     FakeReader,
+    context_detector,
     partition_records,
-    readings,
 )
 
 Matrix = np.ndarray
@@ -45,21 +42,6 @@ class Observed:
         candidate_scores: Matrix | None = None,
     ) -> None:
         self.batches.append((detector.version, scores, candidate_scores))
-
-
-def context_detector(version: str, seed: int) -> Detector:
-    ids, times, X = readings(400, seed=seed)
-    model = copy.deepcopy(ContextForest(n_estimators=30, random_state=seed).fit(ids, times, X))
-    model.params_.horizon = 40
-    meta = ModelMeta(
-        version=version,
-        created_at=datetime(2024, 1, 15, tzinfo=UTC),
-        n_features=SENSORS,
-        record_count=len(ids),
-        params={},
-        sha256="0" * 64,
-    )
-    return Detector(meta, model)
 
 
 def offline(detector: Detector, parts: dict[int, list[Rec]]) -> dict[tuple[int, int], float]:
@@ -137,7 +119,10 @@ async def test_a_context_candidate_scores_each_record_in_the_active_models_histo
     """Set mid-stream, with a rewound batch, over two partitions of a three-sensor fleet (a
     width other than the evidence's eight: scoring its readings as evidence used to raise on
     every batch, and the worker retried the batch for ever)."""
-    active, candidate = context_detector("20240115100000", 0), context_detector("20240116000000", 5)
+    active, candidate = (
+        context_detector("20240115100000", 0, 0),
+        context_detector("20240116000000", 5, 5),
+    )
     parts = partition_records(seed=3, steps=50)
     got, observed = await run(active, candidate, parts, shadow_from=4, fail_batch=7)
     expected = offline(candidate, parts)
@@ -159,7 +144,7 @@ async def test_a_context_candidate_under_a_point_model_rebuilds_its_own_history(
     point = Detector(
         meta, IsolationForest(n_estimators=10, random_state=0).fit(rng.normal(size=(64, SENSORS)))
     )
-    candidate = context_detector("20240116000000", 5)
+    candidate = context_detector("20240116000000", 5, 5)
     parts = partition_records(seed=4, steps=40)
     expected = offline(candidate, parts)
     got, _ = await run(point, candidate, parts, shadow_from=0)
