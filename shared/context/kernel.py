@@ -30,6 +30,10 @@ kernel measures six kinds of evidence against what the model learned (:mod:`.par
                  against the median of the readings before those, whichever is nearer (so
                  the step back to normal after a fault is no change);
 ``noise``        the median absolute step over the last six steps, against its usual size;
+                 from revision 5 in the sensor's usual steps (before, in its level's
+                 scale, a smooth sensor's noise stayed under the normalisation's floor),
+                 and no more than the median of the last three steps, so that the
+                 evidence ends two records after the noise does, not four or five;
 ``flat``         how long the reading has repeated exactly, against the longest run of
                  repeats the sensor showed in training (zero and non-zero values apart);
                  from revision 3 the run is counted over the vehicle's whole history, where
@@ -98,7 +102,9 @@ LOCAL_MIN = 4  # history needed before the local judgement applies
 # revisions existed are 1). 2: sustained is also judged against the recent deviations, and
 # motion takes the others' steps robustly. 3: flat counts a run over the whole history.
 # 4: level's two tails are normalised apart (``q50`` and ``den`` have a row for the one below).
-REVISION = 4
+# 5: noise is measured in the sensor's usual steps (``nscale`` is the step scale, where it
+# was 1), and is at most the median of the last three steps.
+REVISION = 5
 SORT_FEW = 8  # a median of at most this many values sorts them
 LEVEL_BELOW = N_KINDS  # the row of q50 and den that normalises a level below the baseline
 
@@ -579,7 +585,15 @@ def _derive(
                     previous = buf[v, (c - 1 - k) % W, s]
                     scratch[k] = abs(current - previous) / scl[b, s]
                     current = previous
-                ev[NOISE] = _median(scratch, steps) / nscale[s]
+                # (revision 5) the median of the last three steps, before the median of
+                # all of them reorders the scratch: the trail of a noise that has ended
+                # is as short as three steps make it
+                a, b3, c3 = scratch[0], scratch[1], scratch[2]
+                latest = max(min(a, b3), min(max(a, b3), c3))
+                noise = _median(scratch, steps)
+                if revision >= 5:
+                    noise = min(noise, latest)
+                ev[NOISE] = noise / nscale[s]
             else:
                 ev[NOISE] = 0.0
             # the run within the window, as before revision 3; from revision 3 also the part

@@ -12,8 +12,8 @@ and, for the fleet:
 * how each sensor follows the others: a least-squares fit of each standardised sensor on the
   other standardised sensors (no fit for a machine with one sensor), and the robust scale of
   its residual;
-* the usual size of a step from the recent median, and of the median step (the change and
-  noise scales);
+* the usual size of a step (the scale of the change and, from revision 5, of the noise
+  measure);
 * how each sensor's step follows the others' steps (a least-squares fit; models before
   revision 2 also fitted every level, which extrapolates badly in a regime training never
   saw, so their level weights are kept and new models' are zero);
@@ -233,7 +233,12 @@ def fit_params(
         micpt=micpt,
         mscale=np.maximum(mscale, 1e-9),
         dscale=dscale,
-        nscale=np.ones(F),  # the normalisation gives the noise measure its scale
+        # The noise measure in the sensor's usual steps (revision 5). Before, it was left in
+        # the level's scale (models pickled then keep their ones), where a smooth sensor's
+        # steps are a few hundredths and the spread of its noise measure fell under the
+        # normalisation's floor: noise of one to two standard deviations on a temperature
+        # stayed near one unit.
+        nscale=dscale.copy(),
         qrun_zero=qrun_zero,
         qrun_other=qrun_other,
         gap_seconds=gap_seconds,

@@ -11,6 +11,11 @@ apart. ``data/context-revision-3.joblib`` was pickled by the release of revision
 ``fleet(vehicles=2, per_vehicle=240, seed=5)``), and ``data/context-revision-3-scores.npy``
 holds its scores on the revision-2 records with, besides, sensor 1 ten times its largest
 reading below it on rows 200-204 (where revision 4's level differs), both ways.
+``data/context-revision-4.joblib`` was pickled by the release of revision 4 (trained on
+``fleet(vehicles=2, per_vehicle=240, seed=5)``, 20 trees of 256 samples), and its
+``-scores.npy`` and ``-evidence.npy`` hold what that release gave on the revision-3 records
+with, besides, Gaussian noise of 3 (``default_rng(8)``) added to sensor 0 on rows 300-339
+(where revision 5's noise differs), both ways.
 
 The evidence (the forest's input) must equal, to the bit, ``data/context-revision-N-evidence.npy``
 (written by the release of revision 4 from the same records, when these scores held to the
@@ -99,12 +104,34 @@ def test_a_model_of_revision_three_scores_to_the_bit_as_before() -> None:
     _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
 
 
+def test_a_model_of_revision_four_scores_to_the_bit_as_before() -> None:
+    """A revision-4 version keeps its noise measure in the level's scale, bit for bit."""
+    model = joblib.load(DATA / "context-revision-4.joblib")
+    assert model.params_.revision == 4
+    assert np.array_equal(model.params_.nscale, np.ones(3))
+    ids, times, X = fleet(vehicles=2, per_vehicle=240, seed=6)
+    X[130:140, 0] = X[129, 0]
+    X[150:400, 2] = X[149, 2]
+    X[200:205, 1] -= 10 * np.abs(X[:, 1]).max()
+    X[300:340, 0] += np.random.default_rng(8).normal(0, 3.0, 40)
+    expected = np.load(DATA / "context-revision-4-scores.npy")
+    evidence = np.load(DATA / "context-revision-4-evidence.npy")
+    offsets = np.arange(len(ids), dtype=np.int64) * 300
+    _as_before(model, ids, times, X, evidence[0], expected[0])
+    _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
+    # the records do reach where revision 5 differs: its kernel reads them otherwise
+    model.params_.revision = 5
+    assert not np.array_equal(model.evidence(ids, times, X)[0], evidence[0])
+
+
 def test_a_new_model_has_the_current_revision_and_fits_steps_on_steps() -> None:
-    """A model trained now records revision 4 and predicts a step from steps, not levels."""
+    """A model trained now records revision 5, measures noise in steps, and predicts a step
+    from steps, not levels."""
     ids, times, X = fleet(vehicles=2, per_vehicle=300)
     model = ContextForest(n_estimators=20, max_samples=256, random_state=3).fit(ids, times, X)
-    assert model.params_.revision == REVISION == 4
-    assert model.summary()["evidence_revision"] == 4
+    assert model.params_.revision == REVISION == 5
+    assert model.summary()["evidence_revision"] == 5
+    assert np.array_equal(model.params_.nscale, model.params_.dscale)
     assert model.params_.q50.shape == model.params_.den.shape == (8, X.shape[1])
     width = X.shape[1]
     assert not model.params_.mcoef[:, width:].any()  # no level weights
