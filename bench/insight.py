@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.insight [--records 50000] [--batch 500] [--repeat 5]
                                       [--pipeline-records 100000] [--pipeline-repeat 3]
+                                      [--detector point|context]
 
 1. **The batch core.** The worker's own :class:`consumer.processor.BatchProcessor` (decode,
    score, build the verdicts) over the same raw Kafka values, with each feature off and on,
@@ -17,6 +18,12 @@
 The model is an 8-feature, 100-tree IsolationForest trained with ``contamination=0.02`` on
 the distribution the stream comes from, so about 2% of the records are anomalous (and
 explained). Writes bench/results/insight.json.
+
+``--detector context`` measures the batch core with context models instead (active and
+candidate trained with their defaults on the same 50 vehicles' histories), each partition's
+states kept from batch to batch as the worker keeps them, and the candidate's in states of
+its own: the shadow's cost is then a second kernel pass and a second forest per record. The
+end-to-end part measures point models only, so it needs ``--pipeline-records 0`` there.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,7 @@ import numpy as np
 
 from consumer.metrics import WorkerMetrics
 from consumer.monitor import ModelMonitor
-from consumer.processor import BatchProcessor
+from consumer.processor import BatchProcessor, ContextStates
 from consumer.state import WorkerState
 from shared.detector import Detector
 from shared.registry import ModelRegistry
@@ -61,6 +68,20 @@ class Raw:
     value: bytes | None
 
 
+VEHICLES = 50
+START = datetime(2024, 1, 15, 10, tzinfo=UTC)
+TRAINING_RECORDS = 20_000
+
+
+def _vehicle(i: int) -> str:
+    return f"VH-{i % VEHICLES:03d}"
+
+
+def _timestamp(i: int) -> str:
+    # one reading a second, each vehicle every VEHICLES seconds
+    return (START + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def make_batches(records: int, batch: int, seed: int) -> tuple[list[list[Raw]], np.ndarray]:
     rng = np.random.default_rng(seed)
     rows = rng.normal(size=(records, FEATURES))
@@ -69,11 +90,11 @@ def make_batches(records: int, batch: int, seed: int) -> tuple[list[list[Raw]], 
             "telemetry.raw",
             i % 3,
             i,
-            f"VH-{i % 50:03d}".encode(),
+            _vehicle(i).encode(),
             json.dumps(
                 {
-                    "vehicle_id": f"VH-{i % 50:03d}",
-                    "timestamp": "2024-01-15T10:00:00Z",
+                    "vehicle_id": _vehicle(i),
+                    "timestamp": _timestamp(i),
                     "feature_vector": row.tolist(),
                 }
             ).encode(),
@@ -83,18 +104,43 @@ def make_batches(records: int, batch: int, seed: int) -> tuple[list[list[Raw]], 
     return [raws[i : i + batch] for i in range(0, records, batch)], rows
 
 
-def train(registry: ModelRegistry, settings: Settings, seed: int, activate: bool) -> Detector:
+def train(
+    registry: ModelRegistry,
+    settings: Settings,
+    seed: int,
+    activate: bool,
+    detector: str = "point",
+) -> Detector:
     rng = np.random.default_rng(100 + seed)
+    params = (
+        TrainingParams(detector="point", n_estimators=100, contamination=0.02, random_state=seed)
+        if detector == "point"
+        else TrainingParams(detector="context", n_estimators=100, random_state=seed)
+    )
     answer = train_matrix(
         registry,
-        rng.normal(size=(20_000, FEATURES)),
-        TrainingParams(detector="point", n_estimators=100, contamination=0.02, random_state=seed),
+        rng.normal(size=(TRAINING_RECORDS, FEATURES)),
+        params,
         settings,
         activate=activate,
         feature_names=[f"sensor_{j}" for j in range(FEATURES)],
+        vehicle_ids=[_vehicle(i) for i in range(TRAINING_RECORDS)],
+        timestamps=[_timestamp(i) for i in range(TRAINING_RECORDS)],
     )
     loaded = registry.load(answer.model_version)
     return Detector.from_loaded(loaded)
+
+
+def _anomaly_rate(batches: list[list[Raw]], detector: Detector) -> float:
+    """The share of the records the active model flags (in their vehicles' context)."""
+    processor = BatchProcessor(
+        anomaly_topic="telemetry.anomalies", dlq_topic="telemetry.dlq", attribution_top_k=0
+    )
+    contexts: ContextStates | None = {} if detector.kind == "context" else None
+    flagged = sum(
+        processor.process(batch, detector, SCORED_AT, contexts).anomalies for batch in batches
+    )
+    return flagged / sum(len(b) for b in batches)
 
 
 def run(
@@ -103,9 +149,22 @@ def run(
     processor, monitor = core
     # (the processor scores the shadow candidate, as in the worker; the monitor counts)
     shadow = monitor.state.shadow if monitor is not None else None
+    # a context model's states per partition, and a context candidate's of its own (kept
+    # from batch to batch, as the worker keeps them; fresh for each run)
+    contexts: ContextStates | None = {} if detector.kind == "context" else None
+    shadow_contexts: ContextStates | None = (
+        {} if shadow is not None and shadow.kind == "context" else None
+    )
     started = time.perf_counter()
     for batch in batches:
-        outcome = processor.process(batch, detector, SCORED_AT, shadow=shadow)
+        outcome = processor.process(
+            batch,
+            detector,
+            SCORED_AT,
+            contexts,
+            shadow=shadow,
+            shadow_contexts=shadow_contexts,
+        )
         if monitor is not None and outcome.scored:
             monitor.observe(detector, outcome.features, outcome.scores, outcome.shadow_scores)
     return sum(len(b) for b in batches) / (time.perf_counter() - started)
@@ -179,16 +238,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--pipeline-records", type=int, default=100_000)
     parser.add_argument("--pipeline-repeat", type=int, default=3)
+    parser.add_argument("--detector", choices=("point", "context"), default="point")
     parser.add_argument("--out", type=Path, default=RESULTS / "insight.json")
     args = parser.parse_args(argv)
+    if args.detector == "context" and args.pipeline_records > 0:
+        parser.error("the end-to-end part measures point models: pass --pipeline-records 0")
 
     with tempfile.TemporaryDirectory() as root:
         settings = Settings(model_dir=Path(root), _env_file=None)
         registry = ModelRegistry(settings.model_dir)
-        active = train(registry, settings, seed=1, activate=True)
-        candidate = train(registry, settings, seed=2, activate=False)
-        batches, rows = make_batches(args.records, args.batch, seed=7)
-        anomaly_rate = float((active.score(rows) < 0).mean())
+        active = train(registry, settings, seed=1, activate=True, detector=args.detector)
+        candidate = train(registry, settings, seed=2, activate=False, detector=args.detector)
+        batches, _ = make_batches(args.records, args.batch, seed=7)
+        anomaly_rate = _anomaly_rate(batches, active)
 
         def processor(
             top_k: int, drift: bool, shadow: bool
@@ -261,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 "benchmark": "insight",
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": {"python": platform.python_version(), "cpus": _cpus()},
+                "detector": args.detector,
                 "records": args.records,
                 "batch": args.batch,
                 "repeat": args.repeat,
