@@ -585,11 +585,13 @@ def _derive(
                     previous = buf[v, (c - 1 - k) % W, s]
                     scratch[k] = abs(current - previous) / scl[b, s]
                     current = previous
-                # (revision 5) the median of the last three steps, before the median of
-                # all of them reorders the scratch: the trail of a noise that has ended
-                # is as short as three steps make it
-                a, b3, c3 = scratch[0], scratch[1], scratch[2]
-                latest = max(min(a, b3), min(max(a, b3), c3))
+                latest = 0.0
+                if revision >= 5:
+                    # the median of the last three steps, taken before the median of all
+                    # of them reorders the scratch: the trail of a noise that has ended
+                    # is as short as three steps make it
+                    a, b3, c3 = scratch[0], scratch[1], scratch[2]
+                    latest = max(min(a, b3), min(max(a, b3), c3))
                 noise = _median(scratch, steps)
                 if revision >= 5:
                     noise = min(noise, latest)
