@@ -82,7 +82,7 @@ def _timestamp(i: int) -> str:
     return (START + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_batches(records: int, batch: int, seed: int) -> tuple[list[list[Raw]], np.ndarray]:
+def make_batches(records: int, batch: int, seed: int) -> list[list[Raw]]:
     rng = np.random.default_rng(seed)
     rows = rng.normal(size=(records, FEATURES))
     raws = [
@@ -101,7 +101,7 @@ def make_batches(records: int, batch: int, seed: int) -> tuple[list[list[Raw]], 
         )
         for i, row in enumerate(rows)
     ]
-    return [raws[i : i + batch] for i in range(0, records, batch)], rows
+    return [raws[i : i + batch] for i in range(0, records, batch)]
 
 
 def train(
@@ -131,12 +131,17 @@ def train(
     return Detector.from_loaded(loaded)
 
 
+def _fresh_states(detector: Detector | None) -> ContextStates | None:
+    """Empty per-partition states for a context model; none for a point model (or none)."""
+    return {} if detector is not None and detector.kind == "context" else None
+
+
 def _anomaly_rate(batches: list[list[Raw]], detector: Detector) -> float:
     """The share of the records the active model flags (in their vehicles' context)."""
     processor = BatchProcessor(
         anomaly_topic="telemetry.anomalies", dlq_topic="telemetry.dlq", attribution_top_k=0
     )
-    contexts: ContextStates | None = {} if detector.kind == "context" else None
+    contexts = _fresh_states(detector)
     flagged = sum(
         processor.process(batch, detector, SCORED_AT, contexts).anomalies for batch in batches
     )
@@ -151,10 +156,7 @@ def run(
     shadow = monitor.state.shadow if monitor is not None else None
     # a context model's states per partition, and a context candidate's of its own (kept
     # from batch to batch, as the worker keeps them; fresh for each run)
-    contexts: ContextStates | None = {} if detector.kind == "context" else None
-    shadow_contexts: ContextStates | None = (
-        {} if shadow is not None and shadow.kind == "context" else None
-    )
+    contexts, shadow_contexts = _fresh_states(detector), _fresh_states(shadow)
     started = time.perf_counter()
     for batch in batches:
         outcome = processor.process(
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         registry = ModelRegistry(settings.model_dir)
         active = train(registry, settings, seed=1, activate=True, detector=args.detector)
         candidate = train(registry, settings, seed=2, activate=False, detector=args.detector)
-        batches, _ = make_batches(args.records, args.batch, seed=7)
+        batches = make_batches(args.records, args.batch, seed=7)
         anomaly_rate = _anomaly_rate(batches, active)
 
         def processor(
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pipeline_records > 0:
         import asyncio
 
-        stream, _ = make_batches(args.pipeline_records, args.batch, seed=8)
+        stream = make_batches(args.pipeline_records, args.batch, seed=8)
         pipeline = asyncio.run(end_to_end(stream, args.pipeline_repeat))
         print(f"\nend to end, {pipeline['records']} records, median of {args.pipeline_repeat}")
         for row in pipeline["results"]:

@@ -35,14 +35,15 @@ def _records(values: Matrix, start: int) -> tuple[list[str], Matrix, Matrix]:
 
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[ContextForest, Matrix]:
+def trained() -> tuple[ContextForest, Matrix, Matrix]:
+    """The model, its training readings, and 600 more readings with noise of one training
+    standard deviation on 200-259."""
     rng = np.random.default_rng(11)
     values = _smooth(TRAIN, 0, rng)
     model = ContextForest(n_estimators=50, random_state=0).fit(*_records(values, 0))
-    # 600 more readings, with noise of one training standard deviation on 200-259
     stream = _smooth(600, TRAIN, rng)
     stream[200:260] += rng.normal(0, values.std(), 60)
-    return model, stream
+    return model, values, stream
 
 
 def _evidence(params: ContextParams, stream: Matrix) -> Matrix:
@@ -50,13 +51,13 @@ def _evidence(params: ContextParams, stream: Matrix) -> Matrix:
     return evidence
 
 
-def _as_revision_four(model: ContextForest) -> ContextParams:
-    """The same training under revision 4: the noise measure in the level's scale, and the
-    normalisation learned again from it."""
+def _as_revision_four(model: ContextForest, values: Matrix) -> ContextParams:
+    """The same training (``values``) under revision 4: the noise measure in the level's
+    scale, and the normalisation learned again from it."""
     old = copy.deepcopy(model.params_)
     old.nscale = np.ones(1)
     old.revision = 4
-    ids, times, X = _records(_smooth(TRAIN, 0, np.random.default_rng(11)), 0)
+    ids, times, X = _records(values, 0)
     raw = np.zeros((TRAIN, N_KINDS, 1))
     ContextState(1).derive(old, ids, times, X, raw=raw)
     fitted = int(TRAIN * (1 - model.holdout))
@@ -65,16 +66,16 @@ def _as_revision_four(model: ContextForest) -> ContextParams:
 
 
 def test_a_smooth_sensors_noise_stands_out_in_its_steps(
-    trained: tuple[ContextForest, Matrix],
+    trained: tuple[ContextForest, Matrix, Matrix],
 ) -> None:
     """The same noise is tens of units in revision 5 and about one in revision 4, whose
     normalisation was floored; the model flags nearly every noisy record after the first
     few, and none of the clean ones."""
-    model, stream = trained
+    model, values, stream = trained
     params = model.params_
     assert np.array_equal(params.nscale, params.dscale)
     new = _evidence(params, stream)[206:260, NOISE]
-    old = _evidence(_as_revision_four(model), stream)[206:260, NOISE]
+    old = _evidence(_as_revision_four(model, values), stream)[206:260, NOISE]
     assert np.median(new) > 10
     assert np.median(old) < 2
     scores = model.score_records(*_records(stream, TRAIN))
@@ -84,12 +85,12 @@ def test_a_smooth_sensors_noise_stands_out_in_its_steps(
 
 
 def test_noise_evidence_falls_back_two_records_after_the_noise_ends(
-    trained: tuple[ContextForest, Matrix],
+    trained: tuple[ContextForest, Matrix, Matrix],
 ) -> None:
     """Record 260 is the first clean one. The median over six steps alone (the revision-4
     kernel on the same parameters) stays high for four more records; the smaller of it and
     the median over three is back under one unit at 262."""
-    model, stream = trained
+    model, _, stream = trained
     new = _evidence(model.params_, stream)[:, NOISE]
     r4 = copy.deepcopy(model.params_)
     r4.revision = 4
