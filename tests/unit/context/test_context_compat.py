@@ -15,7 +15,10 @@ reading below it on rows 200-204 (where revision 4's level differs), both ways.
 ``fleet(vehicles=2, per_vehicle=240, seed=5)``, 20 trees of 256 samples), and its
 ``-scores.npy`` and ``-evidence.npy`` hold what that release gave on the revision-3 records
 with, besides, Gaussian noise of 3 (``default_rng(8)``) added to sensor 0 on rows 300-339
-(where revision 5's noise differs), both ways.
+(where revision 5's noise differs), both ways. ``data/context-revision-5*`` were written
+the same way by the release of revision 5 before its kernel's arithmetic was reordered
+(the window's median less the newest readings found by skipping, the noise's steps divided
+once their middles are known): the same evidence to the bit is what those changes promise.
 
 The evidence (the forest's input) must equal, to the bit, ``data/context-revision-N-evidence.npy``
 (written by the release of revision 4 from the same records, when these scores held to the
@@ -122,6 +125,22 @@ def test_a_model_of_revision_four_scores_to_the_bit_as_before() -> None:
     # the records do reach where revision 5 differs: its kernel reads them otherwise
     model.params_.revision = 5
     assert not np.array_equal(model.evidence(ids, times, X)[0], evidence[0])
+
+
+def test_a_model_of_revision_five_scores_to_the_bit_as_before() -> None:
+    """Revision 5's evidence, as its first release computed it, on the revision-4 records."""
+    model = joblib.load(DATA / "context-revision-5.joblib")
+    assert model.params_.revision == 5
+    ids, times, X = fleet(vehicles=2, per_vehicle=240, seed=6)
+    X[130:140, 0] = X[129, 0]
+    X[150:400, 2] = X[149, 2]
+    X[200:205, 1] -= 10 * np.abs(X[:, 1]).max()
+    X[300:340, 0] += np.random.default_rng(8).normal(0, 3.0, 40)
+    expected = np.load(DATA / "context-revision-5-scores.npy")
+    evidence = np.load(DATA / "context-revision-5-evidence.npy")
+    offsets = np.arange(len(ids), dtype=np.int64) * 300
+    _as_before(model, ids, times, X, evidence[0], expected[0])
+    _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
 
 
 def test_a_new_model_has_the_current_revision_and_fits_steps_on_steps() -> None:
