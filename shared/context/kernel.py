@@ -163,26 +163,29 @@ def _median_without(
     srt: npt.NDArray[np.float64], v: int, s: int, count: int, skip: Matrix, skipped: int
 ) -> float:
     # The median of the sorted window of ``count`` readings less the ``skipped`` values of
-    # ``skip`` (sorted, and among the window's): one walk that passes over each of them once.
+    # ``skip`` (sorted, and among the window's). The value of rank r among the rest sits at
+    # srt[r + k], k the number of skipped values at or below it: starting from srt[r], each
+    # skipped value no greater than the one reached moves the place one on. So a median
+    # costs at most ``skipped`` steps, not a walk to the window's middle (equal values are
+    # interchangeable: whichever copy is passed over, the values reached are the same).
     half = (count - skipped) // 2
-    j = 0
-    rank = 0
-    lower = 0.0
-    upper = 0.0
-    for k in range(count):
-        value = srt[v, s, k]
-        if j < skipped and skip[j] == value:
-            j += 1
-            continue
-        if rank == half - 1:
-            lower = value
-        if rank == half:
-            upper = value
-            break
-        rank += 1
+    k = 0
     if (count - skipped) % 2 == 1:
-        return float(upper)
-    return float((lower + upper) / 2.0)
+        place = half
+        while k < skipped and skip[k] <= srt[v, s, place]:
+            place += 1
+            k += 1
+        return float(srt[v, s, place])
+    place = half - 1
+    while k < skipped and skip[k] <= srt[v, s, place]:
+        place += 1
+        k += 1
+    lower = srt[v, s, place]
+    place += 1
+    while k < skipped and skip[k] <= srt[v, s, place]:
+        place += 1
+        k += 1
+    return float((lower + srt[v, s, place]) / 2.0)
 
 
 def _sort_few(values: Matrix, count: int) -> None:

@@ -95,6 +95,26 @@ def test_the_window_medians_equal_the_selections(seed: int) -> None:
     assert np.array_equal(few, skip)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_the_median_without_passes_over_any_skipped_values(seed: int) -> None:
+    """Skipped values anywhere in the window (its lowest, its highest, runs of one value),
+    of every count up to the change's span and windows of every size: the median of the rest
+    is what a selection over the rest gives."""
+    rng = np.random.default_rng(seed)
+    for _ in range(500):
+        held = int(rng.integers(4, WINDOW + 1))
+        levels = int(rng.choice([2, 3, 6, 1_000]))  # few levels: long runs of equal values
+        values = rng.integers(0, levels, size=held).astype(np.float64)
+        window = np.sort(values)[None, None, :]
+        for skipped in range(1, min(kernel.CHANGE_SPAN, held - 1) + 1):
+            places = rng.choice(held, size=skipped, replace=False)
+            skip = np.sort(values[places])
+            rest = np.delete(values, places)
+            expected = kernel._median(rest.copy(), rest.shape[0])
+            got = kernel._median_without(window, 0, 0, held, skip, skipped)
+            assert got == expected, (values.tolist(), skip.tolist())
+
+
 @pytest.mark.parametrize("count", range(kernel.SORT_FEW + 1))
 def test_the_sorting_network_sorts_every_input_of_its_sizes(count: int) -> None:
     """A network that sorts every input of 0s and 1s sorts every input (the 0-1 principle);
