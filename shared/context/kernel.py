@@ -188,12 +188,64 @@ def _median_without(
     return float((lower + srt[v, s, place]) / 2.0)
 
 
+def _sort_five(values: Matrix) -> None:
+    # values[:5] in ascending order: the 9 comparators of an optimal network for five, in
+    # five layers (the last five readings of every record's change)
+    a0, a1, a2, a3, a4 = values[0], values[1], values[2], values[3], values[4]
+    a0, a3 = (a0, a3) if a0 < a3 else (a3, a0)
+    a1, a4 = (a1, a4) if a1 < a4 else (a4, a1)
+    a0, a2 = (a0, a2) if a0 < a2 else (a2, a0)
+    a1, a3 = (a1, a3) if a1 < a3 else (a3, a1)
+    a0, a1 = (a0, a1) if a0 < a1 else (a1, a0)
+    a2, a4 = (a2, a4) if a2 < a4 else (a4, a2)
+    a1, a2 = (a1, a2) if a1 < a2 else (a2, a1)
+    a3, a4 = (a3, a4) if a3 < a4 else (a4, a3)
+    a2, a3 = (a2, a3) if a2 < a3 else (a3, a2)
+    values[0] = a0
+    values[1] = a1
+    values[2] = a2
+    values[3] = a3
+    values[4] = a4
+
+
+def _sort_six(values: Matrix) -> None:
+    # values[:6] in ascending order: the 12 comparators of an optimal network for six, in
+    # five layers (the last six steps of every record's noise)
+    a0, a1, a2, a3, a4, a5 = values[0], values[1], values[2], values[3], values[4], values[5]
+    a0, a5 = (a0, a5) if a0 < a5 else (a5, a0)
+    a1, a3 = (a1, a3) if a1 < a3 else (a3, a1)
+    a2, a4 = (a2, a4) if a2 < a4 else (a4, a2)
+    a1, a2 = (a1, a2) if a1 < a2 else (a2, a1)
+    a3, a4 = (a3, a4) if a3 < a4 else (a4, a3)
+    a0, a3 = (a0, a3) if a0 < a3 else (a3, a0)
+    a2, a5 = (a2, a5) if a2 < a5 else (a5, a2)
+    a0, a1 = (a0, a1) if a0 < a1 else (a1, a0)
+    a2, a3 = (a2, a3) if a2 < a3 else (a3, a2)
+    a4, a5 = (a4, a5) if a4 < a5 else (a5, a4)
+    a1, a2 = (a1, a2) if a1 < a2 else (a2, a1)
+    a3, a4 = (a3, a4) if a3 < a4 else (a4, a3)
+    values[0] = a0
+    values[1] = a1
+    values[2] = a2
+    values[3] = a3
+    values[4] = a4
+    values[5] = a5
+
+
 def _sort_few(values: Matrix, count: int) -> None:
     # values[:count] in ascending order, in place, for count <= SORT_FEW: the values (padded
     # with +inf) go through a sorting network of eight, compare-exchanges with no branch to
     # mispredict (an insertion sort's branches cost more than its few moves). The values
     # are the same, so every order statistic is; only equal values may trade places, which
     # no caller can tell apart (a median of +0 and -0 is measured through abs or < 0).
+    # The two counts nearly every record sorts have networks of their own, of fewer
+    # comparators than eight padded with +inf.
+    if count == 5:
+        _sort_five(values)
+        return
+    if count == 6:
+        _sort_six(values)
+        return
     inf = math.inf
     a0 = values[0] if count > 0 else inf
     a1 = values[1] if count > 1 else inf
@@ -720,6 +772,8 @@ if numba is not None:
     _median = _jit(_median)
     _middle = _jit(_middle)
     _median_without = _jit(_median_without)
+    _sort_five = _jit(_sort_five)
+    _sort_six = _jit(_sort_six)
     _sort_few = _jit(_sort_few)
     _sorted_replace = _jit(_sorted_replace)
     _deviations = _jit(_deviations)
