@@ -107,40 +107,51 @@ def test_a_model_of_revision_three_scores_to_the_bit_as_before() -> None:
     _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
 
 
-def test_a_model_of_revision_four_scores_to_the_bit_as_before() -> None:
-    """A revision-4 version keeps its noise measure in the level's scale, bit for bit."""
-    model = joblib.load(DATA / "context-revision-4.joblib")
-    assert model.params_.revision == 4
-    assert np.array_equal(model.params_.nscale, np.ones(3))
+def _both_ways_as_recorded(
+    model: ContextForest,
+    revision: int,
+    ids: list[str],
+    times: npt.NDArray[np.float64],
+    X: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Without offsets and with offsets 300 apart, what that revision's release recorded; its
+    evidence without offsets is returned."""
+    expected = np.load(DATA / f"context-revision-{revision}-scores.npy")
+    evidence = np.load(DATA / f"context-revision-{revision}-evidence.npy")
+    offsets = np.arange(len(ids), dtype=np.int64) * 300
+    _as_before(model, ids, times, X, evidence[0], expected[0])
+    _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
+    return evidence[0]
+
+
+def _noisy_records() -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The revision-3 records with Gaussian noise of 3 on sensor 0, rows 300-339."""
     ids, times, X = fleet(vehicles=2, per_vehicle=240, seed=6)
     X[130:140, 0] = X[129, 0]
     X[150:400, 2] = X[149, 2]
     X[200:205, 1] -= 10 * np.abs(X[:, 1]).max()
     X[300:340, 0] += np.random.default_rng(8).normal(0, 3.0, 40)
-    expected = np.load(DATA / "context-revision-4-scores.npy")
-    evidence = np.load(DATA / "context-revision-4-evidence.npy")
-    offsets = np.arange(len(ids), dtype=np.int64) * 300
-    _as_before(model, ids, times, X, evidence[0], expected[0])
-    _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
+    return ids, times, X
+
+
+def test_a_model_of_revision_four_scores_to_the_bit_as_before() -> None:
+    """A revision-4 version keeps its noise measure in the level's scale, bit for bit."""
+    model = joblib.load(DATA / "context-revision-4.joblib")
+    assert model.params_.revision == 4
+    assert np.array_equal(model.params_.nscale, np.ones(3))
+    ids, times, X = _noisy_records()
+    evidence = _both_ways_as_recorded(model, 4, ids, times, X)
     # the records do reach where revision 5 differs: its kernel reads them otherwise
     model.params_.revision = 5
-    assert not np.array_equal(model.evidence(ids, times, X)[0], evidence[0])
+    assert not np.array_equal(model.evidence(ids, times, X)[0], evidence)
 
 
 def test_a_model_of_revision_five_scores_to_the_bit_as_before() -> None:
     """Revision 5's evidence, as its first release computed it, on the revision-4 records."""
     model = joblib.load(DATA / "context-revision-5.joblib")
     assert model.params_.revision == 5
-    ids, times, X = fleet(vehicles=2, per_vehicle=240, seed=6)
-    X[130:140, 0] = X[129, 0]
-    X[150:400, 2] = X[149, 2]
-    X[200:205, 1] -= 10 * np.abs(X[:, 1]).max()
-    X[300:340, 0] += np.random.default_rng(8).normal(0, 3.0, 40)
-    expected = np.load(DATA / "context-revision-5-scores.npy")
-    evidence = np.load(DATA / "context-revision-5-evidence.npy")
-    offsets = np.arange(len(ids), dtype=np.int64) * 300
-    _as_before(model, ids, times, X, evidence[0], expected[0])
-    _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
+    ids, times, X = _noisy_records()
+    _both_ways_as_recorded(model, 5, ids, times, X)
 
 
 def test_a_new_model_has_the_current_revision_and_fits_steps_on_steps() -> None:
