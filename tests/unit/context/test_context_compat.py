@@ -121,7 +121,7 @@ def _both_ways_as_recorded(
     offsets = np.arange(len(ids), dtype=np.int64) * 300
     _as_before(model, ids, times, X, evidence[0], expected[0])
     _as_before(model, ids, times, X, evidence[1], expected[1], offsets)
-    return evidence[0]
+    return np.asarray(evidence[0], dtype=np.float64)
 
 
 def _noisy_records() -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
