@@ -169,19 +169,16 @@ def _median_without(
     # costs at most ``skipped`` steps, not a walk to the window's middle (equal values are
     # interchangeable: whichever copy is passed over, the values reached are the same).
     half = (count - skipped) // 2
+    odd = (count - skipped) % 2 == 1
     k = 0
-    if (count - skipped) % 2 == 1:
-        place = half
-        while k < skipped and skip[k] <= srt[v, s, place]:
-            place += 1
-            k += 1
-        return float(srt[v, s, place])
-    place = half - 1
+    place = half if odd else half - 1  # the rank of the middle, or of the lower middle
     while k < skipped and skip[k] <= srt[v, s, place]:
         place += 1
         k += 1
+    if odd:
+        return float(srt[v, s, place])
     lower = srt[v, s, place]
-    place += 1
+    place += 1  # the next rank: on from the place reached, past what is still skipped
     while k < skipped and skip[k] <= srt[v, s, place]:
         place += 1
         k += 1
