@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.detection [--runs 7@12,1@12] [--real DIR | --no-real]
                                         [--only wsn_motes,water_flow] [--max-rows N]
-                                        [--false-alarm-rate R] [--max-samples N] [--jobs 2]
+                                        [--false-alarm-rate R] [--max-samples N]
+                                        [--random-state N] [--jobs 2]
 
 Simulated runs: 20 vehicles, 10,000 records with 2% faults of all five kinds, starting at
 2025-03-01 at the run's hour; the model is a ``ContextForest`` with its defaults (and a fixed
@@ -15,9 +16,9 @@ alarms) and with faults of the five kinds injected by a seeded injector (see
 :mod:`bench.detection_real`). Rows the source labels anomalous (``wsn_motes``) are kept in the
 replay, for context, but left out of the figures; how many of them were flagged is reported.
 
-``--false-alarm-rate`` and ``--max-samples`` train every model with that ``ContextForest``
-parameter instead of its default (the trade-offs in docs/detection.md and
-docs/performance.md); ``--jobs`` evaluates that many runs and recordings at once (the
+``--false-alarm-rate``, ``--max-samples`` and ``--random-state`` train every model with that
+``ContextForest`` parameter instead of its default, or of 42 for the seed (the trade-offs in
+docs/detection.md and docs/performance.md; other forests of the same data); ``--jobs`` evaluates that many runs and recordings at once (the
 figures do not depend on it). Prints a table per part and writes bench/results/detection.json.
 """
 
@@ -84,7 +85,7 @@ def simulated_run(seed: int, hour: int, params: dict[str, Any] | None = None) ->
     offline."""
     began = time.perf_counter()
     start, history, stream = run_records(seed, hour)
-    model = ContextForest(random_state=RANDOM_STATE, **(params or {})).fit(
+    model = ContextForest(**{"random_state": RANDOM_STATE, **(params or {})}).fit(
         [r.vehicle_id for r in history],
         epoch_seconds([r.timestamp for r in history]),
         feature_matrix(history),
@@ -118,7 +119,7 @@ def real_run(
     half = first_half(rec)
     train = half & (rec.source_label == 0)  # rows the source labels anomalous do not train
     ids = [v for v, t in zip(rec.vehicles, train, strict=True) if t]
-    model = ContextForest(random_state=RANDOM_STATE, **(params or {})).fit(
+    model = ContextForest(**{"random_state": RANDOM_STATE, **(params or {})}).fit(
         ids, rec.times[train], rec.X[train]
     )
     rest = ~half
@@ -227,6 +228,9 @@ def main() -> None:
         "--false-alarm-rate", type=float, help="train with this false_alarm_rate (its default)"
     )
     parser.add_argument("--max-samples", type=int, help="train with this max_samples (its default)")
+    parser.add_argument(
+        "--random-state", type=int, default=RANDOM_STATE, help=f"the forests' seed ({RANDOM_STATE})"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs evaluated at once (1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "detection.json", help="JSON file")
     args = parser.parse_args()
@@ -235,6 +239,8 @@ def main() -> None:
         params["false_alarm_rate"] = args.false_alarm_rate
     if args.max_samples is not None:
         params["max_samples"] = args.max_samples
+    if args.random_state != RANDOM_STATE:
+        params["random_state"] = args.random_state
     runs = [] if args.no_simulated else args.runs
     replay_real = args.real is not None and not args.no_real
     paths: list[Path] = []
@@ -290,7 +296,7 @@ def main() -> None:
     payload = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "random_state": RANDOM_STATE,
+        "random_state": args.random_state,
         "model_params": params,
         "simulated": simulated,
         "real": real,
