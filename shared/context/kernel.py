@@ -15,6 +15,9 @@ kernel measures six kinds of evidence against what the model learned (:mod:`.par
                  unusual as it is, however far the readings above it range);
 ``consistency``  the reading against what the other sensors predict for it, and against the
                  median of its recent deviations, whichever is nearer (0 for one sensor);
+                 from revision 6 at least its swing: the smaller of its largest deviation
+                 above and below the prediction over the last eight records, no more than
+                 the larger of its last two (a loose connector throws a sensor both ways);
 ``motion``       for a reading that repeats the previous one exactly: the step the other
                  sensors predict for it (from their own steps), that it did not
                  make: a sensor frozen while the sensors it follows move (0 for one sensor;
@@ -103,8 +106,10 @@ LOCAL_MIN = 4  # history needed before the local judgement applies
 # motion takes the others' steps robustly. 3: flat counts a run over the whole history.
 # 4: level's two tails are normalised apart (``q50`` and ``den`` have a row for the one below).
 # 5: noise is measured in the sensor's usual steps (``nscale`` is the step scale, where it
-# was 1), and is at most the median of the last three steps.
-REVISION = 5
+# was 1), and is at most the median of the last three steps. 6: consistency is also the
+# swing of the last SWING_SPAN records' deviations (a loose connector's noise).
+REVISION = 6
+SWING_SPAN = 8  # records whose deviations of both signs are consistency's swing (<= LOCAL_SPAN)
 SORT_FEW = 8  # a median of at most this many values sorts them
 LEVEL_BELOW = N_KINDS  # the row of q50 and den that normalises a level below the baseline
 
@@ -582,6 +587,19 @@ def _derive(
                 for k in range(back):
                     scratch[k] = past[k, s]
                 consistency = min(consistency, abs(dev[s] - _median(scratch, back)))
+            if revision >= 6 and F > 1 and back >= LOCAL_MIN:
+                # the swing: a loose connector throws a sensor to both sides of what the
+                # others predict, a drift, a stuck or a dead sensor to one, a spike once. Its
+                # size is the smaller of the largest deviation above and below over the last
+                # SWING_SPAN records, so a quiet reading amid the noise still counts; and no
+                # more than the larger of the last two, so it ends a record after the noise.
+                up = max(dev[s], 0.0)
+                down = min(dev[s], 0.0)
+                for k in range(min(back, SWING_SPAN - 1)):
+                    up = max(up, past[k, s])
+                    down = min(down, past[k, s])
+                swing = min(up, -down, max(abs(dev[s]), abs(past[0, s])))
+                consistency = max(consistency, swing)
             ev[CONSISTENCY] = consistency
             # motion counts for a sensor that repeated its last reading: frozen while the
             # sensors it follows moved (a jump alone is consistency's and change's to see,

@@ -19,6 +19,8 @@ with, besides, Gaussian noise of 3 (``default_rng(8)``) added to sensor 0 on row
 the same way by the release of revision 5 before its kernel's arithmetic was reordered
 (the window's median less the newest readings found by skipping, the noise's steps divided
 once their middles are known): the same evidence to the bit is what those changes promise.
+``data/context-revision-6*`` were written the same way by the release of revision 6
+(consistency's swing, which the noise burst on rows 300-339 reaches).
 
 The evidence (the forest's input) must equal, to the bit, ``data/context-revision-N-evidence.npy``
 (written by the release of revision 4 from the same records, when these scores held to the
@@ -99,7 +101,8 @@ def _records(
 ) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """The records a revision's release was recorded on: revision 2's stuck sensors; from
     revision 3 also sensor 1 far below its floor (where revision 4 differs), and from
-    revision 4 (revision 5's too) a noise burst on sensor 0 (where revision 5 differs)."""
+    revision 4 (revision 5's and 6's too) a noise burst on sensor 0 (where revision 5 and
+    revision 6 differ)."""
     ids, times, X = fleet(vehicles=2, per_vehicle=240, seed=6)
     X[130:140, 0] = X[129, 0]
     X[150:400, 2] = X[149, 2]
@@ -144,16 +147,28 @@ def test_a_model_of_revision_five_scores_to_the_bit_as_before() -> None:
     model = joblib.load(DATA / "context-revision-5.joblib")
     assert model.params_.revision == 5
     ids, times, X = _records(5)
-    _both_ways_as_recorded(model, 5, ids, times, X)
+    evidence = _both_ways_as_recorded(model, 5, ids, times, X)
+    # the noise burst reaches where revision 6 differs: its consistency swings there
+    model.params_.revision = 6
+    assert not np.array_equal(model.evidence(ids, times, X)[0], evidence)
+
+
+def test_a_model_of_revision_six_scores_to_the_bit_as_before() -> None:
+    """Revision 6's evidence (consistency's swing), as its first release computed it, on the
+    revision-4 records."""
+    model = joblib.load(DATA / "context-revision-6.joblib")
+    assert model.params_.revision == 6
+    ids, times, X = _records(6)
+    _both_ways_as_recorded(model, 6, ids, times, X)
 
 
 def test_a_new_model_has_the_current_revision_and_fits_steps_on_steps() -> None:
-    """A model trained now records revision 5, measures noise in steps, and predicts a step
+    """A model trained now records revision 6, measures noise in steps, and predicts a step
     from steps, not levels."""
     ids, times, X = fleet(vehicles=2, per_vehicle=300)
     model = ContextForest(n_estimators=20, max_samples=256, random_state=3).fit(ids, times, X)
-    assert model.params_.revision == REVISION == 5
-    assert model.summary()["evidence_revision"] == 5
+    assert model.params_.revision == REVISION == 6
+    assert model.summary()["evidence_revision"] == 6
     assert np.array_equal(model.params_.nscale, model.params_.dscale)
     assert model.params_.q50.shape == model.params_.den.shape == (8, X.shape[1])
     width = X.shape[1]
