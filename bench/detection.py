@@ -18,8 +18,9 @@ replay, for context, but left out of the figures; how many of them were flagged 
 
 ``--false-alarm-rate``, ``--max-samples`` and ``--random-state`` train every model with that
 ``ContextForest`` parameter instead of its default, or of 42 for the seed (the trade-offs in
-docs/detection.md and docs/performance.md; other forests of the same data); ``--jobs`` evaluates that many runs and recordings at once (the
-figures do not depend on it). Prints a table per part and writes bench/results/detection.json.
+docs/detection.md and docs/performance.md; other forests of the same data); ``--jobs``
+evaluates that many runs and recordings at once (the figures do not depend on it). Prints a
+table per part and writes bench/results/detection.json.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ def run_records(seed: int, hour: int) -> tuple[datetime, list[SimRecord], list[S
     return start, history, stream
 
 
-def simulated_run(seed: int, hour: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def simulated_run(
+    seed: int, hour: int, params: dict[str, Any] | None = None, random_state: int = RANDOM_STATE
+) -> dict[str, Any]:
     """One of the README's runs, trained (``ContextForest`` defaults, or ``params``) and scored
     offline."""
     began = time.perf_counter()
     start, history, stream = run_records(seed, hour)
-    model = ContextForest(**{"random_state": RANDOM_STATE, **(params or {})}).fit(
+    model = ContextForest(random_state=random_state, **(params or {})).fit(
         [r.vehicle_id for r in history],
         epoch_seconds([r.timestamp for r in history]),
         feature_matrix(history),
@@ -109,7 +112,12 @@ def simulated_run(seed: int, hour: int, params: dict[str, Any] | None = None) ->
 
 
 def real_run(
-    path: Path, rate: float, seed: int, max_rows: int | None, params: dict[str, Any] | None = None
+    path: Path,
+    rate: float,
+    seed: int,
+    max_rows: int | None,
+    params: dict[str, Any] | None = None,
+    random_state: int = RANDOM_STATE,
 ) -> dict[str, Any]:
     """One real recording: trained on each vehicle's first half, the second half replayed."""
     began = time.perf_counter()
@@ -119,7 +127,7 @@ def real_run(
     half = first_half(rec)
     train = half & (rec.source_label == 0)  # rows the source labels anomalous do not train
     ids = [v for v, t in zip(rec.vehicles, train, strict=True) if t]
-    model = ContextForest(**{"random_state": RANDOM_STATE, **(params or {})}).fit(
+    model = ContextForest(random_state=random_state, **(params or {})).fit(
         ids, rec.times[train], rec.X[train]
     )
     rest = ~half
@@ -239,8 +247,6 @@ def main() -> None:
         params["false_alarm_rate"] = args.false_alarm_rate
     if args.max_samples is not None:
         params["max_samples"] = args.max_samples
-    if args.random_state != RANDOM_STATE:
-        params["random_state"] = args.random_state
     runs = [] if args.no_simulated else args.runs
     replay_real = args.real is not None and not args.no_real
     paths: list[Path] = []
@@ -252,13 +258,20 @@ def main() -> None:
         mapped = pool.map if pool is not None else map
         simulated = list(
             mapped(
-                partial(simulated_run, params=params), [s for s, _ in runs], [h for _, h in runs]
+                partial(simulated_run, params=params, random_state=args.random_state),
+                [s for s, _ in runs],
+                [h for _, h in runs],
             )
         )
         real = list(
             mapped(
                 partial(
-                    real_run, rate=args.rate, seed=args.seed, max_rows=args.max_rows, params=params
+                    real_run,
+                    rate=args.rate,
+                    seed=args.seed,
+                    max_rows=args.max_rows,
+                    params=params,
+                    random_state=args.random_state,
                 ),
                 paths,
             )
