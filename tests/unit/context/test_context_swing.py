@@ -77,9 +77,10 @@ def test_the_quiet_readings_amid_a_loose_connectors_noise_count(model: ContextFo
     new = _consistency(params, X)[302:320]
     old = _consistency(_revision_five(params), X)[302:320]
     assert np.median(new) > 2 * np.median(old)
-    quiet = old < _clean_ceiling(params)  # readings that alone look clean
+    ceiling = _clean_ceiling(params)
+    quiet = old < ceiling  # readings that alone look clean
     assert quiet.sum() >= 3
-    assert (new[quiet] > _clean_ceiling(params)).mean() >= 0.75
+    assert (new[quiet] > ceiling).mean() >= 0.75
 
 
 def test_one_sided_faults_raise_no_swing(model: ContextForest) -> None:
