@@ -23,28 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.episodes_cost import Record, batches
-from bench.pipeline_workload import N_FEATURES, train_model
+from bench.episodes_cost import Record, batches, bench_detector
 from consumer.processor import BatchProcessor
 from shared.context import ContextState
 from shared.detector import Detector
-from shared.training_schemas import ModelMeta
 
 RESULTS = Path(__file__).parent / "results" / "batch_cost.json"
 KINDS = ("point", "context")
-
-
-def detector(kind: str) -> Detector:
-    """The pipeline benchmark's model of ``kind``, loaded as the worker loads it."""
-    meta = ModelMeta(
-        version="bench",
-        created_at=datetime.now(UTC),
-        n_features=N_FEATURES,
-        record_count=2048,
-        params={},
-        sha256="0" * 64,
-    )
-    return Detector(meta, train_model(0, kind))
 
 
 def one_pass(processor: BatchProcessor, model: Detector, work: list[list[Record]]) -> float:
@@ -63,7 +48,7 @@ def main() -> None:
     parser.add_argument("--point-records-per-s", type=float, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    models = {kind: detector(kind) for kind in KINDS}
+    models = {kind: bench_detector(kind) for kind in KINDS}
     processor = BatchProcessor(anomaly_topic="anomalies", dlq_topic="dlq", attribution_top_k=3)
     work = batches(args.records)
     for model in models.values():

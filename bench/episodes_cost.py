@@ -60,6 +60,19 @@ def batches(count: int) -> list[list[Record]]:
     return out
 
 
+def bench_detector(kind: str) -> Detector:
+    """The pipeline benchmark's model of ``kind``, loaded as the worker loads it."""
+    meta = ModelMeta(
+        version="bench",
+        created_at=datetime.now(UTC),
+        n_features=N_FEATURES,
+        record_count=2048,
+        params={},
+        sha256="0" * 64,
+    )
+    return Detector(meta, train_model(0, kind))
+
+
 def one_pass(
     processor: BatchProcessor, detector: Detector, work: list[list[Record]], episodes: bool
 ) -> tuple[float, int]:
@@ -82,16 +95,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    model = train_model(0, "context")
-    meta = ModelMeta(
-        version="bench",
-        created_at=datetime.now(UTC),
-        n_features=N_FEATURES,
-        record_count=2048,
-        params={},
-        sha256="0" * 64,
-    )
-    detector = Detector(meta, model)
+    detector = bench_detector("context")
     processor = BatchProcessor(anomaly_topic="anomalies", dlq_topic="dlq", attribution_top_k=3)
     work = batches(args.records)
     one_pass(processor, detector, work[:6], True)  # compile and warm up
