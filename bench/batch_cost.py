@@ -18,27 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.episodes_cost import Record, batches, bench_detector
+from bench.episodes_cost import batches, bench_detector, one_pass
 from consumer.processor import BatchProcessor
-from shared.context import ContextState
-from shared.detector import Detector
 
 RESULTS = Path(__file__).parent / "results" / "batch_cost.json"
 KINDS = ("point", "context")
-
-
-def one_pass(processor: BatchProcessor, model: Detector, work: list[list[Record]]) -> float:
-    """CPU seconds to process every batch, from a fresh state."""
-    states: dict[tuple[str, int], ContextState] = {}
-    started = time.process_time()
-    for batch in work:
-        processor.process(batch, model, "2024-01-15T10:00:00Z", states, None)
-    return time.process_time() - started
 
 
 def main() -> None:
@@ -52,11 +40,11 @@ def main() -> None:
     processor = BatchProcessor(anomaly_topic="anomalies", dlq_topic="dlq", attribution_top_k=3)
     work = batches(args.records)
     for model in models.values():
-        one_pass(processor, model, work[:6])  # compile and warm up
+        one_pass(processor, model, work[:6], False)  # compile and warm up
     samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for repetition in range(args.repeat):
         for kind in KINDS if repetition % 2 == 0 else KINDS[::-1]:
-            samples[kind].append(one_pass(processor, models[kind], work))
+            samples[kind].append(one_pass(processor, models[kind], work, False)[0])
     per_record = {k: 1e6 * min(v) / args.records for k, v in samples.items()}
     extra = per_record["context"] - per_record["point"]
     result: dict[str, Any] = {
